@@ -1,0 +1,72 @@
+"""``matrix``: the forward convolution as a sparse matrix ``C``; the transposed convolution is ``C.T``.
+
+For one sample, flatten ``x`` to a vector of ``C_in * prod(in)`` entries and ``y`` to one of
+``C_out * prod(out)``. The forward convolution is linear, ``y = C x``, with one stored entry per
+(output channel, input channel of its group, output position, kernel tap that lands inside the
+unpadded input)::
+
+    C[(o, p), (g*C_in/g + i, p*stride + j*dilation - pad_low)] = w[o, i, j]
+
+Taps that land in the padding read zeros and store nothing. The input gradient of ``y = C x`` is
+``C.T @ grad_y`` — the transposed convolution, by definition of the transpose. Output padding only
+widens the columns (input positions no output reads).
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import scipy.sparse
+
+from ..spec import ConvSpec, ConvSpecError
+
+#: Refuse to build a matrix whose estimated memory exceeds this many bytes.
+MEMORY_LIMIT = 2 * 2**30
+
+
+def _taps(spec: ConvSpec):
+    """Flat (output position, input position, kernel tap) triples of the in-range taps."""
+    rows, cols, taps = [], [], []
+    positions = np.indices(spec.output_size).reshape(spec.ndim, -1)   # (d, P)
+    for flat_tap, tap in enumerate(itertools.product(*map(range, spec.kernel_size))):
+        q = [p * s + j * d - lo for p, s, j, d, (lo, _) in
+             zip(positions, spec.stride, tap, spec.dilation, spec.padding)]
+        inside = np.logical_and.reduce([(qi >= 0) & (qi < n) for qi, n in
+                                        zip(q, spec.input_size)])
+        rows.append(np.flatnonzero(inside))
+        cols.append(np.ravel_multi_index([qi[inside] for qi in q], spec.input_size))
+        taps.append(np.full(rows[-1].size, flat_tap))
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(taps)
+
+
+def estimate_bytes(spec: ConvSpec, itemsize: int = 8) -> int:
+    """Upper bound of the memory of ``C`` (COO triplets before conversion, int64 indices)."""
+    nnz = (spec.out_channels * (spec.in_channels // spec.groups)
+           * int(np.prod(spec.output_size)) * int(np.prod(spec.kernel_size)))
+    return nnz * (itemsize + 2 * 8)
+
+
+def forward_matrix(w: np.ndarray, spec: ConvSpec) -> scipy.sparse.csr_matrix:
+    """The sparse ``(C_out * prod(out), C_in * prod(in))`` matrix of the forward convolution."""
+    need = estimate_bytes(spec, w.dtype.itemsize)
+    if need > MEMORY_LIMIT:
+        raise ConvSpecError(
+            f"method='matrix' would need about {need / 2**30:.1f} GiB for the sparse matrix of "
+            f"{spec.describe()}, over the limit of {MEMORY_LIMIT / 2**30:.1f} GiB "
+            f"(tconv.algorithms.matrix.MEMORY_LIMIT); use another method")
+    co, ci = spec.out_channels // spec.groups, spec.in_channels // spec.groups
+    n_out, n_in = int(np.prod(spec.output_size)), int(np.prod(spec.input_size))
+    pos_out, pos_in, tap = _taps(spec)
+    o = np.arange(spec.out_channels)[:, None, None]                    # (C_out, 1, 1)
+    i = (o // co) * ci + np.arange(ci)[None, :, None]                  # (C_out, C_in/g, 1)
+    rows = np.broadcast_to(o * n_out + pos_out, (spec.out_channels, ci, pos_out.size))
+    cols = i * n_in + pos_in
+    values = w.reshape(spec.out_channels, ci, -1)[:, :, tap]           # (C_out, C_in/g, M)
+    return scipy.sparse.csr_matrix((values.ravel(), (rows.ravel(), cols.ravel())),
+                                   shape=(spec.out_channels * n_out, spec.in_channels * n_in))
+
+
+def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    c = forward_matrix(w, spec)
+    x = c.T @ y.reshape(spec.batch, c.shape[0]).T                # (C_in * prod(in), N)
+    return np.ascontiguousarray(np.asarray(x).T).reshape(spec.input_shape)

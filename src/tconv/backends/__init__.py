@@ -1,0 +1,49 @@
+"""Adapters that compute a spec's input gradient through a framework, imported only when used.
+
+Each backend module has ``NAME``, ``available() -> bool`` and
+``input_grad_ways(spec, w, g) -> dict[str, ndarray | NotExpressible]``: one entry per way the
+framework offers, the result in the dtype of ``g``, or why that way cannot express the spec.
+Framework conventions live here and nowhere else in the core.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from ..spec import ConvSpecError
+
+#: backend name -> module, in the order of the verify table.
+BACKENDS = {"torch": "tconv.backends.torch_backend"}
+
+
+@dataclass(frozen=True)
+class NotExpressible:
+    """A way of computing the input gradient that cannot express a spec, and why."""
+
+    reason: str
+
+
+def load(name: str) -> ModuleType:
+    if name not in BACKENDS:
+        raise ConvSpecError(f"backend {name!r} is not one of {tuple(BACKENDS)}")
+    return importlib.import_module(BACKENDS[name])
+
+
+def installed() -> list[str]:
+    """The backends whose framework imports on this machine."""
+    return [name for name in BACKENDS if load(name).available()]
+
+
+def parse(names: str | None) -> list[str]:
+    """``"torch,jax"`` / ``"all"`` / ``"none"`` / None (= installed) -> backend names."""
+    if names is None or names == "installed":
+        return installed()
+    if names == "all":
+        return list(BACKENDS)
+    if names in ("", "none"):
+        return []
+    result = [n.strip() for n in names.split(",") if n.strip()]
+    for name in result:
+        load(name)
+    return result

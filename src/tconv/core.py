@@ -1,0 +1,97 @@
+"""The public convolution functions: parse parameters into a ConvSpec once, then dispatch."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import forward
+from ._arrays import as_compute, result_dtype
+from .algorithms import ALGORITHMS, METHODS
+from .spec import ConvSpec, ConvSpecError
+
+#: What ``method="auto"`` runs: col2im does no multiply on an inserted zero and is one GEMM.
+AUTO_METHOD = "gemm"
+
+
+def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+    """N-d convolution (cross-correlation), as ``torch.nn.functional.conv{1,2,3}d`` without bias.
+
+    Parameters
+    ----------
+    x : array_like, ``(N, C_in, *spatial)``
+    w : array_like, ``(C_out, C_in / groups, *kernel)``
+    stride, dilation : int or sequence of int
+    padding : int, sequence of int, sequence of (low, high) pairs, ``"valid"`` or ``"same"``
+    groups : int
+
+    Returns
+    -------
+    ndarray ``(N, C_out, *out)`` in the promoted dtype of ``x`` and ``w``, with
+    ``out = floor((in + pad_low + pad_high - dilation*(k-1) - 1) / stride) + 1``.
+
+    Examples
+    --------
+    >>> import numpy as np, tconv
+    >>> tconv.conv(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), stride=2, padding=1)[0, 0]
+    array([[4., 6.],
+           [6., 9.]])
+    """
+    x, w = np.asarray(x), np.asarray(w)
+    spec = ConvSpec.forward(x.shape, w.shape, stride=stride, padding=padding,
+                            dilation=dilation, groups=groups)
+    return forward.conv(x, w, spec)
+
+
+def conv_transpose(y, w, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1,
+                   output_size=None, method="auto") -> np.ndarray:
+    """N-d transposed convolution: the input gradient of :func:`conv`, as ``F.conv_transpose{1,2,3}d``.
+
+    Parameters
+    ----------
+    y : array_like, ``(N, C_in, *spatial)``
+    w : array_like, ``(C_in, C_out / groups, *kernel)`` (the forward weight of the matching conv)
+    stride, dilation : int or sequence of int
+    padding : int, sequence of int, sequence of (low, high) pairs, ``"valid"`` or ``"same"``
+        The padding of the matching forward convolution; it crops the full result.
+    output_padding : int or sequence of int
+        Extra cells on the high side, ``0 <= output_padding < max(stride, dilation)``.
+    output_size : sequence of int, optional
+        Spatial size (or full shape) of the result; chooses ``output_padding``.
+    method : str
+        ``"auto"`` or one of :data:`tconv.METHODS`; every method gives the same numbers.
+
+    Returns
+    -------
+    ndarray ``(N, C_out, *out)`` with
+    ``out = (in - 1)*stride - pad_low - pad_high + dilation*(k-1) + 1 + output_padding``.
+
+    Examples
+    --------
+    >>> import numpy as np, tconv
+    >>> tconv.conv_transpose(np.ones((1, 1, 2, 2)), np.ones((1, 1, 3, 3)), stride=2, padding=1,
+    ...                      output_padding=1)[0, 0]
+    array([[1., 2., 1., 1.],
+           [2., 4., 2., 2.],
+           [1., 2., 1., 1.],
+           [1., 2., 1., 1.]])
+    """
+    y, w = np.asarray(y), np.asarray(w)
+    _check_method(method)
+    spec = ConvSpec.transpose(y.shape, w.shape, stride=stride, padding=padding,
+                              output_padding=output_padding, dilation=dilation, groups=groups,
+                              output_size=output_size)
+    return transpose(y, w, spec, method)
+
+
+def transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec, method: str = "auto") -> np.ndarray:
+    """Run one algorithm for a built ``spec``: ``y`` is ``spec.output_shape``; the result is
+    ``spec.input_shape`` in the promoted dtype of ``y`` and ``w``."""
+    _check_method(method)
+    dtype = result_dtype(y, w)
+    algorithm = ALGORITHMS[AUTO_METHOD if method == "auto" else method]
+    x = algorithm(as_compute(y, dtype), as_compute(w, dtype), spec)
+    return x.astype(dtype, copy=False)
+
+
+def _check_method(method) -> None:
+    if method != "auto" and method not in ALGORITHMS:
+        raise ConvSpecError(f"method={method!r} is not one of {('auto',) + METHODS}")

@@ -1,0 +1,47 @@
+"""The forward convolution (cross-correlation), N-d, grouped, strided and dilated.
+
+Dilate, pad, take a strided view per kernel tap, contract the channels: for every tap ``j`` of
+the kernel, the input samples it meets form the strided slice ``x[..., j*d : j*d + s*(out-1) + 1 : s]``,
+and one matrix product per tap adds ``w[:, :, j] @ slice`` into the output. The loop runs over the
+``prod(kernel)`` taps only; batch, channels and positions are vectorised.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ._arrays import as_compute, pad_or_crop, result_dtype
+from .spec import ConvSpec
+
+
+def correlate(x: np.ndarray, w: np.ndarray, out_size, stride, dilation,
+              groups: int) -> np.ndarray:
+    """``y[n, o, p] = sum_{i, j} x[n, g*C_in/g + i, p*stride + j*dilation] * w[o, i, j]``.
+
+    ``x`` is ``(N, C_in, *size)`` and already padded; ``w`` is ``(C_out, C_in/groups, *k)``;
+    the result is ``(N, C_out, *out_size)`` in the dtype of ``x`` and ``w`` multiplied.
+    Taps read only in-range samples: ``out_size`` must not reach beyond ``x``.
+    """
+    n, c_in = x.shape[:2]
+    c_out = w.shape[0]
+    kernel = w.shape[2:]
+    positions = int(np.prod(out_size, dtype=np.int64))
+    xg = x.reshape((n, groups, c_in // groups) + x.shape[2:])        # (N, g, Ci/g, *size)
+    wg = w.reshape((groups, c_out // groups, c_in // groups) + kernel)  # (g, Co/g, Ci/g, *k)
+    out = np.zeros((n, groups, c_out // groups, positions), dtype=np.result_type(x, w))
+    for tap in itertools.product(*map(range, kernel)):
+        window = tuple(slice(j * d, j * d + s * (m - 1) + 1, s)
+                       for j, d, s, m in zip(tap, dilation, stride, out_size))
+        patch = xg[(slice(None),) * 3 + window].reshape(n, groups, c_in // groups, positions)
+        out += wg[(slice(None),) * 3 + tap] @ patch                  # (g, Co/g, Ci/g) @ (N, g, Ci/g, P)
+    return out.reshape((n, c_out) + tuple(out_size))
+
+
+def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """Forward convolution of ``spec``: pad by ``spec.padding``, correlate, keep the dtype."""
+    dtype = result_dtype(x, w)
+    xp = pad_or_crop(as_compute(x, dtype), spec.padding)
+    y = correlate(xp, as_compute(w, dtype), spec.output_size, spec.stride, spec.dilation,
+                  spec.groups)
+    return y.astype(dtype, copy=False)

@@ -1,0 +1,113 @@
+"""Every conv_transpose method against the scatter reference and against exact arithmetic."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tconv
+from tconv import exact, forward, reference
+from tconv.core import transpose
+from tconv.spec import ConvSpec
+from tconv.strategies import arrays_for, conv_specs
+from tconv.verify import error_bound
+
+OTHER_METHODS = [m for m in tconv.METHODS if m != "scatter"]
+
+
+def test_methods_table():
+    """METHODS holds every algorithm DESIGN.md names, and 'auto' is not one of them."""
+    assert set(tconv.METHODS) >= {"scatter", "zero_insertion", "commuted", "matrix", "gemm",
+                                  "polyphase"}
+    assert "auto" not in tconv.METHODS
+
+
+@settings(max_examples=300)
+@given(spec=conv_specs(), seed=st.integers(0, 2**16))
+def test_every_method_equals_scatter_bit_for_bit_on_integers(spec, seed):
+    """Integer data: every method, every spec, exactly the reference's numbers."""
+    _, w, y = arrays_for(spec, seed)
+    expected = transpose(y, w, spec, "scatter")
+    assert expected.shape == spec.input_shape
+    for method in OTHER_METHODS + ["auto"]:
+        got = transpose(y, w, spec, method)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, expected, err_msg=f"{method}: {spec.describe()}")
+
+
+@settings(max_examples=60)
+@given(spec=conv_specs(max_out=3), seed=st.integers(0, 2**16))
+def test_every_method_within_error_bound_of_exact_float64(spec, seed):
+    """Float64 data: every method within the rounding bound of the exact result."""
+    _, w, y = arrays_for(spec, seed, np.float64)
+    truth = exact.conv_transpose(y, w, spec)
+    bound = error_bound(y, w, spec, truth)
+    for method in tconv.METHODS:
+        diff = np.abs(transpose(y, w, spec, method) - truth)
+        assert np.all(diff <= bound), (method, spec.describe(), diff.max(), bound.max())
+
+
+@settings(max_examples=150)
+@given(spec=conv_specs(), seed=st.integers(0, 2**16))
+def test_scatter_is_the_adjoint_of_the_naive_forward_loop(spec, seed):
+    """The reference itself: <conv(x), y> == <x, scatter(y)> with both naive loops, exactly."""
+    result = tconv.dot_test(spec, forward_fn=reference.conv, adjoint_fn=reference.conv_transpose,
+                            seed=seed)
+    assert result.passed and result.lhs == result.rhs
+
+
+@settings(max_examples=150)
+@given(spec=conv_specs(), seed=st.integers(0, 2**16))
+def test_fast_forward_equals_naive_forward(spec, seed):
+    x, w, _ = arrays_for(spec, seed)
+    np.testing.assert_array_equal(forward.conv(x, w, spec), reference.conv(x, w, spec))
+
+
+def test_the_original_experiment_by_hand():
+    """4x4 input, 3x3 kernel, stride 2, padding 1: the formula written out cell by cell."""
+    rng = np.random.default_rng(7)
+    w = rng.integers(-4, 5, (1, 1, 3, 3))
+    g = rng.integers(-4, 5, (1, 1, 2, 2))
+    # x[a] receives g[i] * w[j] wherever 2*i + j - 1 == a (both dims)
+    expected = np.zeros((4, 4), dtype=np.int64)
+    for i0 in range(2):
+        for i1 in range(2):
+            for j0 in range(3):
+                for j1 in range(3):
+                    a0, a1 = 2 * i0 + j0 - 1, 2 * i1 + j1 - 1
+                    if 0 <= a0 < 4 and 0 <= a1 < 4:
+                        expected[a0, a1] += g[0, 0, i0, i1] * w[0, 0, j0, j1]
+    for method in tconv.METHODS:
+        got = tconv.conv_transpose(g, w, stride=2, padding=1, output_padding=1, method=method)
+        np.testing.assert_array_equal(got[0, 0], expected, err_msg=method)
+        got = tconv.conv_input_grad((1, 1, 4, 4), w, g, stride=2, padding=1, method=method)
+        np.testing.assert_array_equal(got[0, 0], expected, err_msg=method)
+
+
+@pytest.mark.parametrize("method", tconv.METHODS)
+def test_four_and_five_spatial_dims(method):
+    """Any number of spatial dims: 4-d and 5-d against the reference."""
+    for size, k in [((3, 2, 4, 3), (2, 1, 3, 2)), ((2, 3, 2, 2, 3), (2, 2, 1, 2, 2))]:
+        spec = ConvSpec.forward((1, 2) + size, (4, 1) + k, stride=2, padding=1, groups=2)
+        _, w, y = arrays_for(spec, 3)
+        np.testing.assert_array_equal(transpose(y, w, spec, method),
+                                      reference.conv_transpose(y, w, spec))
+
+
+@pytest.mark.parametrize("method", tconv.METHODS)
+def test_empty_batch(method):
+    spec = ConvSpec.forward((0, 2, 5, 4), (3, 2, 3, 2), stride=2)
+    x = tconv.conv_transpose(np.zeros(spec.output_shape), np.ones(spec.weight_shape), stride=2,
+                             output_padding=spec.output_padding, method=method)
+    assert x.shape == spec.input_shape == (0, 2, 5, 4)
+
+
+@pytest.mark.parametrize("method", tconv.METHODS)
+def test_depthwise(method):
+    """groups == channels: each channel convolved with its own kernel, independently."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(-3, 4, (2, 4, 3, 3))
+    w = rng.integers(-3, 4, (4, 1, 3, 3))
+    got = tconv.conv_transpose(y, w, stride=2, groups=4, method=method)
+    for c in range(4):
+        alone = tconv.conv_transpose(y[:, c:c + 1], w[c:c + 1], stride=2, method="scatter")
+        np.testing.assert_array_equal(got[:, c:c + 1], alone)
