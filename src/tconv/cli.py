@@ -168,7 +168,7 @@ def verify(
     table = Table(title="dL/dx, every way, against exact arithmetic")
     for col in ("way", "source", "max |diff|", "bound", "status", "note"):
         table.add_column(col, overflow="fold")
-    style = {"PASS": "green", "FAIL": "bold red", "N/A": "yellow", "ERROR": "bold red"}
+    style = {"PASS": "green", "FAIL": "bold red", "N/A": "yellow", "KNOWN": "magenta"}
     for row in report.rows:
         table.add_row(row.name, row.source, _num(row.max_abs_diff), _num(row.bound),
                       f"[{style[row.status]}]{row.status}[/]", row.note)

@@ -1,8 +1,9 @@
 """Adapters that compute a spec's input gradient through a framework, imported only when used.
 
 Each backend module has ``NAME``, ``available() -> bool`` and
-``input_grad_ways(spec, w, g) -> dict[str, ndarray | NotExpressible]``: one entry per way the
-framework offers, the result in the dtype of ``g``, or why that way cannot express the spec.
+``input_grad_ways(spec, w, g) -> dict[str, ndarray | NotExpressible | KnownDifference]``: one
+entry per way the framework offers, the result in the dtype of ``g``, or why that way cannot
+express the spec, or a result wrapped with the documented reason it differs.
 Framework conventions live here and nowhere else in the core.
 """
 from __future__ import annotations
@@ -22,6 +23,18 @@ class NotExpressible:
     """A way of computing the input gradient that cannot express a spec, and why."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class KnownDifference:
+    """A result the framework computes differently on purpose or by a known, reported bug.
+
+    ``verify`` still compares it: equal to the exact result is a PASS (the bug is fixed in the
+    installed version); different is reported as KNOWN with ``reason``, not as a failure.
+    """
+
+    reason: str
+    result: object
 
 
 def load(name: str) -> ModuleType:
