@@ -165,3 +165,17 @@ def test_invalid_arrays():
 
 def test_spec_error_is_a_value_error():
     assert issubclass(ConvSpecError, ValueError)
+
+
+@given(spec=conv_specs())
+def test_forward_with_explicit_output_padding_rebuilds_any_spec(spec):
+    """Every transposed spec, output_padding >= stride included, is also a forward spec."""
+    again = ConvSpec.forward(spec.input_shape, spec.weight_shape, stride=spec.stride,
+                             padding=spec.padding, dilation=spec.dilation, groups=spec.groups,
+                             output_padding=spec.output_padding)
+    assert again == spec
+
+
+def test_forward_rejects_an_output_padding_that_does_not_fit():
+    with pytest.raises(ConvSpecError, match=r"output_padding=0 does not fit input size 4"):
+        ConvSpec.forward((1, 1, 4), (1, 1, 3), stride=2, padding=0, output_padding=0)

@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from . import backends as registry
+from . import flags
 from ._arrays import flip_spatial, insert_zeros, pad_or_crop
-from .algorithms import METHODS
 from .forward import conv as forward_conv
-from .spec import ConvSpec, ConvSpecError
+from .spec import ConvSpecError
 from .verify import verify as run_verify
 
 app = typer.Typer(
@@ -37,46 +37,6 @@ def _fail(message: str) -> None:
     """A user mistake: one line on stderr, exit code 2."""
     print(f"tconv: error: {message}", file=sys.stderr)
     raise typer.Exit(2)
-
-
-def _ints(flag: str, text: str) -> tuple[int, ...]:
-    """``"1,2"`` / ``"1x2"`` / ``"3"`` -> ints."""
-    parts = text.replace("x", ",").split(",")
-    try:
-        return tuple(int(p) for p in parts)
-    except ValueError:
-        raise ConvSpecError(f"{flag} takes integers separated by ',' or 'x', got {text!r}") from None
-
-
-def _per_dim(flag: str, text: str):
-    values = _ints(flag, text)
-    return values[0] if len(values) == 1 else values
-
-
-def _padding(text: str):
-    """``same`` / ``valid`` / ``1`` / ``1,2`` / ``1:2,0:1`` (low:high per dim)."""
-    if text.lower() in ("same", "valid"):
-        return text.lower()
-    if ":" in text:
-        pairs = []
-        for part in text.split(","):
-            lo, sep, hi = part.partition(":")
-            pair = _ints("--padding", lo) + (_ints("--padding", hi) if sep else ())
-            if len(pair) != 2:
-                raise ConvSpecError(f"--padding pairs are low:high, got {part!r}")
-            pairs.append(pair)
-        return tuple(pairs)
-    return _per_dim("--padding", text)
-
-
-def _dtype(text: str) -> np.dtype:
-    try:
-        dtype = np.dtype(text)
-    except TypeError:
-        raise ConvSpecError(f"--dtype {text!r} is not a NumPy dtype") from None
-    if dtype.kind not in "iuf":
-        raise ConvSpecError(f"--dtype must be a real integer or float dtype, got {dtype}")
-    return dtype
 
 
 def _draw(rng: np.random.Generator, shape, dtype: np.dtype) -> np.ndarray:
@@ -104,6 +64,9 @@ def verify(
                   "(0:1,1:2), 'same' or 'valid'."),
     dilation: str = typer.Option("1", help="Dilation: one int or one per dim."),
     groups: int = typer.Option(1, help="Groups; must divide both channel counts."),
+    output_padding: Optional[str] = typer.Option(
+        None, "--output-padding", help="Only for output_padding >= stride (allowed below the "
+        "dilation): the input rows past the last kernel placement. Normally derived."),
     dtype: str = typer.Option("float32", help="Data dtype: float16/32/64, int8..int64, uint*."),
     seed: int = typer.Option(0, help="Seed of the random x and w."),
     backends: Optional[str] = typer.Option(
@@ -123,22 +86,9 @@ def verify(
     Example: tconv verify --input 2,4,9,9 --out-channels 6 --kernel 4 --stride 3 --groups 2
     """
     try:
-        shape = _ints("--input", input)
-        if len(shape) < 3:
-            raise ConvSpecError(f"--input must be N,C,*spatial with at least one spatial dim, "
-                                f"got {input!r}")
-        ndim = len(shape) - 2
-        k = _ints("--kernel", kernel)
-        k = k * ndim if len(k) == 1 else k
-        if len(k) != ndim:
-            raise ConvSpecError(f"--kernel has {len(k)} sizes but --input has {ndim} spatial "
-                                f"dims")
-        # with groups < 1 the weight shape is a placeholder: ConvSpec rejects groups first
-        w_shape = (out_channels, shape[1] // groups if groups >= 1 else shape[1]) + k
-        spec = ConvSpec.forward(shape, w_shape, stride=_per_dim("--stride", stride),
-                                padding=_padding(padding),
-                                dilation=_per_dim("--dilation", dilation), groups=groups)
-        data_dtype = _dtype(dtype)
+        spec = flags.build_spec(input, out_channels, kernel, stride, padding, dilation, groups,
+                                output_padding)
+        data_dtype = flags.dtype(dtype)
         names = registry.parse(backends)
     except ConvSpecError as e:
         _fail(str(e))
@@ -176,8 +126,167 @@ def verify(
     verdict = "all agree" if report.passed else "DISAGREEMENT"
     console.print(f"{verdict}: {sum(r.status == 'PASS' for r in report.rows)} pass, "
                   f"{sum(r.status == 'FAIL' for r in report.rows)} fail, "
+                  f"{sum(r.status == 'KNOWN' for r in report.rows)} known differences, "
                   f"{sum(r.status == 'N/A' for r in report.rows)} not expressible")
     raise typer.Exit(0 if report.passed else 1)
+
+
+def _dims(text: str) -> tuple[int, ...]:
+    dims = flags.ints("--dims", text)
+    if any(d < 1 for d in dims):
+        raise ConvSpecError(f"--dims must be >= 1, got {text!r}")
+    return dims
+
+
+@app.command()
+def sweep(
+    count: int = typer.Option(200, help="How many specs to draw."),
+    dims: str = typer.Option("1,2,3", help="Spatial dims to draw from, e.g. 2 or 1,2,3."),
+    seed: int = typer.Option(0, help="Seed of the draw and of the data."),
+    backends: Optional[str] = typer.Option(
+        None, help=f"Comma list of {', '.join(registry.BACKENDS)}, 'all' or 'none' "
+                   "(default: the installed ones)."),
+    workers: int = typer.Option(1, help="Worker processes."),
+    dtype: str = typer.Option("float32", help="Data dtype."),
+    json_file: Optional[str] = typer.Option(None, "--json", help="Write the full report here."),
+) -> None:
+    """Draw many specs, compute dL/dx every way on each, and shrink every disagreement.
+
+    The specs cover 1-3 dims (or --dims), groups, dilation, asymmetric padding and
+    output_padding. The summary counts, per way, how often it agreed with exact arithmetic,
+    differed, differed in a documented way (KNOWN) or could not express the spec (N/A). Each way
+    that differed gets a minimal failing spec and a ready-to-run `tconv verify` command.
+    Exit code 1 on any disagreement.
+
+    Example: tconv sweep --count 2000 --backends all --workers 2
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from .sweep import sweep as run_sweep
+
+    try:
+        names = registry.parse(backends)
+        dims_ = _dims(dims)
+        flags.dtype(dtype)
+        if count < 1 or workers < 1:
+            raise ConvSpecError(f"--count and --workers must be >= 1, got {count} and {workers}")
+    except ConvSpecError as e:
+        _fail(str(e))
+    console = Console()
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"sweep ({', '.join(names) or 'tconv only'})", total=count)
+        report = run_sweep(count, seed=seed, dims=dims_, backends=names, dtype=dtype,
+                           workers=workers, progress=lambda n: bar.update(task, completed=n))
+    table = Table(title=f"{report.count} specs, {report.dtype}, {report.seconds:.1f} s")
+    table.add_column("way", no_wrap=True)
+    for col in ("agreed", "differed", "known", "not expressible", "most common note"):
+        table.add_column(col, overflow="fold")
+    for key, tally in report.tallies.items():
+        notes = report.notes.get(key)
+        table.add_row(key, str(tally["PASS"]), _red(tally["FAIL"]), str(tally["KNOWN"]),
+                      str(tally["N/A"]), notes.most_common(1)[0][0] if notes else "")
+    console.print(table)
+    for d in report.disagreements:
+        console.print(f"[bold red]{d.key}[/] differs; minimal spec: {d.minimal.describe()}")
+        if d.note:
+            console.print(f"  {d.note}")
+        console.print(f"  repro: {d.command}", highlight=False, soft_wrap=True)
+    if json_file:
+        with open(json_file, "w") as f:
+            json.dump(report.to_dict(), f, indent=2)
+    console.print("all agree" if report.passed else
+                  f"{len(report.disagreements)} way(s) disagree")
+    raise typer.Exit(0 if report.passed else 1)
+
+
+@app.command()
+def check(
+    target: str = typer.Argument(..., help="module:function or path/to/file.py:function."),
+    api: str = typer.Option("torch-conv-transpose", help="torch-conv-transpose (the signature "
+                            "of F.conv_transpose2d) or torch-input-grad (torch.nn.grad."
+                            "conv2d_input's)."),
+    count: int = typer.Option(200, help="How many specs to try."),
+    seed: int = typer.Option(0, help="Seed of the draw and of the data."),
+    dims: str = typer.Option("1,2,3", help="Spatial dims to try."),
+    dtype: str = typer.Option("float64", help="Data dtype passed to the target."),
+    arrays: str = typer.Option("numpy", help="Pass numpy arrays or torch tensors."),
+    input: Optional[str] = typer.Option(None, "--input", help="Check one spec only: x's shape "
+                                        "N,C,*spatial (with the flags below, as in verify)."),
+    out_channels: int = typer.Option(1, "--out-channels"),
+    kernel: str = typer.Option("3"),
+    stride: str = typer.Option("1"),
+    padding: str = typer.Option("0"),
+    dilation: str = typer.Option("1"),
+    groups: int = typer.Option(1),
+    output_padding: Optional[str] = typer.Option(None, "--output-padding"),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Check your own transposed convolution against exact arithmetic, and shrink a failure.
+
+    TARGET has PyTorch's signature (any number of spatial dims), called positionally with
+    tuples: fn(input, weight, bias, stride, padding, output_padding, groups, dilation) for
+    torch-conv-transpose, fn(input_size, weight, grad_output, stride, padding, dilation, groups)
+    for torch-input-grad. The specs start with the corners where real backends broke, then
+    random ones. On a failure: the minimal failing spec, expected vs actual (shape first, then
+    the first differing cells) and a repro command. Exit 1 on failure, 0 when all pass.
+
+    Example: tconv check my_conv.py:conv_transpose --count 500
+    """
+    from . import check as checker
+
+    try:
+        if api not in checker.APIS:
+            raise ConvSpecError(f"--api must be one of {', '.join(checker.APIS)}, got {api!r}")
+        if arrays not in checker.ARRAYS:
+            raise ConvSpecError(f"--arrays must be numpy or torch, got {arrays!r}")
+        flags.dtype(dtype)
+        dims_ = _dims(dims)
+        one = None
+        if input is not None:
+            one = flags.build_spec(input, out_channels, kernel, stride, padding, dilation,
+                                   groups, output_padding)
+            if not checker.expressible(one, api):
+                raise ConvSpecError(f"--api {api} cannot express {one.describe()}")
+        fn = checker.load_target(target)
+    except ConvSpecError as e:
+        _fail(str(e))
+    console = Console()
+    if one is not None:
+        outcome = checker.check_spec(fn, api, one, dtype=dtype, seed=seed, arrays=arrays)
+        result = {"spec": one.describe(), "passed": outcome.passed, "message": outcome.message}
+        if as_json:
+            print(json.dumps(result, indent=2))
+        else:
+            console.print(f"{'PASS' if outcome.passed else 'FAIL'}: {one.describe()}")
+            if outcome.message:
+                console.print(f"  {outcome.message}", highlight=False)
+        raise typer.Exit(0 if outcome.passed else 1)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"check {target}", total=count)
+        report = checker.check(fn, target, api, count=count, seed=seed, dims=dims_, dtype=dtype,
+                               arrays=arrays,
+                               progress=lambda n, total: bar.update(task, completed=n,
+                                                                    total=total))
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        raise typer.Exit(0 if report.passed else 1)
+    if report.passed:
+        console.print(f"PASS: {report.checked} specs agree with exact arithmetic ({api})")
+        raise typer.Exit(0)
+    console.print(f"[bold red]FAIL[/] after {report.checked} specs")
+    console.print(f"  first failing spec: {report.first_failure.spec.describe()}")
+    console.print(f"  minimal failing spec: {report.minimal.spec.describe()}")
+    console.print(f"  {report.minimal.message}", highlight=False)
+    console.print(f"  repro: {report.command}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _red(n: int) -> str:
+    return f"[bold red]{n}[/]" if n else "0"
 
 
 def _num(value) -> str:

@@ -132,6 +132,17 @@ def _extent(kernel: int, dilation: int) -> int:
     return dilation * (kernel - 1) + 1
 
 
+def _room(size: int, kernel: int, padding: Pair, dilation: int, dim: int | None = None) -> int:
+    """Cells past the first kernel placement, ``size + P - K``; negative is an error."""
+    room = size + padding[0] + padding[1] - _extent(kernel, dilation)
+    if room < 0:
+        where = "" if dim is None else f" in spatial dim {dim}"
+        raise ConvSpecError(
+            f"kernel size {kernel} (dilated extent {_extent(kernel, dilation)}) is larger than "
+            f"the padded input {size}+{padding[0]}+{padding[1]}={size + sum(padding)}{where}")
+    return room
+
+
 def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> Pair:
     """'same': out = ceil(size / stride); the odd pixel of padding goes on the high side."""
     out = -(-size // stride)
@@ -184,11 +195,14 @@ class ConvSpec:
 
     @classmethod
     def forward(cls, input_shape, weight_shape, *, stride=1, padding=0, dilation=1,
-                groups=1) -> "ConvSpec":
+                groups=1, output_padding=None) -> "ConvSpec":
         """The spec of ``conv(x, w)`` for ``x.shape == input_shape``, ``w.shape == weight_shape``.
 
         ``padding`` may be an int, one int per dim, one ``(low, high)`` pair per dim, ``"valid"``
         or ``"same"`` (output size ``ceil(in / stride)``, the odd pixel on the high side).
+        ``output_padding`` is normally derived (the rows the stride drops); give it only to
+        describe a transposed convolution whose output_padding reaches past the stride (allowed
+        up to dilation - 1), whose input the forward convolution reads only in part.
         """
         weight_shape, ndim, stride, dilation, groups = _common(weight_shape, stride, dilation,
                                                                 groups)
@@ -206,16 +220,19 @@ class ConvSpec:
             pads = _padding_pairs(padding, ndim)
         _check_channels(input_shape[1], weight_shape, groups, "input")
         _check_sizes("input", size)
-        room = tuple(n + lo + hi - _extent(k, d)
-                     for n, (lo, hi), k, d in zip(size, pads, kernel, dilation))
-        for i, r in enumerate(room):
-            if r < 0:
-                lo, hi = pads[i]
-                raise ConvSpecError(
-                    f"kernel size {kernel[i]} (dilated extent {_extent(kernel[i], dilation[i])}) "
-                    f"is larger than the padded input {size[i]}+{lo}+{hi}="
-                    f"{size[i] + lo + hi} in spatial dim {i}")
-        op = tuple(r % s for r, s in zip(room, stride))
+        room = tuple(_room(n, k, p, d, i) for i, (n, k, p, d) in
+                     enumerate(zip(size, kernel, pads, dilation)))
+        if output_padding is None:
+            op = tuple(r % s for r, s in zip(room, stride))
+        else:
+            op = _at_least("output_padding", _per_dim("output_padding", output_padding, ndim), 0)
+            for i, (o, r, s, d) in enumerate(zip(op, room, stride, dilation)):
+                if o >= max(s, d) or o > r or (r - o) % s:
+                    raise ConvSpecError(
+                        f"output_padding={_show(op)} does not fit input size {_show(size)}: in "
+                        f"spatial dim {i} it must be < max(stride, dilation) = {max(s, d)} and "
+                        f"leave a multiple of the stride {s} of the {r} cells past the first "
+                        f"kernel placement")
         return cls(input_shape, weight_shape, stride, pads, dilation, groups, op)
 
     @classmethod
@@ -302,12 +319,7 @@ class ConvSpec:
     @staticmethod
     def conv_size(size: int, kernel: int, stride: int, padding: Pair, dilation: int) -> int:
         """Forward output size of one dim: floor((size + P - K) / stride) + 1."""
-        room = size + padding[0] + padding[1] - _extent(kernel, dilation)
-        if room < 0:
-            raise ConvSpecError(
-                f"kernel size {kernel} (dilated extent {_extent(kernel, dilation)}) is larger "
-                f"than the padded input {size}+{padding[0]}+{padding[1]}")
-        return room // stride + 1
+        return _room(size, kernel, padding, dilation) // stride + 1
 
     @staticmethod
     def transposed_size(size: int, kernel: int, stride: int, padding: Pair, dilation: int,

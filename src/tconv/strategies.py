@@ -16,10 +16,11 @@ from .spec import ConvSpec
 def conv_specs(draw, dims=(1, 2, 3), max_batch: int = 2, max_groups: int = 3,
                max_channels_per_group: int = 2, max_kernel: int = 4, max_stride: int = 3,
                max_dilation: int = 3, max_out: int = 4, max_padding: int = 4,
-               output_padding: bool = True, symmetric: bool = False) -> ConvSpec:
+               output_padding: bool = True, symmetric: bool | None = None) -> ConvSpec:
     """A valid ConvSpec: any dims, groups, dilation, asymmetric padding, output_padding.
 
-    ``symmetric=True`` draws the same padding on both sides of each dim (PyTorch's form).
+    ``symmetric=True`` draws the same padding on both sides of each dim (PyTorch's form),
+    ``False`` any pair, ``None`` (default) either, half the time each.
     """
     ndim = draw(st.sampled_from(dims))
     per_dim = lambda lo, hi: tuple(draw(st.integers(lo, hi)) for _ in range(ndim))  # noqa: E731
@@ -32,6 +33,8 @@ def conv_specs(draw, dims=(1, 2, 3), max_batch: int = 2, max_groups: int = 3,
     out = per_dim(1, max_out)
     ops = tuple(draw(st.integers(0, max(s, d) - 1)) if output_padding else 0
                 for s, d in zip(stride, dilation))
+    if symmetric is None:
+        symmetric = draw(st.booleans())
     pads = []
     for o, k, s, d, op in zip(out, kernel, stride, dilation, ops):
         room = ConvSpec.transposed_size(o, k, s, (0, 0), d, op) - 1  # keep >= 1 cell

@@ -1,0 +1,93 @@
+"""The command line's spelling of a spec: parse flags into ConvSpec, and write a spec as flags.
+
+One place for the flag format, so that every repro command tconv prints runs as printed.
+"""
+from __future__ import annotations
+
+import shlex
+
+import numpy as np
+
+from .spec import ConvSpec, ConvSpecError
+
+
+def ints(flag: str, text: str) -> tuple[int, ...]:
+    """``"1,2"`` / ``"1x2"`` / ``"3"`` -> ints."""
+    parts = text.replace("x", ",").split(",")
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise ConvSpecError(f"{flag} takes integers separated by ',' or 'x', got {text!r}") from None
+
+
+def per_dim(flag: str, text: str):
+    values = ints(flag, text)
+    return values[0] if len(values) == 1 else values
+
+
+def padding(text: str):
+    """``same`` / ``valid`` / ``1`` / ``1,2`` / ``1:2,0:1`` (low:high per dim)."""
+    if text.lower() in ("same", "valid"):
+        return text.lower()
+    if ":" in text:
+        pairs = []
+        for part in text.split(","):
+            lo, sep, hi = part.partition(":")
+            pair = ints("--padding", lo) + (ints("--padding", hi) if sep else ())
+            if len(pair) != 2:
+                raise ConvSpecError(f"--padding pairs are low:high, got {part!r}")
+            pairs.append(pair)
+        return tuple(pairs)
+    return per_dim("--padding", text)
+
+
+def dtype(text: str) -> np.dtype:
+    try:
+        result = np.dtype(text)
+    except TypeError:
+        raise ConvSpecError(f"--dtype {text!r} is not a NumPy dtype") from None
+    if result.kind not in "iuf":
+        raise ConvSpecError(f"--dtype must be a real integer or float dtype, got {result}")
+    return result
+
+
+def build_spec(input: str, out_channels: int, kernel: str, stride: str, padding_: str,
+               dilation: str, groups: int, output_padding: str | None = None) -> ConvSpec:
+    """The spec the flags describe (``--input`` is the forward input, x)."""
+    shape = ints("--input", input)
+    if len(shape) < 3:
+        raise ConvSpecError(f"--input must be N,C,*spatial with at least one spatial dim, "
+                            f"got {input!r}")
+    ndim = len(shape) - 2
+    k = ints("--kernel", kernel)
+    k = k * ndim if len(k) == 1 else k
+    if len(k) != ndim:
+        raise ConvSpecError(f"--kernel has {len(k)} sizes but --input has {ndim} spatial dims")
+    # with groups < 1 the weight shape is a placeholder: ConvSpec rejects groups first
+    w_shape = (out_channels, shape[1] // groups if groups >= 1 else shape[1]) + k
+    return ConvSpec.forward(
+        shape, w_shape, stride=per_dim("--stride", stride), padding=padding(padding_),
+        dilation=per_dim("--dilation", dilation), groups=groups,
+        output_padding=None if output_padding is None else per_dim("--output-padding",
+                                                                   output_padding))
+
+
+def _join(values) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def spec_flags(spec: ConvSpec) -> list[str]:
+    """The flags that rebuild ``spec`` exactly with :func:`build_spec`."""
+    flags = ["--input", _join(spec.input_shape), "--out-channels", str(spec.out_channels),
+             "--kernel", _join(spec.kernel_size), "--stride", _join(spec.stride)]
+    sym = spec.symmetric_padding
+    flags += ["--padding", _join(sym) if sym is not None else
+              ",".join(f"{lo}:{hi}" for lo, hi in spec.padding)]
+    flags += ["--dilation", _join(spec.dilation), "--groups", str(spec.groups)]
+    if any(op >= s for op, s in zip(spec.output_padding, spec.stride)):  # not derivable
+        flags += ["--output-padding", _join(spec.output_padding)]
+    return flags
+
+
+def command(*words: str) -> str:
+    return " ".join(shlex.quote(w) for w in words)
