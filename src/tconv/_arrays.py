@@ -39,8 +39,12 @@ def as_compute(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def pad_or_crop(a: np.ndarray, pads, first_axis: int = 2) -> np.ndarray:
-    """Zero-pad (positive) or crop (negative) each axis from ``first_axis`` on by ``(low, high)``."""
-    widths = [(0, 0)] * first_axis + [(max(lo, 0), max(hi, 0)) for lo, hi in pads]
+    """Zero-pad (positive) or crop (negative) ``len(pads)`` axes from ``first_axis`` on by
+    ``(low, high)``; axes after them (channels-last data) are left alone."""
+    pads = list(pads)
+    trailing = a.ndim - first_axis - len(pads)
+    widths = ([(0, 0)] * first_axis + [(max(lo, 0), max(hi, 0)) for lo, hi in pads]
+              + [(0, 0)] * trailing)
     if any(w != (0, 0) for w in widths):
         a = np.pad(a, widths)
     crop = tuple(slice(max(-lo, 0), a.shape[first_axis + i] - max(-hi, 0))

@@ -285,6 +285,86 @@ def check(
     raise typer.Exit(1)
 
 
+@app.command()
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="Small layers, 2 rounds: a smoke test."),
+    dtypes: str = typer.Option("float32,float64", "--dtypes", help="Comma list of dtypes."),
+    methods: str = typer.Option(
+        "auto,fast_gemm,fast_polyphase,gemm,polyphase,zero_insertion",
+        help="Comma list of tconv methods ('all' for every one; scatter, commuted and matrix "
+             "are slow on the large layers)."),
+    repeats: int = typer.Option(5, help="Rounds per layer (each round times every candidate)."),
+    layer: Optional[str] = typer.Option(None, help="Only layers whose name contains this."),
+    frameworks: bool = typer.Option(True, help="Time PyTorch (and other installed backends)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the timings as JSON."),
+) -> None:
+    """Time tconv's methods beside PyTorch on the same layers, interleaved in one process.
+
+    Prints, per layer and dtype: median and min-max ms, GFLOP/s (2 x useful multiply-adds),
+    the share of a NumPy GEMM timed in the same run, the ratio to PyTorch's conv_transpose, and
+    the peak extra memory NumPy allocated. Only ratios from one run mean anything: the machine
+    may be busy, but it is busy for every candidate alike.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from . import bench as bench_
+    from .algorithms import METHODS
+
+    try:
+        names = list(METHODS) + ["auto"] if methods == "all" else [
+            m.strip() for m in methods.split(",") if m.strip()]
+        for m in names:
+            if m != "auto" and m not in METHODS:
+                raise ConvSpecError(f"--methods: {m!r} is not one of {('auto',) + METHODS}")
+        dts = [flags.dtype(d).name for d in dtypes.split(",")]
+        if any(np.dtype(d).kind != "f" for d in dts):
+            raise ConvSpecError(f"--dtypes must be float dtypes, got {dtypes!r}")
+        chosen = [ly for ly in bench_.layers(quick) if layer is None or layer in ly.name]
+        if not chosen:
+            raise ConvSpecError(f"--layer {layer!r} matches no layer")
+        if repeats < 1:
+            raise ConvSpecError(f"--repeats must be >= 1, got {repeats}")
+    except ConvSpecError as e:
+        _fail(str(e))
+    rounds = 2 if quick else repeats
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("bench", total=len(chosen) * len(dts) * rounds)
+        timings, gemm = bench_.run(chosen, dtypes=dts, methods=names, repeats=rounds,
+                                   frameworks=frameworks, progress=lambda: bar.advance(task))
+    rows = []
+    for t in timings:
+        ref = next((r.median for r in timings if r.layer == t.layer and r.dtype == t.dtype
+                    and r.candidate == "torch conv_transpose"), None)
+        rows.append(t.to_dict(gemm[t.dtype], ref))
+    if as_json:
+        print(json.dumps({"gemm_gflops": gemm, "timings": rows}, indent=2))
+        return
+    console = Console()
+    console.print("NumPy GEMM in this run: " + ", ".join(
+        f"{dt} {rate:.1f} GFLOP/s" for dt, rate in gemm.items()))
+    from .cost import multiplies
+
+    by_name = {ly.name: ly for ly in chosen}
+    for (name, dt) in dict.fromkeys((r["layer"], r["dtype"]) for r in rows):
+        spec = by_name[name].spec
+        zi, pp = multiplies(spec, "zero_insertion"), multiplies(spec, "polyphase")
+        table = Table(title=f"{name}, {dt}", caption=(
+            f"multiplies: zero_insertion {zi:,}, polyphase {pp:,} = 1/{zi / pp:g} "
+            f"(prod(stride) = {int(np.prod(spec.stride))})"))
+        table.add_column("candidate", no_wrap=True)
+        for col in ("ms", "min-max", "GFLOP/s", "of GEMM", "x torch", "MB"):
+            table.add_column(col, justify="right", no_wrap=True)
+        for r in rows:
+            if (r["layer"], r["dtype"]) != (name, dt):
+                continue
+            table.add_row(r["candidate"], f"{r['median_ms']:.1f}",
+                          f"{r['min_ms']:.1f}-{r['max_ms']:.1f}", f"{r['gflops']:.1f}",
+                          f"{r['gemm_share']:.0%}", _num(r["ratio_to_torch"]),
+                          "" if r["peak_extra_mb"] is None else f"{r['peak_extra_mb']:.1f}")
+        console.print(table)
+
+
 def _red(n: int) -> str:
     return f"[bold red]{n}[/]" if n else "0"
 

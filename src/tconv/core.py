@@ -3,13 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import forward
+from . import cost, forward
 from ._arrays import as_compute, result_dtype
 from .algorithms import ALGORITHMS, METHODS
 from .spec import ConvSpec, ConvSpecError
-
-#: What ``method="auto"`` runs: col2im does no multiply on an inserted zero and is one GEMM.
-AUTO_METHOD = "gemm"
 
 
 def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
@@ -57,7 +54,8 @@ def conv_transpose(y, w, *, stride=1, padding=0, output_padding=0, dilation=1, g
     output_size : sequence of int, optional
         Spatial size (or full shape) of the result; chooses ``output_padding``.
     method : str
-        ``"auto"`` or one of :data:`tconv.METHODS`; every method gives the same numbers.
+        ``"auto"`` (the faster of ``fast_gemm`` and ``fast_polyphase`` by the shape, see
+        :mod:`tconv.cost`) or one of :data:`tconv.METHODS`; every method gives the same numbers.
 
     Returns
     -------
@@ -87,7 +85,7 @@ def transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec, method: str = "auto"
     ``spec.input_shape`` in the promoted dtype of ``y`` and ``w``."""
     _check_method(method)
     dtype = result_dtype(y, w)
-    algorithm = ALGORITHMS[AUTO_METHOD if method == "auto" else method]
+    algorithm = ALGORITHMS[cost.choose(spec, dtype) if method == "auto" else method]
     x = algorithm(as_compute(y, dtype), as_compute(w, dtype), spec)
     return x.astype(dtype, copy=False)
 

@@ -7,7 +7,7 @@ and returns an array of ``spec.input_shape`` in that dtype. Registration order i
 from __future__ import annotations
 
 from .. import reference
-from . import commuted, gemm, matrix, polyphase, zero_insertion
+from . import commuted, fast_gemm, fast_polyphase, gemm, matrix, polyphase, zero_insertion
 
 ALGORITHMS = {
     "scatter": reference.conv_transpose,
@@ -16,6 +16,8 @@ ALGORITHMS = {
     "matrix": matrix.conv_transpose,
     "gemm": gemm.conv_transpose,
     "polyphase": polyphase.conv_transpose,
+    "fast_gemm": fast_gemm.conv_transpose,
+    "fast_polyphase": fast_polyphase.conv_transpose,
 }
 
 METHODS: tuple[str, ...] = tuple(ALGORITHMS)

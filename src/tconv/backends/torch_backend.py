@@ -71,3 +71,30 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
                                  output_padding=spec.output_padding, groups=spec.groups,
                                  dilation=spec.dilation).numpy()
     return result
+
+
+def benchmark_callables(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
+    """Zero-argument callables computing dL/dx, for ``tconv bench`` (inputs converted once)."""
+    if spec.ndim > 3 or g.dtype.name not in _DTYPES or spec.symmetric_padding is None:
+        return {}
+    import torch
+    import torch.nn.functional as F
+
+    nd = spec.ndim
+    wt, gt = torch.from_numpy(np.ascontiguousarray(w)), torch.from_numpy(np.ascontiguousarray(g))
+    kw = dict(stride=spec.stride, padding=spec.symmetric_padding, dilation=spec.dilation,
+              groups=spec.groups)
+    transpose = getattr(F, f"conv_transpose{nd}d")
+    conv = getattr(F, f"conv{nd}d")
+    x = torch.zeros(spec.input_shape, dtype=gt.dtype, requires_grad=True)
+
+    def autograd():
+        out = conv(x, wt, **kw)
+        out = out[(slice(None),) * 2 + tuple(slice(0, m) for m in spec.output_size)]
+        return torch.autograd.grad(out, x, gt)[0]
+
+    def conv_transpose():
+        with torch.no_grad():
+            return transpose(gt, wt, output_padding=spec.output_padding, **kw)
+
+    return {"torch conv_transpose": conv_transpose, "torch autograd": autograd}

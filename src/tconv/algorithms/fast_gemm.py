@@ -1,0 +1,54 @@
+"""``fast_gemm``: one large GEMM on the channels-last gradient, then col2im with strided adds.
+
+The readable ``gemm`` method multiplies per sample in channels-first order. Here the whole batch
+is one matrix product, channels last, so that BLAS sees the biggest possible problem::
+
+    cols[(n, p), (j, c)] = sum_o y[n, o, p] * w[o, c, j]     (N*prod(out), C_out) @ (C_out, K*C_in)
+
+followed by col2im: for each of the ``K = prod(kernel)`` taps, one strided add of a
+``(N, *out, C_in)`` block into the channels-last full result at ``p*stride + j*dilation``.
+Groups become a batch of GEMMs. Work: exactly the useful multiplies (none on an inserted zero),
+plus ``K`` additions per gradient cell and output channel.
+
+Extra memory: ``cols`` holds ``N * prod(out) * K * C_in`` elements, which is about the output
+size times ``prod(kernel / stride)``; the channels-last copies of ``y`` and of the full result
+add one input and one output size.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from ..spec import ConvSpec
+
+
+def gemm_columns(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """``(groups, N, *out, K, C_in/groups)``: every gradient cell's kernel-sized patch."""
+    n, g = spec.batch, spec.groups
+    co, ci = spec.out_channels // g, spec.in_channels // g
+    taps = math.prod(spec.kernel_size)
+    rows = n * math.prod(spec.output_size)
+    y_last = np.moveaxis(y, 1, -1).reshape(rows, g, co)                  # (N*P, g, C_out/g)
+    w_mat = np.swapaxes(w.reshape(g, co, ci, taps), 2, 3).reshape(g, co, taps * ci)
+    if g == 1:
+        cols = (y_last[:, 0, :] @ w_mat[0])[None]                        # one GEMM
+    else:
+        cols = np.swapaxes(y_last, 0, 1) @ w_mat                         # (g, N*P, K*ci)
+    return cols.reshape((g, n) + spec.output_size + (taps, ci))
+
+
+def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    g, ci = spec.groups, spec.in_channels // spec.groups
+    cols = gemm_columns(y, w, spec)
+    full_size = tuple(m + op for m, op in zip(spec.full_output_size, spec.output_padding))
+    full = np.zeros((spec.batch,) + full_size + (g, ci), dtype=cols.dtype)
+    for flat, tap in enumerate(itertools.product(*map(range, spec.kernel_size))):
+        window = tuple(slice(j * d, j * d + s * (m - 1) + 1, s) for j, d, s, m in
+                       zip(tap, spec.dilation, spec.stride, spec.output_size))
+        block = np.moveaxis(cols[..., flat, :], 0, -2)                   # (N, *out, g, ci)
+        full[(slice(None),) + window] += block
+    x = full[(slice(None),) + spec.input_window].reshape(
+        (spec.batch,) + spec.input_size + (spec.in_channels,))
+    return np.ascontiguousarray(np.moveaxis(x, -1, 1))

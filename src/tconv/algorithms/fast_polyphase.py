@@ -1,0 +1,69 @@
+"""``fast_polyphase``: the sub-pixel decomposition of ``polyphase``, one GEMM per phase, channels last.
+
+For each of the ``prod(stride)`` phases (see :func:`tconv.algorithms.polyphase.phases`), the
+cells of that phase are an ordinary stride-1 correlation of the gradient with a flipped
+sub-kernel of ``T`` taps. Gathering the ``T`` shifted views of the channels-last gradient side by
+side (im2col) makes that one matrix product::
+
+    x_phase[(n, m), c] = sum_{t, o} y_padded[n, m + t*d', o] * w[o, c, taps[T-1-t]]
+                         (N*M, T*C_out) @ (T*C_out, C_in)
+
+whose rows are written straight into the phase's strided cells of the output. Every multiply is
+useful (``1/prod(stride)`` of ``zero_insertion``'s), nothing is added twice, and when the stride
+equals the kernel (``T == 1``) there is no gather at all.
+
+Extra memory: one phase's gather, ``N * prod(in / stride) * T * C_out`` elements (about the output
+size times ``prod(kernel / stride)`` divided by ``prod(stride)``), plus channels-last copies of
+``y`` and of the output.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from .._arrays import pad_or_crop
+from ..spec import ConvSpec
+from .polyphase import phases
+
+
+def _sub_kernel_matrix(w: np.ndarray, taps, groups: int) -> np.ndarray:
+    """``(g, T*C_out/g, C_in/g)``: the phase's taps, flipped, tap-major then channel."""
+    cy, ci = w.shape[:2]
+    sub = w[np.ix_(range(cy), range(ci), *taps)]
+    sub = sub[(slice(None),) * 2 + (slice(None, None, -1),) * len(taps)]   # flip the sub-kernel
+    t = math.prod(len(tp) for tp in taps)
+    sub = sub.reshape(groups, cy // groups, ci, t)                           # (g, co, ci, T)
+    return np.moveaxis(sub, 3, 1).reshape(groups, t * (cy // groups), ci)
+
+
+def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    n, g = spec.batch, spec.groups
+    co, ci = spec.out_channels // g, spec.in_channels // g
+    y_last = np.moveaxis(y, 1, -1)                                       # (N, *out, C_out)
+    x_last = np.zeros((n,) + spec.input_size + (g, ci), dtype=np.result_type(y, w))
+    per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
+    for combo in itertools.product(*per_dim):
+        if any(not ph.taps or ph.count == 0 for ph in combo):
+            continue                                                     # stays zero
+        counts = tuple(ph.count for ph in combo)
+        padded = pad_or_crop(y_last, [ph.pad for ph in combo], first_axis=1)
+        shifts = itertools.product(*[range(len(ph.taps)) for ph in combo])
+        views = [padded[(slice(None),) + tuple(slice(t * ph.dilation, t * ph.dilation + m)
+                                                for t, ph, m in zip(shift, combo, counts))]
+                 for shift in shifts]
+        rows = n * math.prod(counts)
+        gathered = views[0] if len(views) == 1 else np.stack(views, axis=-2)  # (N, *M, T, C)
+        gathered = gathered.reshape(rows, len(views), g, co)
+        kernel = _sub_kernel_matrix(w, [ph.taps for ph in combo], g)     # (g, T*co, ci)
+        if g == 1:
+            part = (gathered.reshape(rows, len(views) * co) @ kernel[0])[:, None, :]
+        else:
+            lhs = np.moveaxis(gathered, 2, 0).reshape(g, rows, len(views) * co)
+            part = np.moveaxis(lhs @ kernel, 0, 1)                       # (rows, g, ci)
+        cells = tuple(slice(ph.start, ph.start + (ph.count - 1) * s + 1, s)
+                      for ph, s in zip(combo, spec.stride))
+        x_last[(slice(None),) + cells] = part.reshape((n,) + counts + (g, ci))
+    x = x_last.reshape((n,) + spec.input_size + (spec.in_channels,))
+    return np.ascontiguousarray(np.moveaxis(x, -1, 1))

@@ -1,0 +1,157 @@
+"""Side-by-side timing of tconv's methods, PyTorch and JAX on the same layers, in one process.
+
+Every candidate of a layer runs once per round, rounds interleaved, so that a busy machine slows
+all of them alike; only the ratios measured in one run mean anything. Each row reports the
+median and the range of the rounds, GFLOP/s counting ``2 * useful multiply-adds`` (the
+multiplies of the definition, none by an inserted zero), the share of a NumPy float GEMM timed in
+the same run, the ratio to PyTorch's ``conv_transpose`` and the peak extra memory NumPy allocated
+(tracemalloc; frameworks allocate outside its view).
+"""
+from __future__ import annotations
+
+import math
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .core import transpose
+from .spec import ConvSpec
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    spec: ConvSpec
+
+    @property
+    def macs(self) -> int:
+        """Useful multiply-adds: every gradient cell times every kernel tap and channel pair."""
+        s = self.spec
+        return (s.batch * math.prod(s.output_size) * s.out_channels
+                * (s.in_channels // s.groups) * math.prod(s.kernel_size))
+
+
+def _layer(name, y_shape, w_shape, stride, padding, groups=1, output_padding=0) -> Layer:
+    return Layer(name, ConvSpec.transpose(y_shape, w_shape, stride=stride, padding=padding,
+                                          groups=groups, output_padding=output_padding))
+
+
+def layers(quick: bool = False) -> list[Layer]:
+    """The issue's five layers (weight is (C_in, C_out, k): transposed-conv terms), plus two."""
+    if quick:
+        return [
+            _layer("DCGAN k4 s2 p1 (quick)", (2, 64, 8, 8), (64, 32, 4, 4), 2, 1),
+            _layer("U-Net k2 s2 (quick)", (1, 32, 16, 16), (32, 16, 2, 2), 2, 0),
+            _layer("1-d k8 s4 p2 (quick)", (2, 16, 256), (16, 16, 8), 4, 2),
+            _layer("3-d k4 s2 p1 (quick)", (1, 8, 6, 6, 6), (8, 8, 4, 4, 4), 2, 1),
+        ]
+    return [
+        _layer("DCGAN N16 512->256 8->16 k4 s2 p1", (16, 512, 8, 8), (512, 256, 4, 4), 2, 1),
+        _layer("DCGAN N16 256->128 16->32 k4 s2 p1", (16, 256, 16, 16), (256, 128, 4, 4), 2, 1),
+        _layer("U-Net N4 256->128 64->128 k2 s2", (4, 256, 64, 64), (256, 128, 2, 2), 2, 0),
+        _layer("1-d N8 64->64 L4096 k8 s4 p2", (8, 64, 4096), (64, 64, 8), 4, 2),
+        _layer("3-d N2 32->32 16^3->32^3 k4 s2 p1", (2, 32, 16, 16, 16), (32, 32, 4, 4, 4), 2, 1),
+        _layer("depthwise N8 128ch 32->64 k4 s2 p1 g128", (8, 128, 32, 32), (128, 1, 4, 4), 2,
+               1, groups=128),
+        _layer("k3 s2 p1 op1 N8 64->64 32->64", (8, 64, 32, 32), (64, 64, 3, 3), 2, 1,
+               output_padding=1),
+    ]
+
+
+def _framework_candidates(spec: ConvSpec, y: np.ndarray, w: np.ndarray) -> dict[str, Callable]:
+    """Each installed backend's ready-to-time callables (``benchmark_callables``), if it has any."""
+    from . import backends
+
+    candidates: dict[str, Callable] = {}
+    for name in backends.installed():
+        module = backends.load(name)
+        if hasattr(module, "benchmark_callables"):
+            candidates.update(module.benchmark_callables(spec, w, y))
+    return candidates
+
+
+def gemm_gflops(dtype, size: int = 1024, repeats: int = 5) -> float:
+    """NumPy's square GEMM rate in this run (the yardstick of the 'share' column)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / float(np.median(times)) / 1e9
+
+
+@dataclass
+class Timing:
+    layer: str
+    dtype: str
+    candidate: str
+    times: list[float] = field(default_factory=list)
+    peak_bytes: int | None = None
+    macs: int = 0
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.times)) if self.times else float("nan")
+
+    def to_dict(self, gemm: float, reference: float | None) -> dict:
+        ms = self.median * 1e3
+        gflops = 2 * self.macs / self.median / 1e9 if self.times else None
+        return {"layer": self.layer, "dtype": self.dtype, "candidate": self.candidate,
+                "median_ms": ms, "min_ms": min(self.times) * 1e3 if self.times else None,
+                "max_ms": max(self.times) * 1e3 if self.times else None,
+                "gflops": gflops, "gemm_share": gflops / gemm if gflops else None,
+                "ratio_to_torch": self.median / reference if reference else None,
+                "peak_extra_mb": None if self.peak_bytes is None else self.peak_bytes / 2**20,
+                "note": self.note}
+
+
+def _peak_bytes(fn: Callable) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+DEFAULT_METHODS = ("auto", "fast_gemm", "fast_polyphase", "gemm", "polyphase", "zero_insertion")
+
+
+def run(layers_: list[Layer], *, dtypes=("float32", "float64"), methods=DEFAULT_METHODS,
+        repeats: int = 5, frameworks: bool = True,
+        progress: Callable[[], None] | None = None) -> tuple[list[Timing], dict[str, float]]:
+    """Time every candidate on every layer; rounds interleaved. Returns timings and GEMM rates."""
+    gemm = {dt: gemm_gflops(dt) for dt in dtypes}
+    timings: list[Timing] = []
+    for layer in layers_:
+        for dt in dtypes:
+            rng = np.random.default_rng(0)
+            y = rng.standard_normal(layer.spec.output_shape).astype(dt)
+            w = rng.standard_normal(layer.spec.weight_shape).astype(dt)
+            candidates = {f"tconv {m}": (lambda m=m: transpose(y, w, layer.spec, m))
+                          for m in methods}
+            if frameworks:
+                candidates.update(_framework_candidates(layer.spec, y, w))
+            rows = {name: Timing(layer.name, dt, name, macs=layer.macs) for name in candidates}
+            for name, fn in candidates.items():
+                if name.startswith("tconv"):
+                    rows[name].peak_bytes = _peak_bytes(fn)   # also the warm-up
+                else:
+                    fn()
+            for _ in range(repeats):
+                for name, fn in candidates.items():
+                    start = time.perf_counter()
+                    fn()
+                    rows[name].times.append(time.perf_counter() - start)
+                if progress:
+                    progress()
+            timings.extend(rows.values())
+    return timings, gemm

@@ -1,0 +1,82 @@
+"""The cost model behind ``method="auto"``: a few lines of arithmetic on the shape, no timing.
+
+Both fast methods do exactly the useful multiply-adds ``U = N * prod(out) * C_out * C_in/g * K``
+(``K = prod(kernel)``) in BLAS; they differ in the memory traffic around the GEMM and in the
+shape of the GEMM:
+
+* ``fast_gemm``: one GEMM of inner size ``C_out/g``, then col2im adds ``N*prod(out)*K*C_in``
+  elements, one strided add per tap;
+* ``fast_polyphase``: ``prod(stride)`` GEMMs of inner size ``T*C_out/g`` (``T`` taps per phase,
+  about ``K / prod(stride)``); each phase first gathers ``T`` shifted copies of the gradient,
+  ``N*prod(out)*K*C_out`` elements in all, none when the stride equals the kernel (``T == 1``).
+
+A GEMM whose inner size is small runs below the BLAS peak: modelled as ``min(1, inner / 64)``.
+The constants are relative rates measured on a 2-core AVX2 machine; only their ratios matter.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from .algorithms.polyphase import phases
+from .spec import ConvSpec
+
+GEMM_FLOPS = 50e9       # float32 GEMM flop/s at full efficiency
+ADD_RATE = 1.0e9        # elements/s of a strided numpy add (read, add, write)
+COPY_RATE = 2.0e9       # elements/s of a numpy gather copy
+CALL = 5e-6             # seconds per numpy call in the Python loops
+
+
+def _gemm_seconds(flops: float, inner: int) -> float:
+    return flops / (GEMM_FLOPS * min(1.0, inner / 64))
+
+
+def estimate(spec: ConvSpec, method: str) -> float:
+    """Model seconds of one fast method on ``spec`` (comparable between methods only)."""
+    g = spec.groups
+    co, ci = spec.out_channels // g, spec.in_channels // g
+    k = math.prod(spec.kernel_size)
+    cells = spec.batch * math.prod(spec.output_size)
+    useful = 2.0 * cells * spec.out_channels * ci * k
+    layout = (cells * spec.out_channels + spec.batch * math.prod(spec.input_size)
+              * spec.in_channels) / COPY_RATE
+    if method == "fast_gemm":
+        return (_gemm_seconds(useful, co) + cells * k * spec.in_channels / ADD_RATE
+                + k * CALL + layout)
+    if method == "fast_polyphase":
+        combos = math.prod(spec.stride)
+        taps = max(1, k // combos)
+        gather = 0.0 if taps == 1 else cells * k * spec.out_channels / COPY_RATE
+        return _gemm_seconds(useful, taps * co) + gather + combos * (taps + 4) * CALL + layout
+    raise ValueError(f"no cost model for method {method!r}")
+
+
+def choose(spec: ConvSpec, dtype=np.float32) -> str:
+    """The method ``auto`` runs: the cheaper fast method by :func:`estimate`."""
+    if np.dtype(dtype).kind in "iu":
+        return "fast_gemm"  # no BLAS for integers: fewer passes win
+    return min(("fast_gemm", "fast_polyphase"), key=lambda m: estimate(spec, m))
+
+
+def multiplies(spec: ConvSpec, method: str) -> int:
+    """Scalar multiplies a readable method performs, counted from its own loop structure.
+
+    ``zero_insertion`` slides the whole kernel over every output cell of the stretched gradient,
+    inserted zeros and padding included; ``polyphase`` runs each phase's sub-kernel over that
+    phase's cells only, so it multiplies ``1/prod(stride)`` as much when the kernel size is a
+    multiple of the stride (and the output size of the phases is even).
+    """
+    g = spec.groups
+    per_cell = spec.out_channels // g * spec.in_channels  # C_out/g products into each channel
+    if method == "zero_insertion":
+        return spec.batch * math.prod(spec.input_size) * math.prod(spec.kernel_size) * per_cell
+    if method == "polyphase":
+        total = 0
+        for combo in itertools.product(*(phases(spec, d) for d in range(spec.ndim))):
+            cells = math.prod(ph.count for ph in combo)
+            taps = math.prod(len(ph.taps) for ph in combo)
+            total += spec.batch * cells * taps * per_cell
+        return total
+    raise ValueError(f"no multiply count for method {method!r}")
