@@ -90,6 +90,15 @@ def test_output_padding_range_is_stride_or_dilation():
                     ConvSpec.transpose(y, w, stride=s, dilation=d, output_padding=op)
 
 
+@given(size=st.integers(1, 12), k=st.integers(1, 5), s=st.integers(1, 4), d=st.integers(1, 3))
+def test_transpose_same_gives_in_times_stride(size, k, s, d):
+    """'same' promises in * stride cells even when the dilated kernel is shorter than the
+    stride, and the forward 'same' convolution of that result has the input's size."""
+    spec = ConvSpec.transpose((1, 1, size), (1, 1, k), stride=s, dilation=d, padding="same")
+    assert spec.input_size == (size * s,)
+    assert fwd((size * s,), k, stride=s, dilation=d, padding="same").output_size == (size,)
+
+
 def test_transpose_same_is_the_forward_same_of_the_result():
     spec = ConvSpec.transpose((1, 1, 5, 4), (1, 1, 4, 3), stride=2, padding="same")
     assert spec.input_size == (10, 8)

@@ -273,7 +273,9 @@ class ConvSpec:
                              0)
         mode = _padding_mode(padding)
         if mode == "same":
-            size = target if target is not None else tuple(o * s for o, s in zip(out, stride))
+            if target is None:   # the size 'same' promises; output_padding follows from it
+                target = tuple(o * s for o, s in zip(out, stride))
+            size = target
             pads = tuple(_same_padding(n, k, s, d)
                          for n, k, s, d in zip(size, kernel, stride, dilation))
             for i, (n, o, s) in enumerate(zip(size, out, stride)):

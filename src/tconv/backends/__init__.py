@@ -15,7 +15,7 @@ from types import ModuleType
 from ..spec import ConvSpecError
 
 #: backend name -> module, in the order of the verify table.
-BACKENDS = {"torch": "tconv.backends.torch_backend"}
+BACKENDS = {"torch": "tconv.backends.torch_backend", "jax": "tconv.backends.jax_backend"}
 
 
 @dataclass(frozen=True)
