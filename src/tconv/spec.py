@@ -16,6 +16,9 @@ adjoint (the input gradient) of the forward convolution. Per spatial dimension, 
 The floor in the forward formula drops up to ``stride - 1`` trailing rows of ``x``; the
 ``output_padding`` of the transposed convolution restores them. A spec stores the input size and
 the output padding, and the output size follows exactly (the division is exact by construction).
+PyTorch also allows ``stride <= output_padding < dilation``: then ``x`` has cells past the last
+kernel placement the forward convolution would make, and the spec's forward convolution is the
+one whose output is cropped to ``output_size`` (the transposed convolution is its adjoint).
 
 Every other module takes its sizes from here: this file is the one place for shape arithmetic.
 """

@@ -2,8 +2,9 @@
 
 Each backend module has ``NAME``, ``available() -> bool`` and
 ``input_grad_ways(spec, w, g) -> dict[str, ndarray | NotExpressible | KnownDifference]``: one
-entry per way the framework offers, the result in the dtype of ``g``, or why that way cannot
-express the spec, or a result wrapped with the documented reason it differs.
+entry per way the framework offers, the result in ``np.result_type(g, w)`` (the dtype verify judges
+in), or why that way cannot express the spec, or a result wrapped with the documented reason it
+differs.
 Framework conventions live here and nowhere else in the core.
 """
 from __future__ import annotations
@@ -15,7 +16,8 @@ from types import ModuleType
 from ..spec import ConvSpecError
 
 #: backend name -> module, in the order of the verify table.
-BACKENDS = {"torch": "tconv.backends.torch_backend", "jax": "tconv.backends.jax_backend"}
+BACKENDS = {"torch": "tconv.backends.torch_backend", "jax": "tconv.backends.jax_backend",
+            "tensorflow": "tconv.backends.tensorflow_backend"}
 
 
 @dataclass(frozen=True)
