@@ -17,7 +17,8 @@ from ..spec import ConvSpecError
 
 #: backend name -> module, in the order of the verify table.
 BACKENDS = {"torch": "tconv.backends.torch_backend", "jax": "tconv.backends.jax_backend",
-            "tensorflow": "tconv.backends.tensorflow_backend"}
+            "tensorflow": "tconv.backends.tensorflow_backend",
+            "onnx": "tconv.backends.onnx_backend"}
 
 
 @dataclass(frozen=True)
