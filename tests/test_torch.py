@@ -108,3 +108,15 @@ def test_output_size_range_differs_from_torch_module():
     module = torch.nn.ConvTranspose1d(1, 1, 1, dilation=2, bias=False).double()
     with pytest.raises(ValueError, match="valid sizes range from"):
         module(_t(y), output_size=[2])
+
+
+def test_same_with_stride_is_refused_by_torch():
+    """PyTorch refuses padding='same' with stride > 1; tconv defines it as TensorFlow does:
+    ceil(in / stride) outputs, the odd padding cell on the high side."""
+    x, w = np.ones((1, 1, 7)), np.ones((1, 1, 4))
+    with pytest.raises(RuntimeError, match="padding='same' is not supported for strided"):
+        F.conv1d(_t(x), _t(w), stride=2, padding="same")
+    got = tconv.conv(x, w, stride=2, padding="same")
+    # total padding (4 - 1) * 2 + 4 - 7 = 3: one cell low, two high
+    want = F.conv1d(F.pad(_t(x), (1, 2)), _t(w), stride=2).numpy()
+    np.testing.assert_array_equal(got, want)

@@ -116,13 +116,22 @@ def verify(
             if row.result is not None:
                 _show(console, row.name, row.result)
     table = Table(title="dL/dx, every way, against exact arithmetic")
-    for col in ("way", "source", "max |diff|", "bound", "status", "note"):
-        table.add_column(col, overflow="fold")
+    table.add_column("way", overflow="fold")
+    for col in ("source", "max |diff|", "bound", "status", "note"):
+        table.add_column(col, no_wrap=True)
     style = {"PASS": "green", "FAIL": "bold red", "N/A": "yellow", "KNOWN": "magenta"}
+    notes: list[str] = []  # long reasons go below the table, numbered
     for row in report.rows:
+        mark = ""
+        if row.note:
+            if row.note not in notes:
+                notes.append(row.note)
+            mark = f"[{notes.index(row.note) + 1}]"
         table.add_row(row.name, row.source, _num(row.max_abs_diff), _num(row.bound),
-                      f"[{style[row.status]}]{row.status}[/]", row.note)
+                      f"[{style[row.status]}]{row.status}[/]", mark)
     console.print(table)
+    for i, note in enumerate(notes, 1):
+        console.print(f"[{i}] {note}", highlight=False, markup=False)
     verdict = "all agree" if report.passed else "DISAGREEMENT"
     console.print(f"{verdict}: {sum(r.status == 'PASS' for r in report.rows)} pass, "
                   f"{sum(r.status == 'FAIL' for r in report.rows)} fail, "
@@ -179,14 +188,17 @@ def sweep(
         report = run_sweep(count, seed=seed, dims=dims_, backends=names, dtype=dtype,
                            workers=workers, progress=lambda n: bar.update(task, completed=n))
     table = Table(title=f"{report.count} specs, {report.dtype}, {report.seconds:.1f} s")
-    table.add_column("way", no_wrap=True)
-    for col in ("agreed", "differed", "known", "not expressible", "most common note"):
-        table.add_column(col, overflow="fold")
+    table.add_column("way", overflow="fold")
+    for col in ("agreed", "differed", "known", "N/A"):
+        table.add_column(col, justify="right", no_wrap=True)
     for key, tally in report.tallies.items():
-        notes = report.notes.get(key)
         table.add_row(key, str(tally["PASS"]), _red(tally["FAIL"]), str(tally["KNOWN"]),
-                      str(tally["N/A"]), notes.most_common(1)[0][0] if notes else "")
+                      str(tally["N/A"]))
     console.print(table)
+    console.print("Most common reason per way (numbers elided; --json has them all):")
+    for key, notes in report.notes.items():
+        reason, count = notes.most_common(1)[0]
+        console.print(f"  {key} ({count}x): {reason}", highlight=False, markup=False)
     for d in report.disagreements:
         console.print(f"[bold red]{d.key}[/] differs; minimal spec: {d.minimal.describe()}")
         if d.note:

@@ -10,6 +10,7 @@ Framework conventions live here and nowhere else in the core.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -46,9 +47,13 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(BACKENDS[name])
 
 
+#: backend name -> the top-level package its framework needs (checked without importing it).
+PACKAGES = {"torch": "torch", "jax": "jax", "tensorflow": "tensorflow", "onnx": "onnx"}
+
+
 def installed() -> list[str]:
-    """The backends whose framework imports on this machine."""
-    return [name for name in BACKENDS if load(name).available()]
+    """The backends whose framework is installed (found, not imported: importing is slow)."""
+    return [name for name in BACKENDS if importlib.util.find_spec(PACKAGES[name]) is not None]
 
 
 def parse(names: str | None) -> list[str]:
