@@ -7,7 +7,8 @@ is one matrix product, channels last, so that BLAS sees the biggest possible pro
 
 followed by col2im: for each of the ``K = prod(kernel)`` taps, one strided add of a
 ``(N, *out, C_in)`` block into the channels-last full result at ``p*stride + j*dilation``.
-Groups become a batch of GEMMs. Work: exactly the useful multiplies (none on an inserted zero),
+Groups become a batch of GEMMs; depthwise layers (one channel in and out per group) skip the GEMM
+and multiply-add per tap. Work: exactly the useful multiplies (none on an inserted zero),
 plus ``K`` additions per gradient cell and output channel.
 
 Extra memory: ``cols`` holds ``N * prod(out) * K * C_in`` elements, which is about the output
@@ -39,16 +40,29 @@ def gemm_columns(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return cols.reshape((g, n) + spec.output_size + (taps, ci))
 
 
+def _windows(spec: ConvSpec):
+    """``(flat tap index, slices of the full result that tap's copies land on)``."""
+    for flat, tap in enumerate(itertools.product(*map(range, spec.kernel_size))):
+        yield flat, (slice(None),) + tuple(
+            slice(j * d, j * d + s * (m - 1) + 1, s) for j, d, s, m in
+            zip(tap, spec.dilation, spec.stride, spec.output_size))
+
+
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     g, ci = spec.groups, spec.in_channels // spec.groups
-    cols = gemm_columns(y, w, spec)
     full_size = tuple(m + op for m, op in zip(spec.full_output_size, spec.output_padding))
-    full = np.zeros((spec.batch,) + full_size + (g, ci), dtype=cols.dtype)
-    for flat, tap in enumerate(itertools.product(*map(range, spec.kernel_size))):
-        window = tuple(slice(j * d, j * d + s * (m - 1) + 1, s) for j, d, s, m in
-                       zip(tap, spec.dilation, spec.stride, spec.output_size))
-        block = np.moveaxis(cols[..., flat, :], 0, -2)                   # (N, *out, g, ci)
-        full[(slice(None),) + window] += block
+    dtype = np.result_type(y, w)
+    full = np.zeros((spec.batch,) + full_size + (g, ci), dtype=dtype)
+    if ci == 1 and spec.out_channels == g:
+        # depthwise: a GEMM of inner size 1 is an outer product; multiply-add per tap instead
+        y_last = np.moveaxis(y, 1, -1)[..., None]                          # (N, *out, g, 1)
+        taps = w.reshape(g, 1, -1)
+        for flat, window in _windows(spec):
+            full[window] += y_last * taps[:, :, flat]
+    else:
+        cols = gemm_columns(y, w, spec)
+        for flat, window in _windows(spec):
+            full[window] += np.moveaxis(cols[..., flat, :], 0, -2)        # (N, *out, g, ci)
     x = full[(slice(None),) + spec.input_window].reshape(
         (spec.batch,) + spec.input_size + (spec.in_channels,))
     return np.ascontiguousarray(np.moveaxis(x, -1, 1))

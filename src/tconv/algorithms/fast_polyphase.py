@@ -41,7 +41,7 @@ def _sub_kernel_matrix(w: np.ndarray, taps, groups: int) -> np.ndarray:
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     n, g = spec.batch, spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
-    y_last = np.moveaxis(y, 1, -1)                                       # (N, *out, C_out)
+    y_last = np.ascontiguousarray(np.moveaxis(y, 1, -1))                 # (N, *out, C_out)
     x_last = np.zeros((n,) + spec.input_size + (g, ci), dtype=np.result_type(y, w))
     per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
     for combo in itertools.product(*per_dim):
