@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..spec import ConvSpec, ConvSpecError
-from . import NotExpressible
+from . import KnownDifference, NotExpressible
 
 NAME = "jax"
 
@@ -96,7 +96,31 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
         result[_EXPLICIT] = _conv_transpose_explicit(spec, w, g)
         result[_CONSISTENT] = _conv_transpose_consistent(spec, w, g)
         result[_STRING] = _conv_transpose_string(spec, w, g)
+    bug = xla_negative_padding_bug(spec, dtype)
+    if bug:
+        result = {name: KnownDifference(bug, r) if isinstance(r, np.ndarray) else r
+                  for name, r in result.items()}
     return {name: result[name] for name in names}
+
+
+def xla_negative_padding_bug(spec: ConvSpec, dtype) -> str | None:
+    """The reason results may be wrong, if the spec meets openxla/xla#48713, else None.
+
+    XLA's CPU convolution in float32 (and float16, computed through it) reads outside its input
+    when a spatial dim has a negative low padding and a positive high padding of at most its
+    magnitude. Every way here runs the transposed convolution as such a convolution, padded by
+    ``ConvSpec.transpose_padding``, which is negative low when the forward padding exceeds
+    ``dilation*(k-1)``. float64 and the integers take other code paths and are right (checked
+    on the pinned jax 0.10.2).
+    """
+    if np.dtype(dtype).name not in ("float16", "float32"):
+        return None
+    for dim, (low, high) in enumerate(spec.transpose_padding):
+        if low < 0 < high <= -low:
+            return (f"XLA:CPU float convolutions read out of bounds with negative low and "
+                    f"positive high padding (openxla/xla#48713): the transposed convolution "
+                    f"pads spatial dim {dim} by ({low}, {high})")
+    return None
 
 
 # -- helpers ------------------------------------------------------------------------------------
