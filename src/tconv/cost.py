@@ -10,7 +10,9 @@ shape of the GEMM:
   about ``K / prod(stride)``); each phase first gathers ``T`` shifted copies of the gradient,
   ``N*prod(out)*K*C_out`` elements in all, none when the stride equals the kernel (``T == 1``).
 
-A GEMM whose inner size is small runs below the BLAS peak: modelled as ``min(1, inner / 64)``.
+A GEMM whose inner size or output width is small runs below the BLAS peak: modelled as
+``min(1, inner / 64) * min(1, width / 32)``. Depthwise layers (one channel in and out per
+group) make ``fast_gemm`` multiply-add per tap, two elementwise passes per tap.
 The constants are relative rates measured on a 2-core AVX2 machine; only their ratios matter.
 """
 from __future__ import annotations
@@ -29,8 +31,9 @@ COPY_RATE = 2.0e9       # elements/s of a numpy gather copy
 CALL = 5e-6             # seconds per numpy call in the Python loops
 
 
-def _gemm_seconds(flops: float, inner: int) -> float:
-    return flops / (GEMM_FLOPS * min(1.0, inner / 64))
+def _gemm_seconds(flops: float, inner: int, width: int) -> float:
+    """A GEMM below peak when its inner size or its output width is small (towards GEMV)."""
+    return flops / (GEMM_FLOPS * min(1.0, inner / 64) * min(1.0, width / 32))
 
 
 def estimate(spec: ConvSpec, method: str) -> float:
@@ -43,13 +46,16 @@ def estimate(spec: ConvSpec, method: str) -> float:
     layout = (cells * spec.out_channels + spec.batch * math.prod(spec.input_size)
               * spec.in_channels) / COPY_RATE
     if method == "fast_gemm":
-        return (_gemm_seconds(useful, co) + cells * k * spec.in_channels / ADD_RATE
+        if co == ci == 1:  # depthwise: a multiply and an add per tap, no GEMM
+            return 2 * cells * k * spec.in_channels / ADD_RATE + k * CALL + layout
+        return (_gemm_seconds(useful, co, k * ci) + cells * k * spec.in_channels / ADD_RATE
                 + k * CALL + layout)
     if method == "fast_polyphase":
         combos = math.prod(spec.stride)
         taps = max(1, k // combos)
         gather = 0.0 if taps == 1 else cells * k * spec.out_channels / COPY_RATE
-        return _gemm_seconds(useful, taps * co) + gather + combos * (taps + 4) * CALL + layout
+        return (_gemm_seconds(useful, taps * co, ci) + gather + combos * (taps + 4) * CALL
+                + layout)
     raise ValueError(f"no cost model for method {method!r}")
 
 

@@ -55,10 +55,11 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     full = np.zeros((spec.batch,) + full_size + (g, ci), dtype=dtype)
     if ci == 1 and spec.out_channels == g:
         # depthwise: a GEMM of inner size 1 is an outer product; multiply-add per tap instead
-        y_last = np.moveaxis(y, 1, -1)[..., None]                          # (N, *out, g, 1)
-        taps = w.reshape(g, 1, -1)
+        y_last = np.ascontiguousarray(np.moveaxis(y, 1, -1))[..., None]   # (N, *out, g, 1)
+        taps = np.ascontiguousarray(w.reshape(g, -1).T)[..., None]         # (K, g, 1)
+        product = np.empty_like(y_last, dtype=dtype)
         for flat, window in _windows(spec):
-            full[window] += y_last * taps[:, :, flat]
+            full[window] += np.multiply(y_last, taps[flat], out=product)
     else:
         cols = gemm_columns(y, w, spec)
         for flat, window in _windows(spec):
