@@ -46,6 +46,9 @@ def estimate(spec: ConvSpec, method: str) -> float:
     layout = (cells * spec.out_channels + spec.batch * math.prod(spec.input_size)
               * spec.in_channels) / COPY_RATE
     if method == "fast_gemm":
+        if (spec.kernel_size == spec.stride and max(spec.dilation) == 1
+                and not any(map(any, spec.padding)) and not any(spec.output_padding)):
+            return _gemm_seconds(useful, co, k * ci) + layout   # tiles: no col2im adds
         if co == ci == 1:  # depthwise: a multiply and an add per tap, no GEMM
             return 2 * cells * k * spec.in_channels / ADD_RATE + k * CALL + layout
         return (_gemm_seconds(useful, co, k * ci) + cells * k * spec.in_channels / ADD_RATE

@@ -7,7 +7,8 @@ is one matrix product, channels last, so that BLAS sees the biggest possible pro
 
 followed by col2im: for each of the ``K = prod(kernel)`` taps, one strided add of a
 ``(N, *out, C_in)`` block into the channels-last full result at ``p*stride + j*dilation``.
-Groups become a batch of GEMMs; depthwise layers (one channel in and out per group) skip the GEMM
+Groups become a batch of GEMMs. When the kernel equals the stride (no dilation, padding or
+output_padding) the copies tile the output and col2im is one transposing copy; depthwise layers (one channel in and out per group) skip the GEMM
 and multiply-add per tap. Work: exactly the useful multiplies (none on an inserted zero),
 plus ``K`` additions per gradient cell and output channel.
 
@@ -50,11 +51,14 @@ def _windows(spec: ConvSpec):
 
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     g, ci = spec.groups, spec.in_channels // spec.groups
+    depthwise = ci == 1 and spec.out_channels == g
+    if _tiles(spec) and not depthwise:
+        return _place_tiles(gemm_columns(y, w, spec), spec)
     full_size = tuple(m + op for m, op in zip(spec.full_output_size, spec.output_padding))
     dtype = np.result_type(y, w)
     full = np.zeros((spec.batch,) + full_size + (g, ci), dtype=dtype)
-    if ci == 1 and spec.out_channels == g:
-        # depthwise: a GEMM of inner size 1 is an outer product; multiply-add per tap instead
+    if depthwise:
+        # a GEMM of inner size 1 is an outer product; multiply-add per tap instead
         y_last = np.ascontiguousarray(np.moveaxis(y, 1, -1))[..., None]   # (N, *out, g, 1)
         taps = np.ascontiguousarray(w.reshape(g, -1).T)[..., None]         # (K, g, 1)
         product = np.empty_like(y_last, dtype=dtype)
@@ -67,3 +71,21 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     x = full[(slice(None),) + spec.input_window].reshape(
         (spec.batch,) + spec.input_size + (spec.in_channels,))
     return np.ascontiguousarray(np.moveaxis(x, -1, 1))
+
+
+def _tiles(spec: ConvSpec) -> bool:
+    """Kernel == stride, no dilation, padding or output_padding: the stamped kernel copies tile
+    the output exactly, without overlap or gaps (the U-Net upsampling layer)."""
+    return (spec.kernel_size == spec.stride and all(d == 1 for d in spec.dilation)
+            and all(p == (0, 0) for p in spec.padding) and not any(spec.output_padding))
+
+
+def _place_tiles(cols: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """col2im without additions: one transposing copy puts every tile in its place,
+    ``x[n, c, p*k + j] = cols[n, p, j, c]`` per dim (a pixel shuffle)."""
+    nd, g = spec.ndim, spec.groups
+    tiles = cols.reshape((g, spec.batch) + spec.output_size + spec.kernel_size
+                         + (spec.in_channels // g,))
+    # axes: 0 g, 1 N, 2..nd+1 out, nd+2..2nd+1 kernel, 2nd+2 ci  ->  N, g, ci, (out_i, k_i)...
+    order = (1, 0, 2 * nd + 2) + tuple(a for i in range(nd) for a in (2 + i, 2 + nd + i))
+    return np.ascontiguousarray(tiles.transpose(order)).reshape(spec.input_shape)
