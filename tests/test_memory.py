@@ -1,0 +1,53 @@
+"""Memory: auto stays within about output size x (kernel/stride)^d; matrix refuses big specs."""
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import tconv
+from tconv.algorithms import matrix
+from tconv.core import transpose
+from tconv.spec import ConvSpec
+
+SPECS = [
+    ConvSpec.transpose((4, 64, 8, 8), (64, 32, 4, 4), stride=2, padding=1),
+    ConvSpec.transpose((2, 32, 16, 16), (32, 16, 2, 2), stride=2),
+    ConvSpec.transpose((2, 16, 256), (16, 16, 8), stride=4, padding=2),
+    ConvSpec.transpose((1, 8, 6, 6, 6), (8, 8, 4, 4, 4), stride=2, padding=1),
+    ConvSpec.transpose((2, 32, 8, 8), (32, 1, 4, 4), stride=2, padding=1, groups=32),
+    ConvSpec.transpose((2, 16, 8, 8), (16, 16, 3, 3), stride=2, padding=1, output_padding=1),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.describe()[:60])
+def test_auto_extra_memory_is_about_output_times_kernel_over_stride(spec):
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal(spec.output_shape).astype(np.float32)
+    w = rng.standard_normal(spec.weight_shape).astype(np.float32)
+    out_bytes = math.prod(spec.input_shape) * 4
+    ratio = math.prod(k / s for k, s in zip(spec.kernel_size, spec.stride))
+    tracemalloc.start()
+    try:
+        x = transpose(y, w, spec, "auto")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    extra = peak - x.nbytes
+    # the columns (output x (k/s)^d), one full-size buffer, one layout copy of each side
+    allowed = out_bytes * (max(ratio, 1.0) + 2) + y.nbytes + w.nbytes + 2**20
+    assert extra <= allowed, (extra, allowed)
+
+
+def test_matrix_refuses_what_exceeds_the_limit(monkeypatch):
+    spec = ConvSpec.transpose((16, 512, 8, 8), (512, 256, 4, 4), stride=2, padding=1)
+    need = matrix.estimate_bytes(spec, 4)
+    assert need > matrix.MEMORY_LIMIT == 2 * 2**30
+    with pytest.raises(tconv.ConvSpecError, match=r"method='matrix' would need about .* GiB"):
+        tconv.conv_transpose(np.zeros(spec.output_shape, np.float32),
+                             np.zeros(spec.weight_shape, np.float32), stride=2, padding=1,
+                             method="matrix")
+    small = ConvSpec.transpose((1, 2, 3), (2, 1, 3), stride=2)
+    monkeypatch.setattr(matrix, "MEMORY_LIMIT", matrix.estimate_bytes(small, 8) - 1)
+    with pytest.raises(tconv.ConvSpecError, match="MEMORY_LIMIT"):
+        transpose(np.ones(small.output_shape), np.ones(small.weight_shape), small, "matrix")
