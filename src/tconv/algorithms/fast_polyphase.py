@@ -43,18 +43,21 @@ def _sub_kernel_matrix(w: np.ndarray, taps, groups: int) -> np.ndarray:
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     n, g = spec.batch, spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
-    y_last = np.ascontiguousarray(np.moveaxis(y, 1, -1))                 # (N, *out, C_out)
     x_last = np.zeros((n,) + spec.input_size + (g, ci), dtype=np.result_type(y, w))
     per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
+    # pad the channels-last gradient once, by the most any phase needs; phases take views
+    most = [(max(0, *(ph.pad[0] for ph in dim)), max(0, *(ph.pad[1] for ph in dim)))
+            for dim in per_dim]
+    padded = pad_or_crop(np.moveaxis(y, 1, -1), most, first_axis=1)       # (N, *out', C_out)
     for combo in itertools.product(*per_dim):
         if any(not ph.taps or ph.count == 0 for ph in combo):
             continue                                                     # stays zero
         counts = tuple(ph.count for ph in combo)
-        padded = pad_or_crop(y_last, [ph.pad for ph in combo], first_axis=1)
+        starts = [low - ph.pad[0] for (low, _), ph in zip(most, combo)]
         shifts = itertools.product(*[range(len(ph.taps)) for ph in combo])
-        views = [padded[(slice(None),) + tuple(slice(t * ph.dilation, t * ph.dilation + m)
-                                                for t, ph, m in zip(shift, combo, counts))]
-                 for shift in shifts]
+        views = [padded[(slice(None),) + tuple(
+            slice(b + t * ph.dilation, b + t * ph.dilation + m)
+            for b, t, ph, m in zip(starts, shift, combo, counts))] for shift in shifts]
         rows = n * math.prod(counts)
         gathered = views[0] if len(views) == 1 else np.stack(views, axis=-2)  # (N, *M, T, C)
         gathered = gathered.reshape(rows, len(views), g, co)
