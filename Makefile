@@ -20,3 +20,15 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
+
+# docs/figures/, drawn by the engine: the original experiment step by step (--ints: exact,
+# readable numbers) and as an animation, a 1-d dilated example, the overlap maps, the matrix C.
+.PHONY: figures
+figures: $(STAMP)
+	rm -rf docs/figures && mkdir -p docs/figures
+	$(BIN)/tconv explain --ints --png docs/figures --gif docs/figures/explain.gif > /dev/null
+	$(BIN)/tconv explain --ints --input 1,1,8 --kernel 3 --stride 2 --padding 2 --dilation 2 \
+	    --gif docs/figures/explain-1d-dilated.gif > /dev/null
+	$(BIN)/tconv overlap --kernel 3 --stride 2 --png docs/figures/overlap-k3-s2.png > /dev/null
+	$(BIN)/tconv overlap --kernel 4 --stride 2 --png docs/figures/overlap-k4-s2.png > /dev/null
+	$(BIN)/tconv matrix --ints --png docs/figures/matrix.png > /dev/null

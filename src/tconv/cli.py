@@ -385,6 +385,14 @@ def _num(value) -> str:
     return "" if value is None else f"{value:.3g}"
 
 
+from .commands import explain as explain_commands  # noqa: E402  (registered after app exists)
+
+app.command("explain")(explain_commands.explain)
+app.command("shape")(explain_commands.shape)
+app.command("overlap")(explain_commands.overlap)
+app.command("matrix")(explain_commands.matrix)
+
+
 def main() -> None:
     app()
 

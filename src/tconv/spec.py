@@ -419,13 +419,14 @@ class ConvSpec:
         return tuple(range(max(s, d)) for s, d in zip(self.stride, self.dilation))
 
     def input_sizes(self) -> tuple[tuple[Pair, ...], ...]:
-        """Per dim, every ``(input size, output_padding)`` giving this spec's forward output size.
+        """Per dim, every ``(input size >= 1, output_padding)`` giving this spec's output size.
 
         The forward floor maps ``stride`` consecutive input sizes to one output size; the
         transposed convolution can only tell them apart through output_padding.
         """
         return tuple(
-            tuple((self.transposed_size(o, k, s, p, d, op), op) for op in range(s))
+            tuple((n, op) for op in range(s)
+                  if (n := self.transposed_size(o, k, s, p, d, op)) >= 1)
             for o, k, s, p, d in zip(self.output_size, self.kernel_size, self.stride,
                                      self.padding, self.dilation))
 
