@@ -317,8 +317,8 @@ def test_module_imports_without_jax():
     """The adapter imports jax lazily: with jax unimportable the module loads and reports
     itself unavailable."""
     code = ("import sys; sys.modules['jax'] = None\n"
-            "from tconv.backends import jax_backend as b\n"
-            "assert not b.available() and b.NAME == 'jax' and len(b.way_names(2)) == 6\n"
+            "from tconv.backends import jax_backend as b, available\n"
+            "assert not available('jax') and b.NAME == 'jax' and len(b.way_names(2)) == 6\n"
             "assert 'jax' not in [m for m in sys.modules if sys.modules[m] is not None]")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -398,4 +398,4 @@ def test_without_onnxruntime(monkeypatch):
     assert ways["onnxruntime ConvTranspose pads"] == NotExpressible("onnxruntime is not installed")
     np.testing.assert_array_equal(ways["onnx.reference ConvTranspose pads"],
                                   transpose(g, w, spec, "scatter"))
-    assert onnx_backend.available()
+    assert backends.available("onnx")

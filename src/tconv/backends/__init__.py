@@ -1,6 +1,6 @@
 """Adapters that compute a spec's input gradient through a framework, imported only when used.
 
-Each backend module has ``NAME``, ``available() -> bool`` and
+Each backend module has ``NAME``, ``way_names(ndim)`` and
 ``input_grad_ways(spec, w, g) -> dict[str, ndarray | NotExpressible | KnownDifference]``: one
 entry per way the framework offers, the result in ``np.result_type(g, w)`` (the dtype verify judges
 in), or why that way cannot express the spec, or a result wrapped with the documented reason it
@@ -51,9 +51,14 @@ def load(name: str) -> ModuleType:
 PACKAGES = {"torch": "torch", "jax": "jax", "tensorflow": "tensorflow", "onnx": "onnx"}
 
 
+def available(name: str) -> bool:
+    """Whether backend ``name``'s framework is installed (found, not imported: that is slow)."""
+    return importlib.util.find_spec(PACKAGES[name]) is not None
+
+
 def installed() -> list[str]:
-    """The backends whose framework is installed (found, not imported: importing is slow)."""
-    return [name for name in BACKENDS if importlib.util.find_spec(PACKAGES[name]) is not None]
+    """The backends whose framework is installed."""
+    return [name for name in BACKENDS if available(name)]
 
 
 def parse(names: str | None) -> list[str]:

@@ -52,13 +52,6 @@ _CONSISTENT = "lax.conv_transpose(use_consistent_padding=True)"
 _STRING = "lax.conv_transpose('SAME'/'VALID')"
 
 
-def available() -> bool:
-    try:
-        import jax  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
 
 def way_names(ndim: int) -> list[str]:
     """The ways, in table order; lax is N-d, so the names do not depend on ``ndim``."""

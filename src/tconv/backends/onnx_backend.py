@@ -73,13 +73,6 @@ _OUTPUT_SHAPE_BUG = ("onnx.reference ignores output_shape when deriving pads wit
                      "NOTSET: pads stay 0 instead of total - total//2 at the start (onnx#4527)")
 
 
-def available() -> bool:
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
 
 def _ort_available() -> bool:
     try:

@@ -39,13 +39,6 @@ _MAX_THREADS = 4
 _configured = False
 
 
-def available() -> bool:
-    try:
-        _tf()
-    except ImportError:
-        return False
-    return True
-
 
 def way_names(ndim: int) -> list[str]:
     return ["tf.GradientTape(tf.nn.convolution)", f"tf.nn.conv{ndim}d_transpose",

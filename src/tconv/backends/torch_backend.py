@@ -16,13 +16,6 @@ NAME = "torch"
 _DTYPES = ("float16", "float32", "float64")
 
 
-def available() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
 
 def way_names(ndim: int) -> list[str]:
     return ["torch autograd", f"torch.nn.grad.conv{ndim}d_input", f"F.conv_transpose{ndim}d"]
