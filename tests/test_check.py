@@ -79,7 +79,7 @@ def test_cli_finds_the_bug_and_the_repro_command_reproduces_it():
 
 
 def test_cli_passes_torch_itself_with_tensors():
-    torch = pytest.importorskip("torch")  # noqa: F841
+    pytest.importorskip("torch")
     proc = _cli("torch.nn.functional:conv_transpose2d", "--dims", "2", "--arrays", "torch",
                 "--count", "40", "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr

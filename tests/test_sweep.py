@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 
 from tconv import algorithms
 from tconv.spec import ConvSpec

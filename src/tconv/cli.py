@@ -392,6 +392,10 @@ app.command("shape")(explain_commands.shape)
 app.command("overlap")(explain_commands.overlap)
 app.command("matrix")(explain_commands.matrix)
 
+from .commands import convert as convert_command  # noqa: E402
+
+app.command("convert")(convert_command.convert)
+
 
 def main() -> None:
     app()

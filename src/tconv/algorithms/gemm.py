@@ -19,7 +19,7 @@ from ..spec import ConvSpec
 
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     n, g = spec.batch, spec.groups
-    co, ci = spec.out_channels // g, spec.in_channels // g
+    co = spec.out_channels // g
     k = spec.kernel_size
     positions = int(np.prod(spec.output_size))
     wt = w.reshape(g, co, -1).swapaxes(1, 2)                         # (g, C_in/g * prod(k), C_out/g)

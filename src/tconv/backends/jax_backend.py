@@ -24,6 +24,9 @@ Conventions translated here (see ``docs/frameworks.md``):
 """
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 
 from ..spec import ConvSpec, ConvSpecError
@@ -53,6 +56,30 @@ _STRING = "lax.conv_transpose('SAME'/'VALID')"
 
 
 
+#: XLA pass that aborts the process on some lhs-dilated convolutions in jaxlib 0.10.2 CPU
+#: ("Window dimensions do not match RHS shape" in algebraic_simplifier.cc), e.g. a 2x3 input,
+#: 3x2 kernel, stride 2, padding ((0, 2), (0, 0)); tests/test_convert.py shows the abort.
+_CRASHING_PASS = "--xla_disable_hlo_passes=algsimp"
+
+
+def disable_crashing_pass() -> None:
+    """Turn off the XLA pass that aborts on some transposed convolutions, if jax has not
+    started yet (XLA reads ``XLA_FLAGS`` once: after that, the process's flags stand). The
+    pass only simplifies; turning it off costs compile-time optimisation, not correctness."""
+    if "jax" not in sys.modules:
+        flags = os.environ.get("XLA_FLAGS", "")
+        if _CRASHING_PASS not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} {_CRASHING_PASS}".strip()
+
+
+def import_jax():
+    """``import jax`` after :func:`disable_crashing_pass`."""
+    disable_crashing_pass()
+    import jax
+
+    return jax
+
+
 def way_names(ndim: int) -> list[str]:
     """The ways, in table order; lax is N-d, so the names do not depend on ``ndim``."""
     return [_VJP, _LINEAR, _DILATED, _EXPLICIT, _CONSISTENT, _STRING]
@@ -72,7 +99,7 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
         return dict.fromkeys(names, NotExpressible(
             f"{REASONS['dtype']} {dtype.name} (floats: {', '.join(_FLOATS)}; "
             f"integers: {', '.join(_INTEGERS)})"))
-    import jax
+    jax = import_jax()
 
     w = np.ascontiguousarray(w, dtype=dtype)
     g = np.ascontiguousarray(g, dtype=dtype)
@@ -152,7 +179,7 @@ def _forward(spec: ConvSpec, w: np.ndarray):
 
 def _vjp(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Reverse-mode autodiff: the vjp of the forward conv at any x (it is linear in x)."""
-    import jax
+    jax = import_jax()
 
     forward = _forward(spec, w)
     # one jitted computation: XLA compiles the pullback once instead of op by op (3x faster
@@ -163,7 +190,7 @@ def _vjp(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 def _linear_transpose(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> np.ndarray:
     """The transpose of the linear map ``x -> conv(x, w)``, without a point to linearise at."""
-    import jax
+    jax = import_jax()
 
     transposed = jax.linear_transpose(_forward(spec, w),
                                       jax.ShapeDtypeStruct(spec.input_shape, g.dtype))
@@ -291,6 +318,6 @@ def _x64(jax):
 
 
 def _version() -> str:
-    import jax
+    jax = import_jax()
 
     return jax.__version__
