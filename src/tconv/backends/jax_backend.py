@@ -321,3 +321,18 @@ def _version() -> str:
     jax = import_jax()
 
     return jax.__version__
+
+
+def benchmark_callables(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
+    """Zero-argument callables for ``tconv bench``: the jitted pullback of the forward
+    convolution (what ``jax.grad`` runs), compiled and with its inputs on the device before
+    timing. float32 only (float64 would need x64 mode around every call)."""
+    if g.dtype != np.float32 or w.dtype != np.float32:
+        return {}
+    jax = import_jax()
+
+    forward = _forward(spec, w)
+    pull = jax.jit(lambda x, cotangent: jax.vjp(forward, x)[1](cotangent)[0])
+    x0, g0 = jax.device_put(np.zeros(spec.input_shape, g.dtype)), jax.device_put(g)
+    pull(x0, g0).block_until_ready()
+    return {"jax vjp (jit)": lambda: pull(x0, g0).block_until_ready()}
