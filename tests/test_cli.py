@@ -100,3 +100,22 @@ def test_not_expressible_rows_for_more_than_three_dims():
     torch_rows = [r for r in report["rows"] if r["source"] == "torch"]
     assert len(torch_rows) == 3
     assert all(r["status"] == "N/A" and "1-d, 2-d and 3-d" in r["note"] for r in torch_rows)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["verify", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["sweep", "--seed", "-2"], "--seed must be >= 0, got -2"),
+    (["sweep", "--count", "2", "--json", "/nonexistent/dir/x.json"], "cannot be written"),
+    (["check", "wrong_impls:correct", "--count", "0"], "--count must be >= 1, got 0"),
+    (["bench", "--quick", "--methods", ","], "--methods names no method"),
+])
+def test_more_bad_flags_exit_2_before_any_work(args, message):
+    proc = subprocess.run(TCONV + args, capture_output=True, text=True)
+    assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_verify_empty_batch_runs():
+    """N = 0 is valid: every way computes an empty gradient or says why it cannot."""
+    proc = run("verify", "--input", "0,1,4", "--kernel", "3", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["passed"] is True

@@ -68,3 +68,15 @@ def test_error_bound_catches_a_one_ulp_shift():
     bound = error_bound(y, w, SPEC, truth)
     wrong = truth * (1 + 2.0**-12)
     assert not np.all(np.abs(wrong - truth) <= bound)
+
+
+def test_longdouble_results_pass_verify():
+    """The exact reference is rounded to float64: the bound covers that rounding, so correct
+    longdouble results are not reported as failures."""
+    from tconv.verify import verify
+    rng = np.random.default_rng(0)
+    spec = ConvSpec.forward((1, 2, 9, 9), (2, 2, 3, 3), stride=2, padding=1)
+    for _ in range(20):
+        w = rng.standard_normal(spec.weight_shape).astype(np.longdouble)
+        g = rng.standard_normal(spec.output_shape).astype(np.longdouble)
+        assert verify(spec, w, g).passed

@@ -188,3 +188,14 @@ def test_forward_with_explicit_output_padding_rebuilds_any_spec(spec):
 def test_forward_rejects_an_output_padding_that_does_not_fit():
     with pytest.raises(ConvSpecError, match=r"output_padding=0 does not fit input size 4"):
         ConvSpec.forward((1, 1, 4), (1, 1, 3), stride=2, padding=0, output_padding=0)
+
+
+def test_zero_d_arrays_and_tensors_are_scalars():
+    """A 0-d array (or tensor) parameter means its value, as a NumPy scalar does."""
+    y, w = np.ones((1, 1, 4)), np.ones((1, 1, 3))
+    want = tconv.conv_transpose(y, w, stride=2, output_padding=1, padding=1)
+    got = tconv.conv_transpose(y, w, stride=np.array(2), output_padding=np.array(1),
+                               padding=np.array(1), groups=np.array(1))
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(ConvSpecError, match=r"method=\['x'\] is not one of"):
+        tconv.conv_transpose(y, w, method=["x"])

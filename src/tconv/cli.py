@@ -90,6 +90,7 @@ def verify(
                                 output_padding)
         data_dtype = flags.dtype(dtype)
         names = registry.parse(backends)
+        _check_seed(seed)
     except ConvSpecError as e:
         _fail(str(e))
     rng = np.random.default_rng(seed)
@@ -140,6 +141,20 @@ def verify(
     raise typer.Exit(0 if report.passed else 1)
 
 
+def _check_seed(seed: int) -> None:
+    if seed < 0:
+        raise ConvSpecError(f"--seed must be >= 0, got {seed}")
+
+
+def _check_writable(path: str) -> None:
+    """Fail before a long run, not after it, when the report cannot be written."""
+    try:
+        with open(path, "a"):
+            pass
+    except OSError as e:
+        raise ConvSpecError(f"--json {path!r} cannot be written: {e.strerror}") from None
+
+
 def _dims(text: str) -> tuple[int, ...]:
     dims = flags.ints("--dims", text)
     if any(d < 1 for d in dims):
@@ -179,6 +194,9 @@ def sweep(
         flags.dtype(dtype)
         if count < 1 or workers < 1:
             raise ConvSpecError(f"--count and --workers must be >= 1, got {count} and {workers}")
+        _check_seed(seed)
+        if json_file:
+            _check_writable(json_file)
     except ConvSpecError as e:
         _fail(str(e))
     console = Console()
@@ -252,6 +270,9 @@ def check(
             raise ConvSpecError(f"--api must be one of {', '.join(checker.APIS)}, got {api!r}")
         if arrays not in checker.ARRAYS:
             raise ConvSpecError(f"--arrays must be numpy or torch, got {arrays!r}")
+        if count < 1:
+            raise ConvSpecError(f"--count must be >= 1, got {count}")
+        _check_seed(seed)
         flags.dtype(dtype)
         dims_ = _dims(dims)
         one = None
@@ -325,6 +346,8 @@ def bench(
     try:
         names = list(METHODS) + ["auto"] if methods == "all" else [
             m.strip() for m in methods.split(",") if m.strip()]
+        if not names:
+            raise ConvSpecError(f"--methods names no method: {methods!r}")
         for m in names:
             if m != "auto" and m not in METHODS:
                 raise ConvSpecError(f"--methods: {m!r} is not one of {('auto',) + METHODS}")

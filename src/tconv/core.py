@@ -91,5 +91,5 @@ def transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec, method: str = "auto"
 
 
 def _check_method(method) -> None:
-    if method != "auto" and method not in ALGORITHMS:
+    if not isinstance(method, str) or (method != "auto" and method not in ALGORITHMS):
         raise ConvSpecError(f"method={method!r} is not one of {('auto',) + METHODS}")

@@ -48,8 +48,14 @@ def _as_int(name: str, value) -> int:
     return int(value)
 
 
+def _scalar(value):
+    """A 0-d array or tensor as its Python scalar (it is iterable only in name)."""
+    return value.item() if getattr(value, "ndim", None) == 0 else value
+
+
 def _per_dim(name: str, value, ndim: int) -> tuple[int, ...]:
     """An int, or one int per spatial dim, as a tuple of length ``ndim``."""
+    value = _scalar(value)
     if isinstance(value, (str, bytes)):
         raise ConvSpecError(f"{name} must be an int or {ndim} ints, got {value!r}")
     if isinstance(value, Iterable):
@@ -70,6 +76,7 @@ def _at_least(name: str, values: tuple[int, ...], minimum: int) -> tuple[int, ..
 
 def _padding_pairs(value, ndim: int) -> tuple[Pair, ...]:
     """Explicit padding as one (low, high) pair per dim: int, per-dim ints or per-dim pairs."""
+    value = _scalar(value)
     if isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
         entries = tuple(value)
         if len(entries) != ndim:
@@ -464,7 +471,7 @@ def _common(weight_shape, stride, dilation, groups):
         raise ConvSpecError(f"weight shape must have sizes >= 1, got {weight_shape}")
     stride = _at_least("stride", _per_dim("stride", stride, ndim), 1)
     dilation = _at_least("dilation", _per_dim("dilation", dilation, ndim), 1)
-    groups = _as_int("groups", groups)
+    groups = _as_int("groups", _scalar(groups))
     if groups < 1:
         raise ConvSpecError(f"groups must be >= 1, got {groups}")
     return weight_shape, ndim, stride, dilation, groups

@@ -3,7 +3,8 @@
 The error bound. A float computation of one output cell sums ``n`` products (``n`` is
 ``ConvSpec.terms_per_output``). In any order, with or without fused multiply-adds, the classic
 bound holds: ``|computed - exact| <= gamma_n * sum |w_j * g_i|`` with ``gamma_n = n*u / (1 - n*u)``
-and ``u`` the unit roundoff of the result dtype, plus ``u * |exact|`` for the final rounding. The
+and ``u`` the unit roundoff of the result dtype, plus ``(u + 2**-52) * |exact|`` for the final
+rounding and those of the exact reference and of the comparison, both in float64. The
 sum of magnitudes is the transposed convolution of ``|g|`` with ``|w|``. Integer results must be
 exact.
 """
@@ -38,9 +39,11 @@ def error_bound(g: np.ndarray, w: np.ndarray, spec: ConvSpec, exact_result: np.n
         return np.zeros(spec.input_shape)
     magnitudes = reference.conv_transpose(np.abs(g.astype(np.float64)),
                                           np.abs(w.astype(np.float64)), spec)
-    # the float64 magnitude sum is itself rounded; 1 + 2**-40 covers it for any realistic n
+    # the float64 magnitude sum is itself rounded; 1 + 2**-40 covers it for any realistic n.
+    # The final term covers the result's own rounding (u), the exact reference's rounding to
+    # float64 and the comparison's (2 * 2**-53): these matter for longdouble results.
     return (gamma(spec.terms_per_output, u) * magnitudes * (1 + 2.0**-40)
-            + u * np.abs(exact_result.astype(np.float64)))
+            + (u + 2.0**-52) * np.abs(exact_result.astype(np.float64)))
 
 
 @dataclass(frozen=True)
