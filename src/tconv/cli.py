@@ -243,13 +243,14 @@ def check(
     arrays: str = typer.Option("numpy", help="Pass numpy arrays or torch tensors."),
     input: Optional[str] = typer.Option(None, "--input", help="Check one spec only: x's shape "
                                         "N,C,*spatial (with the flags below, as in verify)."),
-    out_channels: int = typer.Option(1, "--out-channels"),
-    kernel: str = typer.Option("3"),
-    stride: str = typer.Option("1"),
-    padding: str = typer.Option("0"),
-    dilation: str = typer.Option("1"),
-    groups: int = typer.Option(1),
-    output_padding: Optional[str] = typer.Option(None, "--output-padding"),
+    out_channels: int = typer.Option(1, "--out-channels", help="With --input: C_out."),
+    kernel: str = typer.Option("3", help="With --input: kernel size, one or one per dim."),
+    stride: str = typer.Option("1", help="With --input: stride."),
+    padding: str = typer.Option("0", help="With --input: symmetric padding (PyTorch's)."),
+    dilation: str = typer.Option("1", help="With --input: dilation."),
+    groups: int = typer.Option(1, help="With --input: groups."),
+    output_padding: Optional[str] = typer.Option(
+        None, "--output-padding", help="With --input: only for output_padding >= stride."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Check your own transposed convolution against exact arithmetic, and shrink a failure.
