@@ -66,5 +66,7 @@ def test_polyphase_multiplies_one_over_prod_stride_of_zero_insertion(y, w, strid
 
 def test_auto_picks_a_fast_method():
     spec = ConvSpec.transpose((4, 256, 64, 64), (256, 128, 2, 2), stride=2)
-    assert choose(spec) in ("fast_gemm", "fast_polyphase")
+    assert choose(spec) == "fast_polyphase_cf"          # 4096 cells per sample, 256 channels
+    assert choose(ConvSpec.transpose((16, 512, 8, 8), (512, 256, 4, 4), stride=2)) in (
+        "fast_gemm", "fast_polyphase")                   # 64 cells, 512 channels
     assert choose(spec, np.int64) == "fast_gemm"

@@ -122,7 +122,8 @@ def _peak_bytes(fn: Callable) -> int:
         tracemalloc.stop()
 
 
-DEFAULT_METHODS = ("auto", "fast_gemm", "fast_polyphase", "gemm", "polyphase", "zero_insertion")
+DEFAULT_METHODS = ("auto", "fast_gemm", "fast_polyphase", "fast_polyphase_cf", "gemm", "polyphase",
+                   "zero_insertion")
 
 
 def run(layers_: list[Layer], *, dtypes=("float32", "float64"), methods=DEFAULT_METHODS,

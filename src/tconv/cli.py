@@ -324,7 +324,7 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="Small layers, 2 rounds: a smoke test."),
     dtypes: str = typer.Option("float32,float64", "--dtypes", help="Comma list of dtypes."),
     methods: str = typer.Option(
-        "auto,fast_gemm,fast_polyphase,gemm,polyphase,zero_insertion",
+        "auto,fast_gemm,fast_polyphase,fast_polyphase_cf,gemm,polyphase,zero_insertion",
         help="Comma list of tconv methods ('all' for every one; scatter, commuted and matrix "
              "are slow on the large layers)."),
     repeats: int = typer.Option(5, help="Rounds per layer (each round times every candidate)."),

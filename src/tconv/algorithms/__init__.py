@@ -7,7 +7,8 @@ and returns an array of ``spec.input_shape`` in that dtype. Registration order i
 from __future__ import annotations
 
 from .. import reference
-from . import commuted, fast_gemm, fast_polyphase, gemm, matrix, polyphase, zero_insertion
+from . import (commuted, fast_gemm, fast_polyphase, fast_polyphase_cf, gemm, matrix, polyphase,
+               zero_insertion)
 
 ALGORITHMS = {
     "scatter": reference.conv_transpose,
@@ -18,6 +19,7 @@ ALGORITHMS = {
     "polyphase": polyphase.conv_transpose,
     "fast_gemm": fast_gemm.conv_transpose,
     "fast_polyphase": fast_polyphase.conv_transpose,
+    "fast_polyphase_cf": fast_polyphase_cf.conv_transpose,
 }
 
 METHODS: tuple[str, ...] = tuple(ALGORITHMS)

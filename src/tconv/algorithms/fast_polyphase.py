@@ -28,7 +28,7 @@ from ..spec import ConvSpec
 from .polyphase import phases
 
 
-def _sub_kernel_matrix(w: np.ndarray, taps, groups: int) -> np.ndarray:
+def sub_kernel_matrix(w: np.ndarray, taps, groups: int) -> np.ndarray:
     """``(g, T*C_out/g, C_in/g)``: the phase's taps, flipped, tap-major then channel."""
     cy, ci = w.shape[:2]
     # a phase's taps are evenly spaced: a strided slice (cheap) rather than fancy indexing
@@ -40,14 +40,19 @@ def _sub_kernel_matrix(w: np.ndarray, taps, groups: int) -> np.ndarray:
     return np.moveaxis(sub, 3, 1).reshape(groups, t * (cy // groups), ci)
 
 
+def padded_once(per_dim) -> list[tuple[int, int]]:
+    """The gradient's padding per dim that serves every phase: the most any phase needs (a
+    phase that needs less, or a crop, starts further in)."""
+    return [(max(0, *(ph.pad[0] for ph in dim)), max(0, *(ph.pad[1] for ph in dim)))
+            for dim in per_dim]
+
+
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     n, g = spec.batch, spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
     x_last = np.zeros((n,) + spec.input_size + (g, ci), dtype=np.result_type(y, w))
     per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
-    # pad the channels-last gradient once, by the most any phase needs; phases take views
-    most = [(max(0, *(ph.pad[0] for ph in dim)), max(0, *(ph.pad[1] for ph in dim)))
-            for dim in per_dim]
+    most = padded_once(per_dim)
     padded = pad_or_crop(np.moveaxis(y, 1, -1), most, first_axis=1)       # (N, *out', C_out)
     for combo in itertools.product(*per_dim):
         if any(not ph.taps or ph.count == 0 for ph in combo):
@@ -61,7 +66,7 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
         rows = n * math.prod(counts)
         gathered = views[0] if len(views) == 1 else np.stack(views, axis=-2)  # (N, *M, T, C)
         gathered = gathered.reshape(rows, len(views), g, co)
-        kernel = _sub_kernel_matrix(w, [ph.taps for ph in combo], g)     # (g, T*co, ci)
+        kernel = sub_kernel_matrix(w, [ph.taps for ph in combo], g)     # (g, T*co, ci)
         if g == 1:
             part = (gathered.reshape(rows, len(views) * co) @ kernel[0])[:, None, :]
         else:

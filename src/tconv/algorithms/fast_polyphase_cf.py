@@ -1,0 +1,52 @@
+"""``fast_polyphase_cf``: ``fast_polyphase`` in the caller's channels-first layout.
+
+The same sub-pixel phases and one GEMM per phase, but the gradient stays ``(N, C_out, *out)``
+and the GEMM is turned around so that its result is already channels-first::
+
+    x_phase[n, c, m] = sum_{t, o} w[o, c, taps[T-1-t]] * y_padded[n, o, m + t*d']
+                       (C_in/g, T*C_out/g) @ (T*C_out/g, M)      per sample and group
+
+No layout copy of the gradient or of the output; the GEMMs are wide in the spatial dim and
+narrow in the batch. That pays when the gradient has many cells per channel (upsampling
+decoders, long 1-d signals, depthwise layers); with few cells and many channels the single
+large GEMM of ``fast_gemm`` wins. Extra memory: one phase's gather, as ``fast_polyphase``.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from .._arrays import pad_or_crop
+from ..spec import ConvSpec
+from .fast_polyphase import padded_once, sub_kernel_matrix
+from .polyphase import phases
+
+
+def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    n, g = spec.batch, spec.groups
+    co = spec.out_channels // g
+    x = np.zeros(spec.input_shape, dtype=np.result_type(y, w))
+    per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
+    most = padded_once(per_dim)
+    padded = pad_or_crop(y, most)                                        # (N, C_out, *out')
+    for combo in itertools.product(*per_dim):
+        if any(not ph.taps or ph.count == 0 for ph in combo):
+            continue                                                     # stays zero
+        counts = tuple(ph.count for ph in combo)
+        starts = [low - ph.pad[0] for (low, _), ph in zip(most, combo)]
+        views = [padded[(slice(None),) * 2 + tuple(
+            slice(b + t * ph.dilation, b + t * ph.dilation + m)
+            for b, t, ph, m in zip(starts, shift, combo, counts))]
+            for shift in itertools.product(*[range(len(ph.taps)) for ph in combo])]
+        taps, cells = len(views), math.prod(counts)
+        gathered = views[0][:, None] if taps == 1 else np.stack(views, axis=1)  # (N, T, C, *M)
+        gathered = gathered.reshape(n, taps, g, co, cells).transpose(0, 2, 1, 3, 4).reshape(
+            n, g, taps * co, cells)                                      # (N, g, T*co, M)
+        kernel = np.swapaxes(sub_kernel_matrix(w, [ph.taps for ph in combo], g), 1, 2)
+        part = kernel @ gathered                                         # (N, g, ci, M)
+        where = tuple(slice(ph.start, ph.start + (ph.count - 1) * s + 1, s)
+                      for ph, s in zip(combo, spec.stride))
+        x[(slice(None),) * 2 + where] = part.reshape((n, spec.in_channels) + counts)
+    return x
