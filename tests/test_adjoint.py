@@ -24,7 +24,9 @@ def test_every_method_is_the_exact_adjoint_of_conv(spec, seed, method):
 def test_float_dot_test_within_tolerance(spec, seed):
     result = tconv.dot_test(spec, dtype=np.float64, seed=seed)
     assert result.passed
-    assert result.tolerance < 1e-9 * max(1.0, abs(result.lhs))
+    # the tolerance scales with the sum of |products|, which cancellation can make much larger
+    # than |lhs|; it must still be tiny next to any real error (see the wrong-adjoint test)
+    assert result.tolerance < 1e-6 * max(1.0, abs(result.lhs))
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.float64])
