@@ -8,7 +8,10 @@ shape of the GEMM:
   elements, one strided add per tap;
 * ``fast_polyphase``: ``prod(stride)`` GEMMs of inner size ``T*C_out/g`` (``T`` taps per phase,
   about ``K / prod(stride)``); each phase first gathers ``T`` shifted copies of the gradient,
-  ``N*prod(out)*K*C_out`` elements in all, none when the stride equals the kernel (``T == 1``).
+  ``N*prod(out)*K*C_out`` elements in all, none when the stride equals the kernel (``T == 1``);
+* ``fast_polyphase_cf``: the same phases channels-first, one GEMM per sample and group, without
+  the two layout copies; :func:`choose` takes it by a rule read off measurements, not by
+  :func:`estimate`.
 
 A GEMM whose inner size or output width is small runs below the BLAS peak: modelled as
 ``min(1, inner / 64) * min(1, width / 32)``. Depthwise layers (one channel in and out per
