@@ -7,7 +7,8 @@ and the GEMM is turned around so that its result is already channels-first::
                        (C_in/g, T*C_out/g) @ (T*C_out/g, M)      per sample and group
 
 No layout copy of the gradient or of the output; the GEMMs are wide in the spatial dim and
-narrow in the batch. That pays when the gradient has many cells per channel (upsampling
+narrow in the batch. Large outputs run two phases at a time in threads (phases write disjoint
+cells), so that the gathers and strided writes, single-threaded in NumPy, use both cores. That pays when the gradient has many cells per channel (upsampling
 decoders, long 1-d signals, depthwise layers); with few cells and many channels the single
 large GEMM of ``fast_gemm`` wins. Extra memory: one phase's gather, as ``fast_polyphase``.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -31,9 +34,10 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
     most = padded_once(per_dim)
     padded = pad_or_crop(y, most)                                        # (N, C_out, *out')
-    for combo in itertools.product(*per_dim):
+
+    def phase(combo) -> None:
         if any(not ph.taps or ph.count == 0 for ph in combo):
-            continue                                                     # stays zero
+            return                                                       # stays zero
         counts = tuple(ph.count for ph in combo)
         starts = [low - ph.pad[0] for (low, _), ph in zip(most, combo)]
         views = [padded[(slice(None),) * 2 + tuple(
@@ -49,4 +53,25 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
         where = tuple(slice(ph.start, ph.start + (ph.count - 1) * s + 1, s)
                       for ph, s in zip(combo, spec.stride))
         x[(slice(None),) * 2 + where] = part.reshape((n, spec.in_channels) + counts)
+
+    combos = list(itertools.product(*per_dim))
+    if len(combos) > 1 and x.size >= _THREADED_SIZE:
+        # phases write disjoint cells; NumPy releases the GIL in the gathers, the GEMMs and
+        # the strided writes, so two phases at a time use both cores for the memory passes
+        list(_pool().map(phase, combos))
+    else:
+        for combo in combos:
+            phase(combo)
     return x
+
+
+#: Outputs smaller than this run their phases one after another (threads cost more).
+_THREADED_SIZE = 1 << 18
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1),
+                                        thread_name_prefix="tconv-phase"))
+    return _POOL[0]
