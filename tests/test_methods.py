@@ -111,3 +111,16 @@ def test_depthwise(method):
     for c in range(4):
         alone = tconv.conv_transpose(y[:, c:c + 1], w[c:c + 1], stride=2, method="scatter")
         np.testing.assert_array_equal(got[:, c:c + 1], alone)
+
+
+def test_threaded_phases_equal_scatter(monkeypatch):
+    """fast_polyphase_cf runs phases in threads on large outputs; with the threshold at 0 every
+    spec takes that path and must still give the reference's numbers exactly."""
+    from tconv.algorithms import fast_polyphase_cf
+    from tconv.sweep import draw_specs
+
+    monkeypatch.setattr(fast_polyphase_cf, "_THREADED_SIZE", 0)
+    for i, spec in enumerate(draw_specs(80, seed=5)):
+        _, w, y = arrays_for(spec, i)
+        np.testing.assert_array_equal(transpose(y, w, spec, "fast_polyphase_cf"),
+                                      transpose(y, w, spec, "scatter"), err_msg=spec.describe())
