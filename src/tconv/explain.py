@@ -368,8 +368,7 @@ def _phases_step(spec: ConvSpec, w, result) -> Step:
     multiplies = 0
     combos = sorted(itertools.product(*per_dim), key=lambda c: tuple(ph.start for ph in c))
     for number, combo in enumerate(combos):
-        cells = tuple(slice(ph.start, ph.start + (ph.count - 1) * s + 1, s)
-                      for ph, s in zip(combo, spec.stride))
+        cells = tuple(ph.cells(s) for ph, s in zip(combo, spec.stride))
         if all(ph.count for ph in combo):
             labels[cells] = f"phase{number}"
         taps = [ph.taps for ph in combo]

@@ -25,7 +25,7 @@ import numpy as np
 
 from .._arrays import pad_or_crop
 from ..spec import ConvSpec
-from .polyphase import phases
+from .polyphase import empty, phases
 
 
 def sub_kernel_matrix(w: np.ndarray, taps, groups: int) -> np.ndarray:
@@ -47,6 +47,19 @@ def padded_once(per_dim) -> list[tuple[int, int]]:
             for dim in per_dim]
 
 
+def shifted_views(padded: np.ndarray, combo, most, lead: int) -> list[np.ndarray]:
+    """The ``T`` windows of the once-padded gradient that a phase's sub-kernel taps read.
+
+    ``lead`` axes come before the spatial ones (1 channels-last, 2 channels-first); each view
+    has the phase's cell counts as its spatial size.
+    """
+    starts = [low - ph.pad[0] for (low, _), ph in zip(most, combo)]
+    return [padded[(slice(None),) * lead + tuple(
+        slice(b + t * ph.dilation, b + t * ph.dilation + ph.count)
+        for b, t, ph in zip(starts, shift, combo))]
+        for shift in itertools.product(*[range(len(ph.taps)) for ph in combo])]
+
+
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     n, g = spec.batch, spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
@@ -55,14 +68,10 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     most = padded_once(per_dim)
     padded = pad_or_crop(np.moveaxis(y, 1, -1), most, first_axis=1)       # (N, *out', C_out)
     for combo in itertools.product(*per_dim):
-        if any(not ph.taps or ph.count == 0 for ph in combo):
+        if empty(combo):
             continue                                                     # stays zero
         counts = tuple(ph.count for ph in combo)
-        starts = [low - ph.pad[0] for (low, _), ph in zip(most, combo)]
-        shifts = itertools.product(*[range(len(ph.taps)) for ph in combo])
-        views = [padded[(slice(None),) + tuple(
-            slice(b + t * ph.dilation, b + t * ph.dilation + m)
-            for b, t, ph, m in zip(starts, shift, combo, counts))] for shift in shifts]
+        views = shifted_views(padded, combo, most, lead=1)
         rows = n * math.prod(counts)
         gathered = views[0] if len(views) == 1 else np.stack(views, axis=-2)  # (N, *M, T, C)
         gathered = gathered.reshape(rows, len(views), g, co)
@@ -72,8 +81,7 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
         else:
             lhs = np.moveaxis(gathered, 2, 0).reshape(g, rows, len(views) * co)
             part = np.moveaxis(lhs @ kernel, 0, 1)                       # (rows, g, ci)
-        cells = tuple(slice(ph.start, ph.start + (ph.count - 1) * s + 1, s)
-                      for ph, s in zip(combo, spec.stride))
+        cells = tuple(ph.cells(s) for ph, s in zip(combo, spec.stride))
         x_last[(slice(None),) + cells] = part.reshape((n,) + counts + (g, ci))
     x = x_last.reshape((n,) + spec.input_size + (spec.in_channels,))
     return np.ascontiguousarray(np.moveaxis(x, -1, 1))

@@ -23,8 +23,8 @@ import numpy as np
 
 from .._arrays import pad_or_crop
 from ..spec import ConvSpec
-from .fast_polyphase import padded_once, sub_kernel_matrix
-from .polyphase import phases
+from .fast_polyphase import padded_once, shifted_views, sub_kernel_matrix
+from .polyphase import empty, phases
 
 
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
@@ -36,22 +36,17 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     padded = pad_or_crop(y, most)                                        # (N, C_out, *out')
 
     def phase(combo) -> None:
-        if any(not ph.taps or ph.count == 0 for ph in combo):
+        if empty(combo):
             return                                                       # stays zero
         counts = tuple(ph.count for ph in combo)
-        starts = [low - ph.pad[0] for (low, _), ph in zip(most, combo)]
-        views = [padded[(slice(None),) * 2 + tuple(
-            slice(b + t * ph.dilation, b + t * ph.dilation + m)
-            for b, t, ph, m in zip(starts, shift, combo, counts))]
-            for shift in itertools.product(*[range(len(ph.taps)) for ph in combo])]
+        views = shifted_views(padded, combo, most, lead=2)
         taps, cells = len(views), math.prod(counts)
         gathered = views[0][:, None] if taps == 1 else np.stack(views, axis=1)  # (N, T, C, *M)
         gathered = gathered.reshape(n, taps, g, co, cells).transpose(0, 2, 1, 3, 4).reshape(
             n, g, taps * co, cells)                                      # (N, g, T*co, M)
         kernel = np.swapaxes(sub_kernel_matrix(w, [ph.taps for ph in combo], g), 1, 2)
         part = kernel @ gathered                                         # (N, g, ci, M)
-        where = tuple(slice(ph.start, ph.start + (ph.count - 1) * s + 1, s)
-                      for ph, s in zip(combo, spec.stride))
+        where = tuple(ph.cells(s) for ph, s in zip(combo, spec.stride))
         x[(slice(None),) * 2 + where] = part.reshape((n, spec.in_channels) + counts)
 
     combos = list(itertools.product(*per_dim))

@@ -36,6 +36,15 @@ class Phase:
     count: int              # number of output cells of this phase
     pad: tuple[int, int]    # padding (negative: crop) of y for the correlation
 
+    def cells(self, stride: int) -> slice:
+        """The output cells of this phase (cropped coordinates), every ``stride``-th one."""
+        return slice(self.start, self.start + (self.count - 1) * stride + 1, stride)
+
+
+def empty(combo) -> bool:
+    """A combination of per-dim phases with no tap reaching it or no cell in it (stays 0)."""
+    return any(not ph.taps or ph.count == 0 for ph in combo)
+
 
 def phases(spec: ConvSpec, dim: int) -> list[Phase]:
     """The ``stride`` phases of spatial dim ``dim`` (empty phases included, with no taps)."""
@@ -63,14 +72,13 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     x = np.zeros(spec.input_shape, dtype=np.result_type(y, w))
     per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
     for combo in itertools.product(*per_dim):
-        if any(not ph.taps or ph.count == 0 for ph in combo):
+        if empty(combo):
             continue                                  # no tap reaches it, or no cell of it
         sub = w[np.ix_(range(w.shape[0]), range(w.shape[1]), *[ph.taps for ph in combo])]
         kernel = swap_group_channels(flip_spatial(sub), spec.groups)
         padded = pad_or_crop(y, [ph.pad for ph in combo])
         part = correlate(padded, kernel, tuple(ph.count for ph in combo), (1,) * spec.ndim,
                          tuple(ph.dilation for ph in combo), spec.groups)
-        cells = tuple(slice(ph.start, ph.start + (ph.count - 1) * s + 1, s)
-                      for ph, s in zip(combo, spec.stride))
+        cells = tuple(ph.cells(s) for ph, s in zip(combo, spec.stride))
         x[(slice(None),) * 2 + cells] = part
     return x
