@@ -193,16 +193,21 @@ def explain(
         print(json.dumps(explanation.to_dict()))
     else:
         print_explanation(Console(), explanation)
-    try:
-        written = []
-        if png:
-            written += drawing.save_steps(explanation, png)
-        if gif:
-            written.append(drawing.save_animation(animation, gif))
-    except OSError as e:
-        _fail(f"cannot write {e.filename}: {e.strerror}")
+    written = []
+    if png:
+        written += _write(drawing.save_steps, explanation, png)
+    if gif:
+        written += [_write(drawing.save_animation, animation, gif)]
     if written and not as_json:
         Console().print("wrote " + ", ".join(map(str, written)), highlight=False)
+
+
+def _write(save, what, path):
+    """Run one drawing writer; a file that cannot be written is one line on stderr, exit 2."""
+    try:
+        return save(what, path)
+    except OSError as e:
+        _fail(f"cannot write {e.filename}: {e.strerror}")
 
 
 def shape(
@@ -330,10 +335,7 @@ def overlap(
         console.print(_heat(ov.counts))
         console.print(story.overlap_summary(ov), highlight=False)
     if png:
-        try:
-            path = drawing.save_overlap(ov, png)
-        except OSError as e:
-            _fail(f"cannot write {e.filename}: {e.strerror}")
+        path = _write(drawing.save_overlap, ov, png)
         if not as_json:
             Console().print(f"wrote {path}", highlight=False)
 
@@ -379,10 +381,7 @@ def matrix(
         console.print(f"dot-product test <C x, y> = <x, C^T y>: {dot.lhs:g} = {dot.rhs:g}: "
                       f"{'passed' if dot.passed else 'FAILED'}", highlight=False)
     if png:
-        try:
-            path = drawing.save_matrix(view, png)
-        except OSError as e:
-            _fail(f"cannot write {e.filename}: {e.strerror}")
+        path = _write(drawing.save_matrix, view, png)
         if not as_json:
             Console().print(f"wrote {path}", highlight=False)
     raise typer.Exit(0 if view.dot.passed else 1)
