@@ -3,13 +3,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import cost, forward
+from . import cost, forward, im2col
 from ._arrays import as_compute, result_dtype
 from .algorithms import ALGORITHMS, METHODS
 from .spec import ConvSpec, ConvSpecError
 
 
-def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+#: The algorithms of the forward convolution and of the weight gradient (``"auto"`` excluded):
+#: ``direct``, one matrix product per kernel tap (:mod:`tconv.forward`), and ``im2col``, one
+#: GEMM per cache-sized block of gathered windows (:mod:`tconv.im2col`). ``auto`` runs
+#: ``im2col``: its GEMM's inner size is ``C_in/g * prod(kernel)`` instead of ``C_in/g``.
+CONV_METHODS = ("direct", "im2col")
+_FORWARD = {"direct": forward.conv, "im2col": im2col.conv}
+_WEIGHT_GRAD = {"direct": forward.weight_grad, "im2col": im2col.weight_grad}
+
+
+def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, method="auto") -> np.ndarray:
     """N-d convolution (cross-correlation), as ``torch.nn.functional.conv{1,2,3}d`` without bias.
 
     Parameters
@@ -19,6 +28,8 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
     stride, dilation : int or sequence of int
     padding : int, sequence of int, sequence of (low, high) pairs, ``"valid"`` or ``"same"``
     groups : int
+    method : str
+        ``"auto"`` or one of :data:`CONV_METHODS`; every method gives the same numbers.
 
     Returns
     -------
@@ -33,9 +44,10 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
            [6., 9.]])
     """
     x, w = np.asarray(x), np.asarray(w)
+    _check_conv_method(method)
     spec = ConvSpec.forward(x.shape, w.shape, stride=stride, padding=padding,
                             dilation=dilation, groups=groups)
-    return forward.conv(x, w, spec)
+    return convolve(x, w, spec, method)
 
 
 def conv_transpose(y, w, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1,
@@ -85,11 +97,32 @@ def transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec, method: str = "auto"
     ``spec.input_shape`` in the promoted dtype of ``y`` and ``w``."""
     _check_method(method)
     dtype = result_dtype(y, w)
-    algorithm = ALGORITHMS[cost.choose(spec, dtype) if method == "auto" else method]
-    x = algorithm(as_compute(y, dtype), as_compute(w, dtype), spec)
-    return x.astype(dtype, copy=False)
+    return _run(ALGORITHMS[cost.choose(spec, dtype) if method == "auto" else method], y, w, spec)
+
+
+def convolve(x: np.ndarray, w: np.ndarray, spec: ConvSpec, method: str = "auto") -> np.ndarray:
+    """The forward convolution of a built ``spec`` (``x`` is ``spec.input_shape``)."""
+    _check_conv_method(method)
+    return _run(_FORWARD["im2col" if method == "auto" else method], x, w, spec)
+
+
+def weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec, method: str = "auto") -> np.ndarray:
+    """``dL/dw`` of a built ``spec`` for upstream gradient ``g`` (``spec.output_shape``)."""
+    _check_conv_method(method)
+    return _run(_WEIGHT_GRAD["im2col" if method == "auto" else method], x, g, spec)
+
+
+def _run(algorithm, a: np.ndarray, b: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """``algorithm(a, b, spec)`` in the compute dtype, returned in the operands' dtype."""
+    dtype = result_dtype(a, b)
+    return algorithm(as_compute(a, dtype), as_compute(b, dtype), spec).astype(dtype, copy=False)
 
 
 def _check_method(method) -> None:
     if not isinstance(method, str) or (method != "auto" and method not in ALGORITHMS):
         raise ConvSpecError(f"method={method!r} is not one of {('auto',) + METHODS}")
+
+
+def _check_conv_method(method) -> None:
+    if not isinstance(method, str) or (method != "auto" and method not in CONV_METHODS):
+        raise ConvSpecError(f"method={method!r} is not one of {('auto',) + CONV_METHODS}")

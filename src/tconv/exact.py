@@ -52,6 +52,13 @@ def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return _unscale(reference.conv(xi, wi, spec), ex + ew, _integer(x, w))
 
 
+def weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The weight gradient, exact, rounded once to float64 (Python ints for integers)."""
+    xi, ex = _scaled_ints(x)
+    gi, eg = _scaled_ints(g)
+    return _unscale(reference.weight_grad(xi, gi, spec), ex + eg, _integer(x, g))
+
+
 def wrap(ints: np.ndarray, dtype) -> np.ndarray:
     """Exact integers reduced into ``dtype`` modulo 2**bits, as NumPy's integer arithmetic wraps."""
     dtype = np.dtype(dtype)

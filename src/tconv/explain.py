@@ -389,7 +389,7 @@ def _phases_step(spec: ConvSpec, w, result) -> Step:
     text = ("Most products of the ordinary convolution meet an inserted zero. Split x by the "
             "position of each cell modulo the stride (its phase): the cells of one phase meet "
             "the same kernel taps, so each phase is a small stride-1 convolution of g with a "
-            f"sub-kernel, and the phases interleave into x.\n" + "\n".join(lines)
+            "sub-kernel, and the phases interleave into x.\n" + "\n".join(lines)
             + f"\nPer channel pair: {multiplies} multiplies instead of {dense}.")
     kinds = _broadcast(labels.astype(str), result.shape)
     return Step("phases", "Sub-pixel phases: no multiply by an inserted zero", text,

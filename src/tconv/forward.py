@@ -1,9 +1,12 @@
-"""The forward convolution (cross-correlation), N-d, grouped, strided and dilated.
+"""``direct``: the forward convolution (cross-correlation) and its weight gradient, per tap.
 
-Dilate, pad, take a strided view per kernel tap, contract the channels: for every tap ``j`` of
-the kernel, the input samples it meets form the strided slice ``x[..., j*d : j*d + s*(out-1) + 1 : s]``,
-and one matrix product per tap adds ``w[:, :, j] @ slice`` into the output. The loop runs over the
-``prod(kernel)`` taps only; batch, channels and positions are vectorised.
+N-d, grouped, strided and dilated. Pad, take a strided view per kernel tap, contract the
+channels: for every tap ``j`` of the kernel, the input samples it meets form the strided slice
+``x[..., j*d : j*d + s*(out-1) + 1 : s]``, and one matrix product per tap adds
+``w[:, :, j] @ slice`` into the output (or ``g @ slice`` into the weight gradient's tap ``j``).
+The loop runs over the ``prod(kernel)`` taps only; batch, channels and positions are vectorised.
+The readable methods of :mod:`tconv.algorithms` build on :func:`correlate`; the faster blocked
+GEMM of the same products is :mod:`tconv.im2col`.
 """
 from __future__ import annotations
 
@@ -45,3 +48,23 @@ def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     y = correlate(xp, as_compute(w, dtype), spec.output_size, spec.stride, spec.dilation,
                   spec.groups)
     return y.astype(dtype, copy=False)
+
+
+def weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The weight gradient of ``spec``'s convolution for upstream gradient ``g`` (both already
+    in the compute dtype): the padded input correlated with ``g``, one product per tap."""
+    n, groups = spec.batch, spec.groups
+    co, ci = spec.out_channels // groups, spec.in_channels // groups
+    positions = int(np.prod(spec.output_size))
+    xp = pad_or_crop(x, spec.padding)
+    xp = xp.reshape((n, groups, ci) + xp.shape[2:])
+    gg = g.reshape(n, groups, co, positions).transpose(1, 2, 0, 3).reshape(
+        groups, co, n * positions)                                     # (g, C_out/g, N*P)
+    dw = np.zeros((groups, co, ci) + spec.kernel_size, dtype=np.result_type(x, g))
+    for tap in itertools.product(*map(range, spec.kernel_size)):
+        window = tuple(slice(j * d, j * d + s * (m - 1) + 1, s) for j, d, s, m in
+                       zip(tap, spec.dilation, spec.stride, spec.output_size))
+        patch = xp[(slice(None),) * 3 + window].reshape(n, groups, ci, positions)
+        patch = patch.transpose(1, 0, 3, 2).reshape(groups, n * positions, ci)
+        dw[(slice(None),) * 3 + tap] = gg @ patch                      # (g, C_out/g, C_in/g)
+    return dw.reshape(spec.weight_shape)

@@ -11,12 +11,9 @@ For ``y = conv(x, w)`` and an upstream gradient ``g = dL/dy``:
 """
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from . import core
-from ._arrays import as_compute, pad_or_crop, result_dtype
 from .spec import ConvSpec, ConvSpecError
 
 
@@ -58,11 +55,12 @@ def conv_input_grad(input_shape, w, grad_output, *, stride=1, padding=0, dilatio
 
 
 def conv_weight_grad(x, weight_shape, grad_output, *, stride=1, padding=0, dilation=1,
-                     groups=1) -> np.ndarray:
+                     groups=1, method="auto") -> np.ndarray:
     """``dL/dw`` of ``y = conv(x, w)`` for ``w.shape == weight_shape``, given ``dL/dy``.
 
     Same argument order as ``torch.nn.grad.conv2d_weight``; any number of spatial dims.
     The result has ``weight_shape`` and the promoted dtype of ``x`` and ``grad_output``.
+    ``method`` is ``"auto"`` or one of :data:`tconv.core.CONV_METHODS`, as for :func:`tconv.conv`.
 
     Examples
     --------
@@ -77,25 +75,5 @@ def conv_weight_grad(x, weight_shape, grad_output, *, stride=1, padding=0, dilat
     spec = ConvSpec.forward(x.shape, weight_shape, stride=stride, padding=padding,
                             dilation=dilation, groups=groups)
     _check_grad_output(grad_output, spec)
-    dtype = result_dtype(x, grad_output)
-    return weight_grad(as_compute(x, dtype), as_compute(grad_output, dtype), spec).astype(
-        dtype, copy=False)
+    return core.weight_grad(x, grad_output, spec, method)
 
-
-def weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """The weight-gradient correlation for a built spec, one matrix product per kernel tap."""
-    n, groups = spec.batch, spec.groups
-    co, ci = spec.out_channels // groups, spec.in_channels // groups
-    positions = int(np.prod(spec.output_size))
-    xp = pad_or_crop(x, spec.padding).reshape((n, groups, ci) + tuple(
-        m + lo + hi for m, (lo, hi) in zip(spec.input_size, spec.padding)))
-    gg = g.reshape(n, groups, co, positions).transpose(1, 2, 0, 3).reshape(
-        groups, co, n * positions)                                     # (g, C_out/g, N*P)
-    dw = np.zeros((groups, co, ci) + spec.kernel_size, dtype=np.result_type(x, g))
-    for tap in itertools.product(*map(range, spec.kernel_size)):
-        window = tuple(slice(j * d, j * d + s * (m - 1) + 1, s) for j, d, s, m in
-                       zip(tap, spec.dilation, spec.stride, spec.output_size))
-        patch = xp[(slice(None),) * 3 + window].reshape(n, groups, ci, positions)
-        patch = patch.transpose(1, 0, 3, 2).reshape(groups, n * positions, ci)
-        dw[(slice(None),) * 3 + tap] = gg @ patch                      # (g, C_out/g, C_in/g)
-    return dw.reshape(spec.weight_shape)

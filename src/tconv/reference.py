@@ -1,6 +1,7 @@
-"""Naive, obviously correct loops: the forward convolution and the scatter transpose.
+"""Naive, obviously correct loops: the forward convolution, its weight gradient and the scatter
+transpose.
 
-Both loop over positions one at a time and do nothing clever, so that each can be read against
+All loop over positions one at a time and do nothing clever, so that each can be read against
 its formula. They work for any dtype NumPy can multiply and add, ``object`` arrays of Python
 integers included, which is how :mod:`tconv.exact` computes exact results.
 """
@@ -24,6 +25,14 @@ def _window(position, spec: ConvSpec) -> tuple[slice, ...]:
                  zip(position, spec.stride, spec.extents, spec.dilation))
 
 
+def _padded(x: np.ndarray, spec: ConvSpec, other: np.ndarray) -> np.ndarray:
+    """``x`` inside a zero border of ``spec.padding`` (dtype promoted with ``other``)."""
+    xp = _zeros((spec.batch, spec.in_channels) + tuple(
+        n + lo + hi for n, (lo, hi) in zip(spec.input_size, spec.padding)), x, other)
+    xp[(slice(None),) * 2 + spec.input_window] = x
+    return xp
+
+
 def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """Forward convolution: each output cell is the dot product of the kernel and its window.
 
@@ -31,9 +40,7 @@ def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     where ``g = o // (C_out / groups)`` is the group of output channel ``o``.
     """
     g, ci, co = spec.groups, spec.in_channels // spec.groups, spec.out_channels // spec.groups
-    xp = _zeros((spec.batch, spec.in_channels) + tuple(
-        n + lo + hi for n, (lo, hi) in zip(spec.input_size, spec.padding)), x, w)
-    xp[(slice(None),) * 2 + spec.input_window] = x
+    xp = _padded(x, spec, w)
     y = _zeros(spec.output_shape, x, w)
     for p in np.ndindex(*spec.output_size):
         window = _window(p, spec)
@@ -43,6 +50,27 @@ def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
             y[(slice(None), slice(group * co, (group + 1) * co)) + p] = (
                 patch.reshape(spec.batch, kernel[0].size) @ kernel.reshape(co, -1).T)
     return y
+
+
+def weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The weight gradient: every output position adds its input window, times its upstream
+    gradient, into the kernel.
+
+    ``dw[o, i, j] = sum_{n, p} x_padded[n, g*C_in/g + i, p*stride + j*dilation] * g[n, o, p]``
+    (``g`` in the index is the group of output channel ``o``).
+    """
+    groups, ci = spec.groups, spec.in_channels // spec.groups
+    co = spec.out_channels // groups
+    xp = _padded(x, spec, g)
+    dw = _zeros(spec.weight_shape, x, g)
+    for p in np.ndindex(*spec.output_size):
+        window = _window(p, spec)
+        for group in range(groups):
+            patch = xp[(slice(None), slice(group * ci, (group + 1) * ci)) + window]
+            grad = g[(slice(None), slice(group * co, (group + 1) * co)) + p]       # (N, co)
+            dw[group * co:(group + 1) * co] += (grad.T @ patch.reshape(spec.batch, -1)).reshape(
+                (co, ci) + spec.kernel_size)
+    return dw
 
 
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:

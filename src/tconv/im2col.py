@@ -1,0 +1,108 @@
+"""``im2col``: the forward convolution and its weight gradient, one large GEMM per block.
+
+Lay every window the kernel visits in the padded input out as a column (the first of the two
+conventional lowerings; the transposed direction is ``fast_gemm``'s col2im)::
+
+    cols[g, (i, j), (n, p)] = x_padded[n, g*C_in/g + i, p*stride + j*dilation]
+
+Then both products are single GEMMs per group:
+
+    y[n, g*C_out/g + o, p]  =  sum_(i, j)  w[g*C_out/g + o, i, j] * cols[g, (i, j), (n, p)]
+                               (C_out/g, C_in/g*K) @ (C_in/g*K, nb*P)
+    dw[g*C_out/g + o, i, j] += sum_(n, p)  grad[n, g*C_out/g + o, p] * cols[g, (i, j), (n, p)]
+                               (C_out/g, nb*P) @ (nb*P, C_in/g*K)
+
+``K = prod(kernel)``, ``P = prod(out)``. The columns are one copy of a strided window view
+(no Python loop over taps, samples or positions). They are built a block at a time: whole
+samples while a block's columns fit in :data:`BLOCK_BYTES`, else slabs of one sample along its
+first output dim. (Gathering the next block in a second thread, or one block in two halves,
+measured no faster on 2 cores: the gather is bound by memory bandwidth, which BLAS shares.)
+
+Work: exactly the useful multiply-adds, plus one copy of ``C_in * K * P`` elements per sample
+(the columns read each input cell about ``prod(kernel / stride)`` times).
+Extra memory: one block of columns (``<= BLOCK_BYTES`` unless one output row alone is larger),
+one padded block of input, and the GEMM's result block before it is put in place.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ._arrays import pad_or_crop
+from .spec import ConvSpec
+
+#: Upper bound on one block's columns (bytes): cache-sized, so that the gather and the GEMM
+#: after it meet in cache; on the bench layers 8 MiB was best or near it among 2 to 128 MiB.
+BLOCK_BYTES = 8 << 20
+
+Block = tuple[slice, slice]   # samples, rows of the first output dim
+
+
+def plan(spec: ConvSpec, itemsize: int) -> list[Block]:
+    """The blocks, in order: whole samples while they fit, else row slabs of one sample."""
+    out = spec.output_size
+    row = itemsize * spec.in_channels * math.prod(spec.kernel_size) * math.prod(out[1:])
+    if row * out[0] <= BLOCK_BYTES:
+        step = max(1, BLOCK_BYTES // (row * out[0]))
+        return [(slice(n, min(n + step, spec.batch)), slice(0, out[0]))
+                for n in range(0, spec.batch, step)]
+    rows = max(1, BLOCK_BYTES // row)
+    return [(slice(n, n + 1), slice(r, min(r + rows, out[0])))
+            for n in range(spec.batch) for r in range(0, out[0], rows)]
+
+
+def windows(x: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """``(C_in, *kernel, N, *out)`` view of padded ``x``: ``[c, j, n, p] = x_padded[n, c,
+    p*stride + j*dilation]``. No copy but the padding. (With output_padding reaching past
+    the stride, ``x`` has cells beyond the last window; the view stops at ``spec.output_size``.)"""
+    nd = spec.ndim
+    xp = pad_or_crop(x, spec.padding)
+    view = sliding_window_view(xp, spec.extents, axis=tuple(range(2, 2 + nd)))
+    view = view[(slice(None),) * 2
+                + tuple(slice(0, m * s, s) for m, s in zip(spec.output_size, spec.stride))
+                + tuple(slice(None, None, d) for d in spec.dilation)]   # (N, C, *out, *k)
+    return view.transpose((1,) + tuple(range(2 + nd, 2 + 2 * nd)) + (0,)
+                          + tuple(range(2, 2 + nd)))
+
+
+def columns(x: np.ndarray, spec: ConvSpec) -> Iterator[tuple[slice, slice, np.ndarray]]:
+    """``(samples, rows, cols)`` per block of :func:`plan`; ``cols`` is
+    ``(groups, C_in/g*K, nb*rows*rest)``."""
+    nd, g = spec.ndim, spec.groups
+    padded_for, view = None, None
+    for samples, rows in plan(spec, x.dtype.itemsize):
+        if samples != padded_for:           # pad a block of samples once for all its slabs
+            padded_for, view = samples, windows(x[samples], spec)
+        block = view[(slice(None),) * (nd + 2) + (rows,)]
+        yield samples, rows, block.reshape(g, -1, math.prod(block.shape[nd + 1:]))
+
+
+
+
+
+def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """Forward convolution of ``spec`` (``x``, ``w`` already in the compute dtype)."""
+    g = spec.groups
+    y = np.empty(spec.output_shape, dtype=np.result_type(x, w))
+    w_mat = w.reshape(g, spec.out_channels // g, -1)                    # (g, C_out/g, ci*K)
+    for samples, rows, cols in columns(x, spec):
+        part = (w_mat @ cols).reshape(
+            (spec.out_channels, samples.stop - samples.start, rows.stop - rows.start)
+            + spec.output_size[1:])
+        y[samples, :, rows] = np.moveaxis(part, 0, 1)
+    return y
+
+
+def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """Weight gradient of ``spec``'s convolution for upstream gradient ``grad``."""
+    g = spec.groups
+    co = spec.out_channels // g
+    dw = np.zeros((g, co, spec.weight_shape[1] * math.prod(spec.kernel_size)),
+                  dtype=np.result_type(x, grad))
+    for samples, rows, cols in columns(x, spec):
+        block = np.moveaxis(grad[samples, :, rows], 1, 0).reshape(g, co, -1)  # (g, co, nb*P)
+        dw += block @ np.swapaxes(cols, 1, 2)
+    return dw.reshape(spec.weight_shape)
