@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tconv import ConvSpec
-from tconv.bench import layers
+from tconv.bench import OPS, layers
 from tconv.cost import choose, multiplies
 
 
@@ -21,23 +21,33 @@ def test_bench_quick_runs_every_candidate_and_reports_sane_numbers():
     rows = report["timings"]
     quick = {ly.name for ly in layers(quick=True)}
     assert {r["layer"] for r in rows} == quick
+    assert {r["op"] for r in rows} == {"input_grad", "conv", "weight_grad"}
     for r in rows:
         assert r["min_ms"] <= r["median_ms"] <= r["max_ms"]
         assert r["gflops"] > 0
-    cands = {r["candidate"] for r in rows}
-    assert {"tconv auto", "tconv fast_gemm", "tconv polyphase"} <= cands
+    cands = {op: {r["candidate"] for r in rows if r["op"] == op} for op in OPS}
+    assert {"tconv auto", "tconv fast_gemm", "tconv polyphase"} == cands["input_grad"] & {
+        "tconv auto", "tconv fast_gemm", "tconv polyphase", "tconv direct", "tconv im2col"}
+    assert {"tconv auto", "tconv direct", "tconv im2col"} <= cands["conv"] & cands["weight_grad"]
     from tconv import backends
     if backends.available("torch"):
-        assert {"torch conv_transpose", "torch autograd"} <= cands
+        assert {"torch conv_transpose", "torch autograd"} <= cands["input_grad"]
+        assert "torch conv" in cands["conv"]
+        assert {"torch nn.grad", "torch autograd"} <= cands["weight_grad"]
         assert all(r["ratio_to_torch"] > 0 for r in rows)
     if backends.available("jax"):
-        assert "jax vjp (jit)" in cands
+        assert "jax vjp (jit)" in cands["input_grad"] & cands["weight_grad"]
+        assert "jax conv (jit)" in cands["conv"]
 
 
-def test_bench_bad_method_exits_2():
+def test_bench_bad_method_or_op_exits_2():
     proc = subprocess.run([sys.executable, "-m", "tconv.cli", "bench", "--methods", "fft"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "--methods: 'fft'" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "tconv.cli", "bench", "--ops", "conv,backward"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "--ops 'conv,backward'" in proc.stderr
+    assert proc.stderr.count("\n") == 1
 
 
 @pytest.mark.parametrize("y, w, stride, padding", [
@@ -70,3 +80,27 @@ def test_auto_picks_a_fast_method():
     assert choose(ConvSpec.transpose((16, 512, 8, 8), (512, 256, 4, 4), stride=2)) in (
         "fast_gemm", "fast_polyphase")                   # 64 cells, 512 channels
     assert choose(spec, np.int64) == "fast_gemm"
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_every_timed_candidate_computes_the_operation(op):
+    """What the bench times is the operation it names: every candidate's result, tconv's and
+    the frameworks', equals the naive loop's (float32, to the rounding of a few terms)."""
+    from tconv import reference
+    from tconv.bench import _framework_candidates, _tconv_candidates
+
+    spec = ConvSpec.transpose((2, 4, 3, 5), (4, 3, 4, 3), stride=(2, 1), padding=1)
+    rng = np.random.default_rng(1)
+    x, w, g = (rng.standard_normal(s).astype(np.float32) for s in
+               (spec.input_shape, spec.weight_shape, spec.output_shape))
+    wide = [a.astype(np.float64) for a in (x, w, g)]
+    want = {"input_grad": lambda: reference.conv_transpose(wide[2], wide[1], spec),
+            "conv": lambda: reference.conv(wide[0], wide[1], spec),
+            "weight_grad": lambda: reference.weight_grad(wide[0], wide[2], spec)}[op]()
+    candidates = _tconv_candidates(op, spec, x, w, g, ("auto", "fast_gemm"), ("direct", "im2col"))
+    candidates.update(_framework_candidates(op, spec, x, w, g))
+    from tconv import backends
+    frameworks = {name.split()[0] for name in candidates} - {"tconv"}
+    assert frameworks == {b for b in ("torch", "jax") if backends.available(b)}
+    for name, fn in candidates.items():
+        np.testing.assert_allclose(np.asarray(fn()), want, rtol=1e-5, atol=1e-4, err_msg=name)

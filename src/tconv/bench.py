@@ -1,14 +1,17 @@
 """Side-by-side timing of tconv's methods, PyTorch and JAX on the same layers, in one process.
 
-Every candidate of a layer runs once per round, rounds interleaved, so that a busy machine slows
+Three operations per layer (:data:`OPS`): the input gradient (the transposed convolution), the
+forward convolution it is the transpose of, and that convolution's weight gradient; all three
+do the same multiply-adds. Every candidate of a layer runs once per round, rounds interleaved, so that a busy machine slows
 all of them alike; only the ratios measured in one run mean anything. Each row reports the
 median and the range of the rounds, GFLOP/s counting ``2 * useful multiply-adds`` (the
 multiplies of the definition, none by an inserted zero), the share of a NumPy float GEMM timed in
-the same run, the ratio to PyTorch's ``conv_transpose`` and the peak extra memory NumPy allocated
-(tracemalloc; frameworks allocate outside its view).
+the same run, the ratio to PyTorch's function for the operation (:data:`REFERENCE`) and the
+peak extra memory NumPy allocated (tracemalloc; frameworks allocate outside its view).
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import tracemalloc
@@ -17,8 +20,13 @@ from typing import Callable
 
 import numpy as np
 
-from .core import transpose
+from .core import convolve, transpose, weight_grad
 from .spec import ConvSpec
+
+#: The operations timed, and the PyTorch candidate each one's ratio is taken to.
+OPS = ("input_grad", "conv", "weight_grad")
+REFERENCE = {"input_grad": "torch conv_transpose", "conv": "torch conv",
+             "weight_grad": "torch nn.grad"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,8 @@ def layers(quick: bool = False) -> list[Layer]:
     ]
 
 
-def _framework_candidates(spec: ConvSpec, y: np.ndarray, w: np.ndarray) -> dict[str, Callable]:
+def _framework_candidates(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
+                          g: np.ndarray) -> dict[str, Callable]:
     """Each installed backend's ready-to-time callables (``benchmark_callables``), if it has any."""
     from . import backends
 
@@ -69,8 +78,17 @@ def _framework_candidates(spec: ConvSpec, y: np.ndarray, w: np.ndarray) -> dict[
     for name in backends.installed():
         module = backends.load(name)
         if hasattr(module, "benchmark_callables"):
-            candidates.update(module.benchmark_callables(spec, w, y))
+            candidates.update(module.benchmark_callables(op, spec, x, w, g))
     return candidates
+
+
+def _tconv_candidates(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray, g: np.ndarray,
+                      methods, conv_methods) -> dict[str, Callable]:
+    if op == "input_grad":
+        return {f"tconv {m}": (lambda m=m: transpose(g, w, spec, m)) for m in methods}
+    if op == "conv":
+        return {f"tconv {m}": (lambda m=m: convolve(x, w, spec, m)) for m in conv_methods}
+    return {f"tconv {m}": (lambda m=m: weight_grad(x, g, spec, m)) for m in conv_methods}
 
 
 def gemm_gflops(dtype, size: int = 1024, repeats: int = 5) -> float:
@@ -90,6 +108,7 @@ def gemm_gflops(dtype, size: int = 1024, repeats: int = 5) -> float:
 @dataclass
 class Timing:
     layer: str
+    op: str
     dtype: str
     candidate: str
     times: list[float] = field(default_factory=list)
@@ -104,7 +123,8 @@ class Timing:
     def to_dict(self, gemm: float, reference: float | None) -> dict:
         ms = self.median * 1e3
         gflops = 2 * self.macs / self.median / 1e9 if self.times else None
-        return {"layer": self.layer, "dtype": self.dtype, "candidate": self.candidate,
+        return {"layer": self.layer, "op": self.op, "dtype": self.dtype,
+                "candidate": self.candidate,
                 "median_ms": ms, "min_ms": min(self.times) * 1e3 if self.times else None,
                 "max_ms": max(self.times) * 1e3 if self.times else None,
                 "gflops": gflops, "gemm_share": gflops / gemm if gflops else None,
@@ -124,35 +144,38 @@ def _peak_bytes(fn: Callable) -> int:
 
 DEFAULT_METHODS = ("auto", "fast_gemm", "fast_polyphase", "fast_polyphase_cf", "gemm", "polyphase",
                    "zero_insertion")
+DEFAULT_CONV_METHODS = ("auto", "direct", "im2col")
 
 
 def run(layers_: list[Layer], *, dtypes=("float32", "float64"), methods=DEFAULT_METHODS,
-        repeats: int = 5, frameworks: bool = True,
+        ops=OPS, conv_methods=DEFAULT_CONV_METHODS, repeats: int = 5, frameworks: bool = True,
         progress: Callable[[], None] | None = None) -> tuple[list[Timing], dict[str, float]]:
-    """Time every candidate on every layer; rounds interleaved. Returns timings and GEMM rates."""
+    """Time every candidate of every op on every layer; rounds interleaved. ``methods`` are the
+    input gradient's, ``conv_methods`` the forward's and the weight gradient's. Returns the
+    timings and the GEMM rates."""
     gemm = {dt: gemm_gflops(dt) for dt in dtypes}
     timings: list[Timing] = []
-    for layer in layers_:
-        for dt in dtypes:
-            rng = np.random.default_rng(0)
-            y = rng.standard_normal(layer.spec.output_shape).astype(dt)
-            w = rng.standard_normal(layer.spec.weight_shape).astype(dt)
-            candidates = {f"tconv {m}": (lambda m=m: transpose(y, w, layer.spec, m))
-                          for m in methods}
-            if frameworks:
-                candidates.update(_framework_candidates(layer.spec, y, w))
-            rows = {name: Timing(layer.name, dt, name, macs=layer.macs) for name in candidates}
+    for layer, op, dt in itertools.product(layers_, ops, dtypes):
+        spec = layer.spec
+        rng = np.random.default_rng(0)
+        x, w, g = (rng.standard_normal(shape).astype(dt) for shape in
+                   (spec.input_shape, spec.weight_shape, spec.output_shape))
+        candidates = _tconv_candidates(op, spec, x, w, g, methods, conv_methods)
+        if frameworks:
+            candidates.update(_framework_candidates(op, spec, x, w, g))
+        rows = {name: Timing(layer.name, op, dt, name, macs=layer.macs)
+                for name in candidates}
+        for name, fn in candidates.items():
+            if name.startswith("tconv"):
+                rows[name].peak_bytes = _peak_bytes(fn)   # also the warm-up
+            else:
+                fn()
+        for _ in range(repeats):
             for name, fn in candidates.items():
-                if name.startswith("tconv"):
-                    rows[name].peak_bytes = _peak_bytes(fn)   # also the warm-up
-                else:
-                    fn()
-            for _ in range(repeats):
-                for name, fn in candidates.items():
-                    start = time.perf_counter()
-                    fn()
-                    rows[name].times.append(time.perf_counter() - start)
-                if progress:
-                    progress()
-            timings.extend(rows.values())
+                start = time.perf_counter()
+                fn()
+                rows[name].times.append(time.perf_counter() - start)
+            if progress:
+                progress()
+        timings.extend(rows.values())
     return timings, gemm

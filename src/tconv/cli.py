@@ -327,6 +327,11 @@ def bench(
         "auto,fast_gemm,fast_polyphase,fast_polyphase_cf,gemm,polyphase,zero_insertion",
         help="Comma list of tconv methods ('all' for every one; scatter, commuted and matrix "
              "are slow on the large layers)."),
+    ops: str = typer.Option(
+        "input_grad,conv,weight_grad", "--ops",
+        help="Comma list of operations: input_grad (the transposed convolution; --methods "
+             "picks its methods), conv (the forward convolution) and weight_grad (its weight "
+             "gradient); the last two time tconv's auto, direct and im2col."),
     repeats: int = typer.Option(5, help="Rounds per layer (each round times every candidate)."),
     layer: Optional[str] = typer.Option(None, help="Only layers whose name contains this."),
     frameworks: bool = typer.Option(True, help="Time PyTorch (and other installed backends)."),
@@ -334,8 +339,11 @@ def bench(
 ) -> None:
     """Time tconv's methods beside PyTorch on the same layers, interleaved in one process.
 
-    Prints, per layer and dtype: median and min-max ms, GFLOP/s (2 x useful multiply-adds),
-    the share of a NumPy GEMM timed in the same run, the ratio to PyTorch's conv_transpose, and
+    Each layer is a transposed convolution; for it, the input gradient (= that transposed
+    convolution), the forward convolution it transposes and the weight gradient, all with the
+    same multiply-adds. Prints, per layer, operation and dtype: median and min-max ms, GFLOP/s
+    (2 x useful multiply-adds), the share of a NumPy GEMM timed in the same run, the ratio to
+    PyTorch (conv_transpose, conv, nn.grad weight; 'torch autograd' includes the forward), and
     the peak extra memory NumPy allocated. Only ratios from one run mean anything: the machine
     may be busy, but it is busy for every candidate alike.
     """
@@ -352,6 +360,9 @@ def bench(
         for m in names:
             if m != "auto" and m not in METHODS:
                 raise ConvSpecError(f"--methods: {m!r} is not one of {('auto',) + METHODS}")
+        op_names = [o.strip() for o in ops.split(",") if o.strip()]
+        if not op_names or any(o not in bench_.OPS for o in op_names):
+            raise ConvSpecError(f"--ops {ops!r}: each must be one of {bench_.OPS}")
         dts = [flags.dtype(d).name for d in dtypes.split(",")]
         if any(np.dtype(d).kind != "f" for d in dts):
             raise ConvSpecError(f"--dtypes must be float dtypes, got {dtypes!r}")
@@ -365,13 +376,14 @@ def bench(
     rounds = 2 if quick else repeats
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("bench", total=len(chosen) * len(dts) * rounds)
-        timings, gemm = bench_.run(chosen, dtypes=dts, methods=names, repeats=rounds,
-                                   frameworks=frameworks, progress=lambda: bar.advance(task))
+        task = bar.add_task("bench", total=len(chosen) * len(op_names) * len(dts) * rounds)
+        timings, gemm = bench_.run(chosen, dtypes=dts, methods=names, ops=op_names,
+                                   repeats=rounds, frameworks=frameworks,
+                                   progress=lambda: bar.advance(task))
     rows = []
     for t in timings:
-        ref = next((r.median for r in timings if r.layer == t.layer and r.dtype == t.dtype
-                    and r.candidate == "torch conv_transpose"), None)
+        ref = next((r.median for r in timings if r.candidate == bench_.REFERENCE[t.op]
+                    and (r.layer, r.op, r.dtype) == (t.layer, t.op, t.dtype)), None)
         rows.append(t.to_dict(gemm[t.dtype], ref))
     if as_json:
         print(json.dumps({"gemm_gflops": gemm, "timings": rows}, indent=2))
@@ -382,17 +394,18 @@ def bench(
     from .cost import multiplies
 
     by_name = {ly.name: ly for ly in chosen}
-    for (name, dt) in dict.fromkeys((r["layer"], r["dtype"]) for r in rows):
+    for (name, op, dt) in dict.fromkeys((r["layer"], r["op"], r["dtype"]) for r in rows):
         spec = by_name[name].spec
         zi, pp = multiplies(spec, "zero_insertion"), multiplies(spec, "polyphase")
-        table = Table(title=f"{name}, {dt}", caption=(
+        table = Table(title=f"{name}, {op}, {dt}", caption=(
             f"multiplies: zero_insertion {zi:,}, polyphase {pp:,} = 1/{zi / pp:g} "
-            f"(prod(stride) = {int(np.prod(spec.stride))})"))
+            f"(prod(stride) = {int(np.prod(spec.stride))})" if op == "input_grad" else
+            f"x torch: over {bench_.REFERENCE[op]}"))
         table.add_column("candidate", no_wrap=True)
         for col in ("ms", "min-max", "GFLOP/s", "of GEMM", "x torch", "MB"):
             table.add_column(col, justify="right", no_wrap=True)
         for r in rows:
-            if (r["layer"], r["dtype"]) != (name, dt):
+            if (r["layer"], r["op"], r["dtype"]) != (name, op, dt):
                 continue
             table.add_row(r["candidate"], f"{r['median_ms']:.1f}",
                           f"{r['min_ms']:.1f}-{r['max_ms']:.1f}", f"{r['gflops']:.1f}",

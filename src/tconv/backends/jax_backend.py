@@ -158,7 +158,13 @@ def _as_numpy(a, dtype) -> np.ndarray:
 
 
 def _forward(spec: ConvSpec, w: np.ndarray):
-    """``x -> conv(x, w)`` in lax, cut to ``spec.output_size``.
+    """``x -> conv(x, w)`` in lax, cut to ``spec.output_size`` (see :func:`_conv`)."""
+    conv = _conv(spec)
+    return lambda x: conv(x, w)
+
+
+def _conv(spec: ConvSpec):
+    """``(x, w) -> conv(x, w)`` in lax, cut to ``spec.output_size``.
 
     The forward output of ``spec.input_shape`` has more cells than ``g`` when
     ``output_padding >= stride`` (possible while ``output_padding < dilation``): the rows past
@@ -168,13 +174,13 @@ def _forward(spec: ConvSpec, w: np.ndarray):
 
     keep = (slice(None),) * 2 + tuple(slice(0, m) for m in spec.output_size)
 
-    def forward(x):
+    def conv(x, w):
         y = lax.conv_general_dilated(x, w, window_strides=spec.stride, padding=spec.padding,
                                      rhs_dilation=spec.dilation, dimension_numbers=_numbers(spec),
                                      feature_group_count=spec.groups)
         return y[keep]
 
-    return forward
+    return conv
 
 
 def _vjp(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -323,16 +329,22 @@ def _version() -> str:
     return jax.__version__
 
 
-def benchmark_callables(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
-    """Zero-argument callables for ``tconv bench``: the jitted pullback of the forward
-    convolution (what ``jax.grad`` runs), compiled and with its inputs on the device before
-    timing. float32 only (float64 would need x64 mode around every call)."""
+def benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
+                        g: np.ndarray) -> dict:
+    """Zero-argument callables for ``tconv bench``, jitted, compiled and with their inputs on
+    the device before timing: the forward convolution (``op == "conv"``) or its pullback with
+    respect to x (``input_grad``, what ``jax.grad`` runs) or w (``weight_grad``). float32 only
+    (float64 would need x64 mode around every call)."""
     if g.dtype != np.float32 or w.dtype != np.float32:
         return {}
     jax = import_jax()
-
-    forward = _forward(spec, w)
-    pull = jax.jit(lambda x, cotangent: jax.vjp(forward, x)[1](cotangent)[0])
-    x0, g0 = jax.device_put(np.zeros(spec.input_shape, g.dtype)), jax.device_put(g)
-    pull(x0, g0).block_until_ready()
-    return {"jax vjp (jit)": lambda: pull(x0, g0).block_until_ready()}
+    forward = _conv(spec)
+    if op == "conv":
+        fn, name = jax.jit(forward), "jax conv (jit)"
+    else:
+        wrt = 0 if op == "input_grad" else 1
+        fn = jax.jit(lambda x, w, cotangent: jax.vjp(forward, x, w)[1](cotangent)[wrt])
+        name = "jax vjp (jit)"
+    args = [jax.device_put(a) for a in (x, w, g)][:2 if op == "conv" else 3]
+    fn(*args).block_until_ready()
+    return {name: lambda: fn(*args).block_until_ready()}

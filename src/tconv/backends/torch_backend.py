@@ -66,28 +66,46 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
     return result
 
 
-def benchmark_callables(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
-    """Zero-argument callables computing dL/dx, for ``tconv bench`` (inputs converted once)."""
+def benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
+                        g: np.ndarray) -> dict:
+    """Zero-argument callables for ``tconv bench`` (inputs converted once), per ``op``:
+    ``input_grad`` (dL/dx: conv_transpose and autograd), ``conv`` (the forward convolution) or
+    ``weight_grad`` (dL/dw: torch.nn.grad and autograd). Autograd times the forward as well."""
     if spec.ndim > 3 or g.dtype.name not in _DTYPES or spec.symmetric_padding is None:
         return {}
     import torch
     import torch.nn.functional as F
 
     nd = spec.ndim
-    wt, gt = torch.from_numpy(np.ascontiguousarray(w)), torch.from_numpy(np.ascontiguousarray(g))
+    xt, wt, gt = (torch.from_numpy(np.ascontiguousarray(a)) for a in (x, w, g))
     kw = dict(stride=spec.stride, padding=spec.symmetric_padding, dilation=spec.dilation,
               groups=spec.groups)
-    transpose = getattr(F, f"conv_transpose{nd}d")
     conv = getattr(F, f"conv{nd}d")
-    x = torch.zeros(spec.input_shape, dtype=gt.dtype, requires_grad=True)
+    keep = (slice(None),) * 2 + tuple(slice(0, m) for m in spec.output_size)
 
-    def autograd():
-        out = conv(x, wt, **kw)
-        out = out[(slice(None),) * 2 + tuple(slice(0, m) for m in spec.output_size)]
-        return torch.autograd.grad(out, x, gt)[0]
+    def autograd(x_in: torch.Tensor, w_in: torch.Tensor, wrt: torch.Tensor):
+        def run():
+            return torch.autograd.grad(conv(x_in, w_in, **kw)[keep], wrt, gt)[0]
+        return run
+
+    if op == "conv":
+        def forward():
+            with torch.no_grad():
+                return conv(xt, wt, **kw)
+        return {"torch conv": forward}
+    if op == "weight_grad":
+        w_in = wt.clone().requires_grad_(True)
+        ways = {"torch autograd": autograd(xt, w_in, w_in)}
+        if all(op < s for op, s in zip(spec.output_padding, spec.stride)):
+            # (otherwise x has cells past the last window and nn.grad refuses g's shape)
+            weight = getattr(torch.nn.grad, f"conv{nd}d_weight")
+            ways["torch nn.grad"] = lambda: weight(xt, spec.weight_shape, gt, **kw)
+        return ways
+    transpose = getattr(F, f"conv_transpose{nd}d")
 
     def conv_transpose():
         with torch.no_grad():
             return transpose(gt, wt, output_padding=spec.output_padding, **kw)
 
-    return {"torch conv_transpose": conv_transpose, "torch autograd": autograd}
+    x_in = torch.zeros_like(xt, requires_grad=True)
+    return {"torch conv_transpose": conv_transpose, "torch autograd": autograd(x_in, wt, x_in)}
