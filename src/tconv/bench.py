@@ -3,7 +3,12 @@
 Three operations per layer (:data:`OPS`): the input gradient (the transposed convolution), the
 forward convolution it is the transpose of, and that convolution's weight gradient; all three
 do the same multiply-adds. Every candidate of a layer runs once per round, rounds interleaved, so that a busy machine slows
-all of them alike; only the ratios measured in one run mean anything. Each row reports the
+all of them alike; only the ratios measured in one run mean anything. Candidates of one library
+run back to back; before the next library's, a pause of :data:`SWITCH_PAUSE` and one untimed
+call of its first candidate. A BLAS or OpenMP pool keeps its threads spinning for a while after
+a call, and a call of another library made during that time shares the cores with them
+(measured: PyTorch's conv right after a NumPy GEMM took twice as long as alone, after a 0.2 s
+pause as long as alone; the first NumPy call after JAX's still ran 1.4x slow, the second not). Each row reports the
 median and the range of the rounds, GFLOP/s counting ``2 * useful multiply-adds`` (the
 multiplies of the definition, none by an inserted zero), the share of a NumPy float GEMM timed in
 the same run, the ratio to PyTorch's function for the operation (:data:`REFERENCE`) and the
@@ -133,6 +138,28 @@ class Timing:
                 "note": self.note}
 
 
+#: Seconds to wait when the timed library changes (see the module docstring).
+SWITCH_PAUSE = 0.2
+
+
+def _library(candidate: str) -> str:
+    return candidate.split()[0]
+
+
+def _settle_between_libraries() -> Callable[[str, Callable], None]:
+    """A function to call before each candidate (each library's are consecutive): when the
+    library changes, it pauses and runs the candidate once untimed."""
+    last = [None]
+
+    def before(name: str, fn: Callable) -> None:
+        if last[0] is not None and _library(name) != last[0]:
+            time.sleep(SWITCH_PAUSE)
+            fn()
+        last[0] = _library(name)
+
+    return before
+
+
 def _peak_bytes(fn: Callable) -> int:
     tracemalloc.start()
     try:
@@ -165,13 +192,16 @@ def run(layers_: list[Layer], *, dtypes=("float32", "float64"), methods=DEFAULT_
             candidates.update(_framework_candidates(op, spec, x, w, g))
         rows = {name: Timing(layer.name, op, dt, name, macs=layer.macs)
                 for name in candidates}
+        before = _settle_between_libraries()
         for name, fn in candidates.items():
+            before(name, fn)
             if name.startswith("tconv"):
                 rows[name].peak_bytes = _peak_bytes(fn)   # also the warm-up
             else:
                 fn()
         for _ in range(repeats):
             for name, fn in candidates.items():
+                before(name, fn)
                 start = time.perf_counter()
                 fn()
                 rows[name].times.append(time.perf_counter() - start)
