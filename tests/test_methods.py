@@ -106,14 +106,17 @@ def test_depthwise(method):
         np.testing.assert_array_equal(got[:, c:c + 1], alone)
 
 
-def test_threaded_phases_equal_scatter(monkeypatch):
-    """fast_polyphase_cf runs phases in threads on large outputs; with the threshold at 0 every
-    spec takes that path and must still give the reference's numbers exactly."""
-    from tconv.algorithms import fast_polyphase_cf
+@pytest.mark.parametrize("method", ["fast_gemm", "fast_polyphase_cf"])
+def test_threaded_paths_equal_scatter(method, monkeypatch):
+    """fast_gemm adds two halves of the batch, and fast_polyphase_cf runs two phases, in
+    threads on large outputs; with the threshold at 0 every spec takes that path and must still
+    give the reference's numbers exactly."""
+    from tconv.algorithms import fast_gemm, fast_polyphase_cf
     from tconv.sweep import draw_specs
 
-    monkeypatch.setattr(fast_polyphase_cf, "_THREADED_SIZE", 0)
+    module = {"fast_gemm": fast_gemm, "fast_polyphase_cf": fast_polyphase_cf}[method]
+    monkeypatch.setattr(module, "_THREADED_SIZE", 0)
     for i, spec in enumerate(draw_specs(80, seed=5)):
         _, w, y = arrays_for(spec, i)
-        np.testing.assert_array_equal(transpose(y, w, spec, "fast_polyphase_cf"),
+        np.testing.assert_array_equal(transpose(y, w, spec, method),
                                       transpose(y, w, spec, "scatter"), err_msg=spec.describe())

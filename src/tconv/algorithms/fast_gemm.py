@@ -23,6 +23,7 @@ import math
 
 import numpy as np
 
+from .._threads import over_batch
 from ..spec import ConvSpec
 
 
@@ -41,10 +42,14 @@ def gemm_columns(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return cols.reshape((g, n) + spec.output_size + (taps, ci))
 
 
+#: Full results smaller than this add in the calling thread (threads cost more).
+_THREADED_SIZE = 1 << 18
+
+
 def _windows(spec: ConvSpec):
-    """``(flat tap index, slices of the full result that tap's copies land on)``."""
+    """``(flat tap index, spatial slices of the full result that tap's copies land on)``."""
     for flat, tap in enumerate(itertools.product(*map(range, spec.kernel_size))):
-        yield flat, (slice(None),) + tuple(
+        yield flat, tuple(
             slice(j * d, j * d + s * (m - 1) + 1, s) for j, d, s, m in
             zip(tap, spec.dilation, spec.stride, spec.output_size))
 
@@ -57,17 +62,26 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     full_size = tuple(m + op for m, op in zip(spec.full_output_size, spec.output_padding))
     dtype = np.result_type(y, w)
     full = np.zeros((spec.batch,) + full_size + (g, ci), dtype=dtype)
+    threaded = full.size >= _THREADED_SIZE
     if depthwise:
         # a GEMM of inner size 1 is an outer product; multiply-add per tap instead
         y_last = np.ascontiguousarray(np.moveaxis(y, 1, -1))[..., None]   # (N, *out, g, 1)
         taps = np.ascontiguousarray(w.reshape(g, -1).T)[..., None]         # (K, g, 1)
-        product = np.empty_like(y_last, dtype=dtype)
-        for flat, window in _windows(spec):
-            full[window] += np.multiply(y_last, taps[flat], out=product)
+
+        def col2im(samples: slice) -> None:
+            product = np.empty_like(y_last[samples], dtype=dtype)
+            for flat, window in _windows(spec):
+                full[(samples,) + window] += np.multiply(y_last[samples], taps[flat],
+                                                         out=product)
     else:
         cols = gemm_columns(y, w, spec)
-        for flat, window in _windows(spec):
-            full[window] += np.moveaxis(cols[..., flat, :], 0, -2)        # (N, *out, g, ci)
+
+        def col2im(samples: slice) -> None:
+            for flat, window in _windows(spec):
+                full[(samples,) + window] += np.moveaxis(cols[:, samples, ..., flat, :], 0, -2)
+    # the strided adds run on one core in NumPy; two halves of the batch add into disjoint
+    # samples, so two threads can (measured 1.3-1.6x faster col2im on 2 cores)
+    over_batch(col2im, spec.batch, threaded)
     x = full[(slice(None),) + spec.input_window].reshape(
         (spec.batch,) + spec.input_size + (spec.in_channels,))
     return np.ascontiguousarray(np.moveaxis(x, -1, 1))

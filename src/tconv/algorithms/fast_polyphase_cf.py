@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .._arrays import pad_or_crop
+from .._threads import pool
 from ..spec import ConvSpec
 from .fast_polyphase import padded_once, shifted_views, sub_kernel_matrix
 from .polyphase import empty, phases
@@ -53,7 +52,7 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     if len(combos) > 1 and x.size >= _THREADED_SIZE:
         # phases write disjoint cells; NumPy releases the GIL in the gathers, the GEMMs and
         # the strided writes, so two phases at a time use both cores for the memory passes
-        list(_pool().map(phase, combos))
+        list(pool().map(phase, combos))
     else:
         for combo in combos:
             phase(combo)
@@ -62,11 +61,3 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
 
 #: Outputs smaller than this run their phases one after another (threads cost more).
 _THREADED_SIZE = 1 << 18
-_POOL: list[ThreadPoolExecutor] = []
-
-
-def _pool() -> ThreadPoolExecutor:
-    if not _POOL:
-        _POOL.append(ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1),
-                                        thread_name_prefix="tconv-phase"))
-    return _POOL[0]
