@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tconv
-from tconv import exact, im2col, reference
-from tconv.core import CONV_METHODS, convolve, weight_grad
+from tconv import CONV_METHODS, exact, im2col, reference
+from tconv.core import convolve, weight_grad
 from tconv.spec import ConvSpec, ConvSpecError
 from tconv.strategies import arrays_for, conv_specs
 from tconv.verify import gamma, unit_roundoff

@@ -2,18 +2,19 @@
 
 Public API (PyTorch layouts, ``(N, C, *spatial)``, any number of spatial dims)::
 
-    conv(x, w, *, stride, padding, dilation, groups)
+    conv(x, w, *, stride, padding, dilation, groups, method)
     conv_transpose(y, w, *, stride, padding, output_padding, dilation, groups, output_size, method)
     conv_input_grad(input_shape, w, grad_output, *, stride, padding, dilation, groups, method)
-    conv_weight_grad(x, weight_shape, grad_output, *, stride, padding, dilation, groups)
-    METHODS, ConvSpec, ConvSpecError, dot_test
+    conv_weight_grad(x, weight_shape, grad_output, *, stride, padding, dilation, groups, method)
+    METHODS (conv_transpose / conv_input_grad), CONV_METHODS (conv / conv_weight_grad),
+    ConvSpec, ConvSpecError, dot_test
 """
 from .algorithms import METHODS
-from .core import conv, conv_transpose
+from .core import CONV_METHODS, conv, conv_transpose
 from .grad import conv_input_grad, conv_weight_grad
 from .spec import ConvSpec, ConvSpecError
 from .verify import dot_test
 
 __all__ = ["conv", "conv_transpose", "conv_input_grad", "conv_weight_grad", "METHODS",
-           "ConvSpec", "ConvSpecError", "dot_test"]
+           "CONV_METHODS", "ConvSpec", "ConvSpecError", "dot_test"]
 __version__ = "0.1.0"

@@ -60,7 +60,7 @@ def conv_weight_grad(x, weight_shape, grad_output, *, stride=1, padding=0, dilat
 
     Same argument order as ``torch.nn.grad.conv2d_weight``; any number of spatial dims.
     The result has ``weight_shape`` and the promoted dtype of ``x`` and ``grad_output``.
-    ``method`` is ``"auto"`` or one of :data:`tconv.core.CONV_METHODS`, as for :func:`tconv.conv`.
+    ``method`` is ``"auto"`` or one of :data:`tconv.CONV_METHODS`, as for :func:`tconv.conv`.
 
     Examples
     --------
