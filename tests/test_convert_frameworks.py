@@ -45,8 +45,8 @@ def run_torch(args, x, w):
 
 def run_tf(args, x, w):
     pytest.importorskip("tensorflow")
-    from tconv.backends.tensorflow_backend import _tf
-    tf = _tf()
+    from tconv.backends.tensorflow_backend import import_tf
+    tf = import_tf()
     shape = args.get("output_shape")
     if shape is None:
         pytest.fail("the drawn TF layers always give output_shape")

@@ -53,7 +53,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ._arrays import swap_group_channels
-from .spec import ConvSpec, ConvSpecError, _at_least, _per_dim
+from .spec import ConvSpec, ConvSpecError, at_least, per_dim
 
 __all__ = ["FRAMEWORKS", "Layout", "WeightTransform", "Layer", "Conversion", "Check", "canonical",
            "read", "from_torch", "from_tf", "from_keras", "from_jax", "from_flax", "from_onnx",
@@ -170,8 +170,9 @@ def _choose(wants, fulls, modes: dict):
     return ``(mode, [params per dim])`` needing the smallest total crop (earlier modes win
     ties)."""
     best = None
-    for rank, (mode, per_dim) in enumerate(modes.items()):
-        picks = [_closest(want, full, cands) for want, full, cands in zip(wants, fulls, per_dim)]
+    for rank, (mode, candidates) in enumerate(modes.items()):
+        picks = [_closest(want, full, cands)
+                 for want, full, cands in zip(wants, fulls, candidates)]
         if None in picks:
             continue
         costs = [_cost(_crop(want, win)) for want, (_, win) in zip(wants, picks)]
@@ -413,13 +414,13 @@ def _permuted(shape, perm) -> tuple[int, ...]:
 
 
 def _ints(name: str, value, nd: int, minimum: int = 1) -> tuple[int, ...]:
-    return _at_least(name, _per_dim(name, value, nd), minimum)
+    return at_least(name, per_dim(name, value, nd), minimum)
 
 
 def _shape(name: str, value, rank: int | None = None) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise ConvSpecError(f"{name} must be a sequence of ints, got {value!r}")
-    shape = _per_dim(name, tuple(value), len(tuple(value)))
+    shape = per_dim(name, tuple(value), len(tuple(value)))
     if rank is not None and len(shape) != rank:
         raise ConvSpecError(f"{name} must have {rank} entries, got {shape}")
     if any(v < 1 for v in shape):
@@ -840,7 +841,7 @@ def _lax_specs(dimension_numbers, nd: int, default: str) -> tuple[tuple[int, ...
                             f"{dimension_numbers!r}") from None
     if all(isinstance(x, str) for x in (lhs, rhs, out)):
         return _lax_from_strings(lhs, rhs, out, nd)
-    specs = tuple(_per_dim("dimension_numbers", tuple(x), nd + 2) for x in (lhs, rhs, out))
+    specs = tuple(per_dim("dimension_numbers", tuple(x), nd + 2) for x in (lhs, rhs, out))
     for spec in specs:
         if sorted(spec) != list(range(nd + 2)):
             raise ConvSpecError(f"dimension_numbers {dimension_numbers!r} must be permutations of "
@@ -884,11 +885,11 @@ def _lax_pair(dim: _Dim, window: Pair) -> Pair:
 
 def _lax_string_windows(spec: ConvSpec) -> dict:
     """The windows lax.conv_transpose means by 'SAME' and 'VALID' (None where invalid), from
-    the backend's reading of lax (``jax_backend._string_specs``)."""
-    from .backends.jax_backend import _string_specs
+    the backend's reading of lax (``jax_backend.string_specs``)."""
+    from .backends.jax_backend import string_specs
 
     return {mode: None if meant is None else windows(meant)
-            for mode, meant in _string_specs(spec).items()}
+            for mode, meant in string_specs(spec).items()}
 
 
 def _lax_windows(call: str, padding, dims, spec_for_strings, consistent: bool, nd: int):
@@ -1139,7 +1140,7 @@ def _onnx_window(dim: _Dim, op: int, auto_pad: str, pads: Pair, size, i: int) ->
     (UPPER) or start (LOWER): output_padding moves the pads, not the size (onnx#4299). VALID: no
     pads. NOTSET: ``pads``.
     """
-    from .backends.onnx_backend import _split
+    from .backends.onnx_backend import split_padding
 
     if size is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         size = dim.size * dim.stride if size is None else size
@@ -1149,7 +1150,7 @@ def _onnx_window(dim: _Dim, op: int, auto_pad: str, pads: Pair, size, i: int) ->
                 f"ONNX ConvTranspose: output size {size} in spatial dim {i} is larger than the "
                 f"full result plus output_padding ({dim.full + op}): the pads would be negative, "
                 f"which onnxruntime clamps and onnx.reference does not")
-        start = _split(total, odd_at_start=auto_pad != "SAME_UPPER")
+        start = split_padding(total, odd_at_start=auto_pad != "SAME_UPPER")
         return start, start + size
     if auto_pad == "VALID":
         return 0, dim.full + op
@@ -1220,13 +1221,13 @@ def _onnx_pads(pads, nd: int) -> list[Pair]:
 def _write_onnx(spec: ConvSpec, options: dict) -> dict:
     """Explicit ``pads`` and ``output_padding`` (< stride); an output_padding past the stride
     (PyTorch allows it below the dilation) becomes zero cells added after the node."""
-    from .backends.onnx_backend import _pads_form
+    from .backends.onnx_backend import pads_form
 
     reachable = [_within(want, dim.full + dim.stride - 1)
                  for dim, want in zip(_dims(spec), windows(spec))]
     node_spec = _spec(spec.output_shape, spec.weight_shape, spec.stride, spec.dilation,
                       spec.groups, reachable, "ONNX ConvTranspose")
-    attrs, why = _pads_form(node_spec)
+    attrs, why = pads_form(node_spec)
     if why:                                   # cannot happen for a canonical spec
         raise ConvSpecError(why)
     return dict(x_shape=spec.output_shape, w_shape=spec.weight_shape, **attrs)
@@ -1467,7 +1468,7 @@ def _flags_tf(size, k, c_in, c_out, stride, padding, output_shape, dilation, bat
     else:
         pairs = _pairs("--padding", explicit, len(size), allow_negative=False)
         tf_padding = [[0, 0], *[list(p) for p in pairs], [0, 0]]
-    shape = None if output_shape is None else [batch, *_per_dim("--output-shape", output_shape,
+    shape = None if output_shape is None else [batch, *per_dim("--output-shape", output_shape,
                                                                  len(size)), c_out]
     return from_tf((batch, *size, c_in), (*k, c_out, c_in), shape, stride, tf_padding, None,
                    dilation)
@@ -1528,7 +1529,7 @@ def _flags_onnx(size, k, c_in, c_out, stride, padding, output_padding, output_sh
     if explicit is not None:
         flat = tuple(_iterable(explicit))
         if len(flat) == 2 * nd and not any(isinstance(p, Iterable) for p in flat):
-            pads = list(_per_dim("--padding", flat, 2 * nd))
+            pads = list(per_dim("--padding", flat, 2 * nd))
         else:
             pairs = _pairs("--padding", explicit, nd, allow_negative=False)
             pads = [lo for lo, _ in pairs] + [hi for _, hi in pairs]
@@ -1555,7 +1556,7 @@ def _iterable(value):
 
 
 def _list(value, nd: int) -> list[int]:
-    return list(_per_dim("value", value, nd))
+    return list(per_dim("value", value, nd))
 
 
 def _pairs(name: str, value, count: int, allow_negative: bool) -> tuple[Pair, ...]:
@@ -1572,7 +1573,7 @@ def _pairs(name: str, value, count: int, allow_negative: bool) -> tuple[Pair, ..
         pair = pair * 2 if len(pair) == 1 else pair
         if len(pair) != 2:
             raise ConvSpecError(f"{name} entries must be ints or (low, high) pairs, got {entry!r}")
-        pair = _per_dim(name, pair, 2)
+        pair = per_dim(name, pair, 2)
         if not allow_negative and min(pair) < 0:
             raise ConvSpecError(f"{name} must be >= 0, got {value!r}")
         pairs.append(pair)
@@ -1766,9 +1767,9 @@ def _code_flax_via_lax(layer: Layer, crop):
     kwargs, nd = layer.kwargs, layer.spec.ndim
     padding = kwargs["padding"]
     lax_kwargs = dict(
-        strides=_per_dim("strides", 1 if kwargs["strides"] is None else kwargs["strides"], nd),
+        strides=per_dim("strides", 1 if kwargs["strides"] is None else kwargs["strides"], nd),
         padding=padding if isinstance(padding, str) else _flax_pairs(padding, nd),
-        rhs_dilation=_per_dim("kernel_dilation", 1 if kwargs["kernel_dilation"] is None
+        rhs_dilation=per_dim("kernel_dilation", 1 if kwargs["kernel_dilation"] is None
                               else kwargs["kernel_dilation"], nd),
         transpose_kernel=kwargs["transpose_kernel"])
     return (["import jax.numpy as jnp", "from jax import lax"], ["weight = jnp.asarray(weight)"],
@@ -1777,7 +1778,7 @@ def _code_flax_via_lax(layer: Layer, crop):
 
 def _code_onnx(layer: Layer, crop):
     """A graph: the ConvTranspose node, then (only if the crop says so) Pad and Slice nodes."""
-    from .backends.onnx_backend import _IR_VERSION, _OPSET
+    from .backends.onnx_backend import IR_VERSION, OPSET
 
     attrs = {k: list(v) if isinstance(v, tuple) else v for k, v in layer.kwargs.items()
              if v is not None}
@@ -1814,8 +1815,8 @@ def _code_onnx(layer: Layer, crop):
         f'    [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, {x_shape})],',
         f'    [helper.make_tensor_value_info("{final}", onnx.TensorProto.FLOAT, None)],',
         '    initializers)',
-        f'model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {_OPSET})], '
-        f'ir_version={_IR_VERSION})',
+        f'model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})], '
+        f'ir_version={IR_VERSION})',
         'session = onnxruntime.InferenceSession(model.SerializeToString(), '
         'providers=["CPUExecutionProvider"])']
     return (["import onnx", "import onnxruntime", "from onnx import helper, numpy_helper"], setup,
@@ -1891,9 +1892,9 @@ def _way(layer: Layer) -> str:
 def _run(layer: Layer, code: str, w: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Execute a rendered snippet and return ``forward(x)`` as a NumPy array."""
     if layer.framework in ("tf", "keras"):
-        from .backends.tensorflow_backend import _tf
+        from .backends.tensorflow_backend import import_tf
 
-        _tf()                                   # quiet, with small thread pools
+        import_tf()                             # quiet, with small thread pools
     namespace = {"w": w}
     exec(compile(code, f"<tconv convert: {layer.call}>", "exec"), namespace)
     y = namespace["forward"](x)

@@ -53,7 +53,7 @@ def _scalar(value):
     return value.item() if getattr(value, "ndim", None) == 0 else value
 
 
-def _per_dim(name: str, value, ndim: int) -> tuple[int, ...]:
+def per_dim(name: str, value, ndim: int) -> tuple[int, ...]:
     """An int, or one int per spatial dim, as a tuple of length ``ndim``."""
     value = _scalar(value)
     if isinstance(value, (str, bytes)):
@@ -68,7 +68,8 @@ def _per_dim(name: str, value, ndim: int) -> tuple[int, ...]:
     return (_as_int(name, value),) * ndim
 
 
-def _at_least(name: str, values: tuple[int, ...], minimum: int) -> tuple[int, ...]:
+def at_least(name: str, values: tuple[int, ...], minimum: int) -> tuple[int, ...]:
+    """``values``, or a ConvSpecError naming ``name`` if one is below ``minimum``."""
     if any(v < minimum for v in values):
         raise ConvSpecError(f"{name} must be >= {minimum} in every dim, got {_show(values)}")
     return values
@@ -235,7 +236,7 @@ class ConvSpec:
         if output_padding is None:
             op = tuple(r % s for r, s in zip(room, stride))
         else:
-            op = _at_least("output_padding", _per_dim("output_padding", output_padding, ndim), 0)
+            op = at_least("output_padding", per_dim("output_padding", output_padding, ndim), 0)
             for i, (o, r, s, d) in enumerate(zip(op, room, stride, dilation)):
                 if o >= max(s, d) or o > r or (r - o) % s:
                     raise ConvSpecError(
@@ -279,7 +280,7 @@ class ConvSpec:
                 raise ConvSpecError(
                     f"output_size must have {ndim} spatial sizes (or {ndim + 2} with N and C), "
                     f"got {tuple(output_size)}")
-        op_given = _at_least("output_padding", _per_dim("output_padding", output_padding, ndim),
+        op_given = at_least("output_padding", per_dim("output_padding", output_padding, ndim),
                              0)
         mode = _padding_mode(padding)
         if mode == "same":
@@ -469,8 +470,8 @@ def _common(weight_shape, stride, dilation, groups):
     ndim = len(weight_shape) - 2
     if any(v < 1 for v in weight_shape):
         raise ConvSpecError(f"weight shape must have sizes >= 1, got {weight_shape}")
-    stride = _at_least("stride", _per_dim("stride", stride, ndim), 1)
-    dilation = _at_least("dilation", _per_dim("dilation", dilation, ndim), 1)
+    stride = at_least("stride", per_dim("stride", stride, ndim), 1)
+    dilation = at_least("dilation", per_dim("dilation", dilation, ndim), 1)
     groups = _as_int("groups", _scalar(groups))
     if groups < 1:
         raise ConvSpecError(f"groups must be >= 1, got {groups}")

@@ -270,7 +270,7 @@ def _conv_transpose_consistent(spec: ConvSpec, w: np.ndarray, g: np.ndarray):
     return _no_groups(spec) or _conv_transpose(spec, w, g, pads, use_consistent_padding=True)
 
 
-def _string_specs(spec: ConvSpec) -> dict[str, ConvSpec | None]:
+def string_specs(spec: ConvSpec) -> dict[str, ConvSpec | None]:
     """The spec lax means by ``'SAME'`` and by ``'VALID'`` for this ``g`` and kernel.
 
     'SAME': result size ``in * stride``, forward padding ``max(K - stride, 0)`` split with the
@@ -299,7 +299,7 @@ def _conv_transpose_string(spec: ConvSpec, w: np.ndarray, g: np.ndarray):
     no_groups = _no_groups(spec)
     if no_groups:
         return no_groups
-    meant = _string_specs(spec)
+    meant = string_specs(spec)
     mode = next((m for m, s in meant.items() if s == spec), None)
     if mode is None:
         def show(s):

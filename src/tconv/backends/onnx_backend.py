@@ -48,8 +48,8 @@ NAME = "onnx"
 
 #: Opset 21 / IR 10 (onnx 1.16, onnxruntime 1.18: the oldest versions the extra allows). Its
 #: ConvTranspose-11 has the same attributes and meaning as ConvTranspose-22, which adds bfloat16.
-_OPSET = 21
-_IR_VERSION = 10
+OPSET = 21
+IR_VERSION = 10
 
 #: The float types of ONNX ConvTranspose that NumPy has (bfloat16 is not a NumPy dtype).
 _ONNX_DTYPES = ("float16", "float32", "float64")
@@ -93,7 +93,7 @@ def _base_attrs(spec: ConvSpec) -> dict:
                 dilations=list(spec.dilation), group=spec.groups)
 
 
-def _pads_form(spec: ConvSpec):
+def pads_form(spec: ConvSpec):
     """``pads = [lo..., hi...]``, ``output_padding = op``; an op >= stride moves into pads_end."""
     ends, ops = [], []
     for i, ((lo, hi), op, s, d) in enumerate(zip(spec.padding, spec.output_padding,
@@ -115,7 +115,7 @@ def _pads_form(spec: ConvSpec):
     return attrs, None
 
 
-def _split(total: int, odd_at_start: bool) -> int:
+def split_padding(total: int, odd_at_start: bool) -> int:
     """Start padding of ``total`` split in halves, the odd cell at the start or at the end."""
     return total - total // 2 if odd_at_start else total // 2
 
@@ -135,11 +135,11 @@ def _output_shape_form(spec: ConvSpec):
         full = (o - 1) * s + e
         for cand in _output_padding_order(op, s):
             total = full + cand - n            # = lo + hi - op + cand
-            if total >= 0 and _split(total, odd_at_start=True) == lo:
+            if total >= 0 and split_padding(total, odd_at_start=True) == lo:
                 ops.append(cand)
                 break
         else:
-            starts = sorted({_split(full + c - n, True) for c in range(s) if full + c - n >= 0})
+            starts = sorted({split_padding(full + c - n, True) for c in range(s) if full + c - n >= 0})
             return None, (
                 f"output_shape with auto_pad NOTSET pads total - total//2 at the start, with "
                 f"total = {full} + output_padding - {n} for output_padding 0..{s - 1}: start "
@@ -165,9 +165,9 @@ def _auto_pad_form(spec: ConvSpec):
             ops = []
             for i, (o, n, (lo, hi), op, s, e) in dims:
                 fits = [c for c in _output_padding_order(op, s)
-                        if e - s + c >= 0 and _split(e - s + c, at_start) == lo]
+                        if e - s + c >= 0 and split_padding(e - s + c, at_start) == lo]
                 if not fits:
-                    starts = sorted({_split(e - s + c, at_start) for c in range(s)
+                    starts = sorted({split_padding(e - s + c, at_start) for c in range(s)
                                      if e - s + c >= 0})
                     reasons.append(
                         f"{mode} pads total = {e} - {s} + output_padding (0..{s - 1}), giving "
@@ -197,7 +197,7 @@ def _show(values) -> str:
     return ", ".join(map(str, values)) if values else "none"
 
 
-_FORM_BUILDERS = {"pads": _pads_form, "output_shape": _output_shape_form,
+_FORM_BUILDERS = {"pads": pads_form, "output_shape": _output_shape_form,
                   "auto_pad": _auto_pad_form}
 
 
@@ -213,8 +213,8 @@ def _model_bytes(attrs: dict, x_shape, w_shape, dtype: np.dtype) -> bytes:
         [helper.make_tensor_value_info("X", elem, list(x_shape)),
          helper.make_tensor_value_info("W", elem, list(w_shape))],
         [helper.make_tensor_value_info("Y", elem, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)],
-                              ir_version=_IR_VERSION, producer_name="tconv")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              ir_version=IR_VERSION, producer_name="tconv")
     return model.SerializeToString()
 
 

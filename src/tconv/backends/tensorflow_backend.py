@@ -45,7 +45,7 @@ def way_names(ndim: int) -> list[str]:
             f"tf.nn.conv{ndim}d_transpose VALID + crop", "tf.nn.depthwise_conv2d_backprop_input"]
 
 
-def _tf():
+def import_tf():
     """Import TensorFlow quietly; on first use, keep its thread pools small and let it take a
     GPU's memory only as needed (the ways themselves run on the CPU)."""
     global _configured
@@ -239,7 +239,7 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
         return dict.fromkeys(names, NotExpressible(
             f"TF's convolution kernels take half, bfloat16, float, double (and int32 in "
             f"Conv2D/Conv2DBackpropInput), not {dtype}"))
-    tf = _tf()
+    tf = import_tf()
     nd = spec.ndim
     result = {}
     with tf.device("/CPU:0"):
