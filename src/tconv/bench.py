@@ -2,17 +2,22 @@
 
 Three operations per layer (:data:`OPS`): the input gradient (the transposed convolution), the
 forward convolution it is the transpose of, and that convolution's weight gradient; all three
-do the same multiply-adds. Every candidate of a layer runs once per round, rounds interleaved, so that a busy machine slows
-all of them alike; only the ratios measured in one run mean anything. Candidates of one library
-run back to back; before the next library's, a pause of :data:`SWITCH_PAUSE` and one untimed
-call of its first candidate. A BLAS or OpenMP pool keeps its threads spinning for a while after
-a call, and a call of another library made during that time shares the cores with them
-(measured: PyTorch's conv right after a NumPy GEMM took twice as long as alone, after a 0.2 s
-pause as long as alone; the first NumPy call after JAX's still ran 1.4x slow, the second not). Each row reports the
-median and the range of the rounds, GFLOP/s counting ``2 * useful multiply-adds`` (the
-multiplies of the definition, none by an inserted zero), the share of a NumPy float GEMM timed in
-the same run, the ratio to PyTorch's function for the operation (:data:`REFERENCE`) and the
-peak extra memory NumPy allocated (tracemalloc; frameworks allocate outside its view).
+do the same multiply-adds. Every candidate of a layer runs once per round, rounds interleaved,
+so that a busy machine slows all of them alike; only the ratios measured in one run mean
+anything.
+
+Candidates of one library run back to back; before the next library's, a pause of
+:data:`SWITCH_PAUSE` and one untimed call of its first candidate. A BLAS or OpenMP pool keeps its
+threads spinning for a while after a call, and a call of another library made meanwhile shares
+the cores with them (measured: PyTorch's conv right after a NumPy GEMM took twice as long as
+alone, after a 0.2 s pause as long as alone; the first NumPy call after JAX's still ran 1.4x
+slow, the second not).
+
+Each row reports the median and the range of the rounds, GFLOP/s counting
+``2 * useful multiply-adds`` (the multiplies of the definition, none by an inserted zero), the
+share of a NumPy float GEMM timed in the same run, the ratio to PyTorch's function for the
+operation (:data:`REFERENCE`) and the peak extra memory NumPy allocated (tracemalloc;
+frameworks allocate outside its view).
 """
 from __future__ import annotations
 

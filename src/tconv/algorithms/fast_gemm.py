@@ -8,9 +8,10 @@ is one matrix product, channels last, so that BLAS sees the biggest possible pro
 followed by col2im: for each of the ``K = prod(kernel)`` taps, one strided add of a
 ``(N, *out, C_in)`` block into the channels-last full result at ``p*stride + j*dilation``.
 Groups become a batch of GEMMs. When the kernel equals the stride (no dilation, padding or
-output_padding) the copies tile the output and col2im is one transposing copy; depthwise layers (one channel in and out per group) skip the GEMM
-and multiply-add per tap. Work: exactly the useful multiplies (none on an inserted zero),
-plus ``K`` additions per gradient cell and output channel.
+output_padding) the copies tile the output and col2im is one transposing copy; depthwise layers
+(one channel in and out per group) skip the GEMM and multiply-add per tap. On large outputs the
+two halves of the batch run their col2im adds in two threads. Work: exactly the useful
+multiplies (none on an inserted zero), plus ``K`` additions per gradient cell and output channel.
 
 Extra memory: ``cols`` holds ``N * prod(out) * K * C_in`` elements, which is about the output
 size times ``prod(kernel / stride)``; the channels-last copies of ``y`` and of the full result
