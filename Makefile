@@ -21,6 +21,12 @@ test: $(STAMP)
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
 
+# The tables of docs/performance.md: a full bench run (about 10 minutes), then the markdown.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/tconv bench --repeats 7 --json > bench.json
+	$(BIN)/python benchmarks/tables.py bench.json
+
 # docs/figures/, drawn by the engine: the original experiment step by step (--ints: exact,
 # readable numbers) and as an animation, a 1-d dilated example, the overlap maps, the matrix C.
 .PHONY: figures

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,12 +12,22 @@ from tconv.bench import OPS, layers
 from tconv.cost import choose, multiplies
 
 
-def test_bench_quick_runs_every_candidate_and_reports_sane_numbers():
+def test_bench_quick_runs_every_candidate_and_reports_sane_numbers(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "tconv.cli", "bench", "--quick", "--json",
                            "--dtypes", "float32", "--methods", "auto,fast_gemm,polyphase"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
+    # benchmarks/tables.py turns the report into docs/performance.md's two tables
+    (tmp_path / "bench.json").write_text(proc.stdout)
+    script = Path(__file__).parents[1] / "benchmarks" / "tables.py"
+    md = subprocess.run([sys.executable, str(script), str(tmp_path / "bench.json")],
+                        capture_output=True, text=True, check=True).stdout
+    quick_rows = [line for line in md.splitlines() if "(quick) | float32 |" in line]
+    assert len(quick_rows) == 2 * len(layers(quick=True))    # one per table
+    auto = next(r for r in report["timings"] if r["op"] == "input_grad"
+                and r["candidate"] == "tconv auto")
+    assert f"| {auto['median_ms']:.1f} |" in md
     assert report["gemm_gflops"]["float32"] > 0
     rows = report["timings"]
     quick = {ly.name for ly in layers(quick=True)}
