@@ -104,6 +104,7 @@ def test_not_expressible_rows_for_more_than_three_dims():
 
 @pytest.mark.parametrize("args, message", [
     (["verify", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["verify", "--gradient", "ones"], "--gradient must be 'forward' or 'random', got 'ones'"),
     (["sweep", "--seed", "-2"], "--seed must be >= 0, got -2"),
     (["sweep", "--count", "2", "--json", "/nonexistent/dir/x.json"], "cannot be written"),
     (["check", "wrong_impls:correct", "--count", "0"], "--count must be >= 1, got 0"),

@@ -80,3 +80,30 @@ def test_cli_bad_flags():
     proc = subprocess.run([sys.executable, "-m", "tconv.cli", "sweep", "--dims", "0"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "--dims must be >= 1" in proc.stderr
+
+
+def test_repro_command_meets_the_sweeps_data(monkeypatch):
+    """A method that goes wrong only on some data (a positive first gradient cell) is found by
+    the sweep on its random gradients; the repro command (--gradient random --seed S) runs the
+    minimal spec on the same numbers and fails too, while the same spec with the experiment's
+    g = conv(x, w) data may well pass."""
+    from typer.testing import CliRunner
+
+    from tconv.cli import app
+
+    right = algorithms.ALGORITHMS["gemm"]
+
+    def data_dependent(y, w, spec):
+        x = right(y, w, spec)
+        return x + 1 if y.flat[0] > 0 else x
+
+    monkeypatch.setitem(algorithms.ALGORITHMS, "gemm", data_dependent)
+    report = sweep(30, seed=3, dtype="int64")
+    (d,) = report.disagreements
+    assert d.key == "tconv gemm" and "--gradient random --seed " in d.command
+    args = d.command.split()[1:]
+    result = CliRunner().invoke(app, args + ["--json"])
+    assert result.exit_code == 1, result.output
+    rows = {r["name"]: r for r in json.loads(result.output)["rows"]}
+    assert rows["tconv gemm"]["status"] == "FAIL"
+    assert all(r["status"] == "PASS" for name, r in rows.items() if name != "tconv gemm")

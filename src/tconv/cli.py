@@ -68,7 +68,11 @@ def verify(
         None, "--output-padding", help="Only for output_padding >= stride (allowed below the "
         "dilation): the input rows past the last kernel placement. Normally derived."),
     dtype: str = typer.Option("float32", help="Data dtype: float16/32/64, int8..int64, uint*."),
-    seed: int = typer.Option(0, help="Seed of the random x and w."),
+    seed: int = typer.Option(0, help="Seed of the random data."),
+    gradient: str = typer.Option(
+        "forward", help="The upstream gradient: 'forward' uses o = conv(x, w), as the original "
+                        "experiment; 'random' draws w and g from --seed as `tconv sweep` does, "
+                        "so that a sweep's repro command meets the same numbers."),
     backends: Optional[str] = typer.Option(
         None, help="Framework rows: comma list of "
                    f"{', '.join(registry.BACKENDS)}, 'all' or 'none' (default: installed ones)."),
@@ -91,12 +95,19 @@ def verify(
         data_dtype = flags.dtype(dtype)
         names = registry.parse(backends)
         _check_seed(seed)
+        if gradient not in ("forward", "random"):
+            raise ConvSpecError(f"--gradient must be 'forward' or 'random', got {gradient!r}")
     except ConvSpecError as e:
         _fail(str(e))
-    rng = np.random.default_rng(seed)
-    x = _draw(rng, spec.input_shape, data_dtype)
-    w = _draw(rng, spec.weight_shape, data_dtype)
-    o = forward_conv(x, w, spec)
+    if gradient == "random":
+        from .strategies import arrays_for
+
+        x, w, o = arrays_for(spec, seed, data_dtype)
+    else:
+        rng = np.random.default_rng(seed)
+        x = _draw(rng, spec.input_shape, data_dtype)
+        w = _draw(rng, spec.weight_shape, data_dtype)
+        o = forward_conv(x, w, spec)
     report = run_verify(spec, w, o, backends=names)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -106,7 +117,8 @@ def verify(
     if show:
         _show(console, "x (input)", x)
         _show(console, "w (kernel)", w)
-        _show(console, "o = conv(x, w) = upstream gradient", o)
+        _show(console, "o = conv(x, w) = upstream gradient" if gradient == "forward"
+                 else "o = the upstream gradient (random)", o)
         stretched = pad_or_crop(insert_zeros(o, spec.stride),
                                 [(0, op) for op in spec.output_padding])
         _show(console, f"o with stride-1 zeros inserted (+ output_padding {spec.output_padding} "

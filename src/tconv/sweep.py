@@ -230,7 +230,8 @@ def sweep(count: int = 200, *, seed: int = 0, dims=(1, 2, 3), backends=(), dtype
         spec, i, source, name, note = min(failed, key=lambda f: size_of(f[0]))
         minimal = shrink(spec, lambda s: _fails(s, source, key, dtype, seed + i))
         report.disagreements.append(Disagreement(
-            key, source, name, spec, minimal, note, repro_command(minimal, source, dtype)))
+            key, source, name, spec, minimal, note,
+            repro_command(minimal, source, dtype, seed + i)))
     report.seconds = time.perf_counter() - start
     return report
 
@@ -242,7 +243,8 @@ def _fails(spec: ConvSpec, source: str, key: str, dtype: str, seed: int) -> bool
     return any(row.status == "FAIL" and way_key(row.name) == key for row in rows)
 
 
-def repro_command(spec: ConvSpec, source: str, dtype: str) -> str:
+def repro_command(spec: ConvSpec, source: str, dtype: str, seed: int) -> str:
+    """The ``tconv verify`` command that runs ``spec`` on the data the sweep drew from ``seed``."""
     backends = "none" if source == "tconv" else source
     return flags.command("tconv", "verify", *flags.spec_flags(spec), "--dtype", dtype,
-                         "--backends", backends)
+                         "--gradient", "random", "--seed", str(seed), "--backends", backends)
