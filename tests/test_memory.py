@@ -1,4 +1,5 @@
-"""Memory: auto stays within about output size x (kernel/stride)^d; matrix refuses big specs."""
+"""Memory: auto stays within about output size x (kernel/stride)^d; matrix refuses big specs;
+im2col holds one block of columns at a time."""
 import math
 import tracemalloc
 
@@ -6,9 +7,20 @@ import numpy as np
 import pytest
 
 import tconv
+from tconv import im2col
 from tconv.algorithms import matrix
-from tconv.core import transpose
+from tconv.core import convolve, transpose
 from tconv.spec import ConvSpec
+
+def _peak(fn):
+    """``fn()`` and the peak of the memory NumPy allocated while it ran (tracemalloc)."""
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
 
 SPECS = [
     ConvSpec.transpose((4, 64, 8, 8), (64, 32, 4, 4), stride=2, padding=1),
@@ -27,12 +39,7 @@ def test_auto_extra_memory_is_about_output_times_kernel_over_stride(spec):
     w = rng.standard_normal(spec.weight_shape).astype(np.float32)
     out_bytes = math.prod(spec.input_shape) * 4
     ratio = math.prod(k / s for k, s in zip(spec.kernel_size, spec.stride))
-    tracemalloc.start()
-    try:
-        x = transpose(y, w, spec, "auto")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    x, peak = _peak(lambda: transpose(y, w, spec, "auto"))
     extra = peak - x.nbytes
     # the columns (output x (k/s)^d), one full-size buffer, one layout copy of each side
     allowed = out_bytes * (max(ratio, 1.0) + 2) + y.nbytes + w.nbytes + 2**20
@@ -51,3 +58,16 @@ def test_matrix_refuses_what_exceeds_the_limit(monkeypatch):
     monkeypatch.setattr(matrix, "MEMORY_LIMIT", matrix.estimate_bytes(small, 8) - 1)
     with pytest.raises(tconv.ConvSpecError, match="MEMORY_LIMIT"):
         transpose(np.ones(small.output_shape), np.ones(small.weight_shape), small, "matrix")
+
+
+def test_im2col_extra_memory_is_one_block_of_columns():
+    """The columns never exist whole: extra memory is a block, the padded input and the
+    GEMM's result, not C_in * K * P per sample for the batch."""
+    spec = ConvSpec.forward((16, 32, 64, 64), (16, 32, 3, 3), stride=1, padding=1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(spec.input_shape).astype(np.float32)
+    w = rng.standard_normal(spec.weight_shape).astype(np.float32)
+    columns_whole = 4 * spec.batch * spec.in_channels * 9 * 64 * 64
+    y, peak = _peak(lambda: convolve(x, w, spec, "im2col"))
+    allowed = im2col.BLOCK_BYTES + x.nbytes + y.nbytes
+    assert peak - y.nbytes <= allowed < columns_whole

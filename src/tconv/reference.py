@@ -33,22 +33,28 @@ def _padded(x: np.ndarray, spec: ConvSpec, other: np.ndarray) -> np.ndarray:
     return xp
 
 
+def _patches(xp: np.ndarray, spec: ConvSpec):
+    """Every output position ``p`` and group, with the window of the padded input the kernel
+    covers there: ``(p, group, patch)``, ``patch`` of shape ``(N, C_in/groups, *kernel)``."""
+    ci = spec.in_channels // spec.groups
+    for p in np.ndindex(*spec.output_size):
+        window = _window(p, spec)
+        for group in range(spec.groups):
+            yield p, group, xp[(slice(None), slice(group * ci, (group + 1) * ci)) + window]
+
+
 def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """Forward convolution: each output cell is the dot product of the kernel and its window.
 
     ``y[n, o, p] = sum_{i, j} x_padded[n, g*C_in/g + i, p*stride + j*dilation] * w[o, i, j]``,
     where ``g = o // (C_out / groups)`` is the group of output channel ``o``.
     """
-    g, ci, co = spec.groups, spec.in_channels // spec.groups, spec.out_channels // spec.groups
-    xp = _padded(x, spec, w)
+    co = spec.out_channels // spec.groups
     y = _zeros(spec.output_shape, x, w)
-    for p in np.ndindex(*spec.output_size):
-        window = _window(p, spec)
-        for group in range(g):
-            patch = xp[(slice(None), slice(group * ci, (group + 1) * ci)) + window]
-            kernel = w[group * co:(group + 1) * co]
-            y[(slice(None), slice(group * co, (group + 1) * co)) + p] = (
-                patch.reshape(spec.batch, kernel[0].size) @ kernel.reshape(co, -1).T)
+    for p, group, patch in _patches(_padded(x, spec, w), spec):
+        kernel = w[group * co:(group + 1) * co]
+        y[(slice(None), slice(group * co, (group + 1) * co)) + p] = (
+            patch.reshape(spec.batch, -1) @ kernel.reshape(co, -1).T)
     return y
 
 
@@ -59,17 +65,12 @@ def weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
     ``dw[o, i, j] = sum_{n, p} x_padded[n, g*C_in/g + i, p*stride + j*dilation] * g[n, o, p]``
     (``g`` in the index is the group of output channel ``o``).
     """
-    groups, ci = spec.groups, spec.in_channels // spec.groups
-    co = spec.out_channels // groups
-    xp = _padded(x, spec, g)
+    co = spec.out_channels // spec.groups
     dw = _zeros(spec.weight_shape, x, g)
-    for p in np.ndindex(*spec.output_size):
-        window = _window(p, spec)
-        for group in range(groups):
-            patch = xp[(slice(None), slice(group * ci, (group + 1) * ci)) + window]
-            grad = g[(slice(None), slice(group * co, (group + 1) * co)) + p]       # (N, co)
-            dw[group * co:(group + 1) * co] += (grad.T @ patch.reshape(spec.batch, -1)).reshape(
-                (co, ci) + spec.kernel_size)
+    for p, group, patch in _patches(_padded(x, spec, g), spec):
+        grad = g[(slice(None), slice(group * co, (group + 1) * co)) + p]           # (N, co)
+        dw[group * co:(group + 1) * co] += (grad.T @ patch.reshape(spec.batch, -1)).reshape(
+            (co,) + patch.shape[1:])
     return dw
 
 
