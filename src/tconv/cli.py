@@ -357,7 +357,11 @@ def bench(
     (2 x useful multiply-adds), the share of a NumPy GEMM timed in the same run, the ratio to
     PyTorch (conv_transpose, conv, nn.grad weight; 'torch autograd' includes the forward), and
     the peak extra memory NumPy allocated. Only ratios from one run mean anything: the machine
-    may be busy, but it is busy for every candidate alike.
+    may be busy, but it is busy for every candidate alike. Each library's candidates run
+    together; when the library changes the bench pauses 0.2 s and makes one untimed call, since
+    BLAS and OpenMP threads that still spin from the last call slow the next library's.
+
+    Example: tconv bench --ops input_grad --dtypes float32 --layer U-Net --repeats 9
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
