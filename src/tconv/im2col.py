@@ -5,7 +5,7 @@ conventional lowerings; the transposed direction is ``fast_gemm``'s col2im)::
 
     cols[g, (i, j), (n, p)] = x_padded[n, g*C_in/g + i, p*stride + j*dilation]
 
-Then both products are single GEMMs per group:
+Then both products are single GEMMs per group::
 
     y[n, g*C_out/g + o, p]  =  sum_(i, j)  w[g*C_out/g + o, i, j] * cols[g, (i, j), (n, p)]
                                (C_out/g, C_in/g*K) @ (C_in/g*K, nb*P)
