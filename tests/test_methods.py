@@ -120,3 +120,44 @@ def test_threaded_paths_equal_scatter(method, monkeypatch):
         _, w, y = arrays_for(spec, i)
         np.testing.assert_array_equal(transpose(y, w, spec, method),
                                       transpose(y, w, spec, "scatter"), err_msg=spec.describe())
+
+
+FORK_SCRIPT = """
+import multiprocessing, queue, sys
+import numpy as np
+from tconv import ConvSpec
+from tconv.core import transpose
+
+spec = ConvSpec.transpose((4, 16, 64, 64), (16, 8, 4, 4), stride=2, padding=1)
+rng = np.random.default_rng(0)
+y = rng.integers(-3, 4, spec.output_shape).astype(np.float32)
+w = rng.integers(-3, 4, spec.weight_shape).astype(np.float32)
+want = transpose(y, w, spec, "fast_gemm")       # large enough for the threaded col2im
+
+def child(results):
+    results.put(transpose(y, w, spec, "fast_gemm"))
+
+context = multiprocessing.get_context("fork")
+results = context.Queue()
+process = context.Process(target=child, args=(results,))
+process.start()
+try:
+    got = results.get(timeout=30)
+except queue.Empty:
+    process.kill()
+    sys.exit("the forked child hung in the thread pool")
+process.join()
+sys.exit(0 if np.array_equal(got, want) else "the child computed other numbers")
+"""
+
+
+def test_a_forked_child_runs_the_threaded_paths():
+    """After the parent used the worker pool, a fork()ed child (multiprocessing's default on
+    Linux) has none of its threads; it must start its own instead of waiting forever. (In a
+    fresh interpreter: this test process has other libraries' threads that fork() would copy.)"""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -12,6 +12,10 @@ from typing import Callable
 
 _POOL: list[ThreadPoolExecutor] = []
 
+# a forked child has none of the parent's threads: it must build its own pool, not wait on one
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_POOL.clear)
+
 
 def pool() -> ThreadPoolExecutor:
     if not _POOL:
