@@ -48,7 +48,7 @@ def tables(report: dict) -> str:
             "direct / torch | jax / torch | extra MB (conv, weight_grad) |", "|---" * 13 + "|"]
     for name in specs:
         for dt in ("float32", "float64"):
-            if (name, "conv", dt, "tconv auto") not in rows:
+            if not any((name, op, dt, "tconv auto") in rows for op in ("conv", "weight_grad")):
                 continue
             cells, memory = [], []
             for op, jax in (("conv", "jax conv (jit)"), ("weight_grad", "jax vjp (jit)")):
@@ -56,7 +56,7 @@ def tables(report: dict) -> str:
                 auto, torch = get("tconv auto"), get(bench.REFERENCE[op])
                 cells += [_ms(auto), _ms(torch),
                           f"**{_ratio(auto)}**", _ratio(get("tconv direct")), _ratio(get(jax))]
-                memory.append(f"{auto['peak_extra_mb']:.0f}")
+                memory.append("" if auto is None else f"{auto['peak_extra_mb']:.0f}")
             out.append(f"| {name} | {dt} | " + " | ".join(cells) + f" | {', '.join(memory)} |")
     return "\n".join(out)
 

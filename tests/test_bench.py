@@ -94,13 +94,17 @@ def test_auto_picks_a_fast_method():
 
 
 @pytest.mark.parametrize("op", OPS)
-def test_every_timed_candidate_computes_the_operation(op):
+@pytest.mark.parametrize("spec", [
+    ConvSpec.transpose((2, 4, 3, 5), (4, 3, 4, 3), stride=(2, 1), padding=1),
+    # output_padding past the stride: x has cells beyond the last window, y must be cut
+    ConvSpec.transpose((1, 2, 3), (2, 2, 2), stride=1, dilation=3, output_padding=2),
+], ids=["2d", "op>=stride"])
+def test_every_timed_candidate_computes_the_operation(op, spec):
     """What the bench times is the operation it names: every candidate's result, tconv's and
     the frameworks', equals the naive loop's (float32, to the rounding of a few terms)."""
     from tconv import reference
     from tconv.bench import _framework_candidates, _tconv_candidates
 
-    spec = ConvSpec.transpose((2, 4, 3, 5), (4, 3, 4, 3), stride=(2, 1), padding=1)
     rng = np.random.default_rng(1)
     x, w, g = (rng.standard_normal(s).astype(np.float32) for s in
                (spec.input_shape, spec.weight_shape, spec.output_shape))
@@ -114,4 +118,6 @@ def test_every_timed_candidate_computes_the_operation(op):
     frameworks = {name.split()[0] for name in candidates} - {"tconv"}
     assert frameworks == {b for b in ("torch", "jax") if backends.available(b)}
     for name, fn in candidates.items():
-        np.testing.assert_allclose(np.asarray(fn()), want, rtol=1e-5, atol=1e-4, err_msg=name)
+        got = np.asarray(fn())
+        assert got.shape == want.shape, name
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4, err_msg=name)

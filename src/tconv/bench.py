@@ -7,9 +7,10 @@ so that a busy machine slows all of them alike; only the ratios measured in one 
 anything.
 
 Candidates of one library run back to back; before the next library's, a pause of
-:data:`SWITCH_PAUSE` and one untimed call of its first candidate. A BLAS or OpenMP pool keeps its
-threads spinning for a while after a call, and a call of another library made meanwhile shares
-the cores with them (measured: PyTorch's conv right after a NumPy GEMM took twice as long as
+:data:`SWITCH_PAUSE` and one untimed call of its last candidate (so that its first is timed
+after a call of its own library on other data, as the others are). A BLAS or OpenMP pool keeps
+its threads spinning for a while after a call, and a call of another library made meanwhile
+shares the cores with them (measured: PyTorch's conv right after a NumPy GEMM took twice as long as
 alone, after a 0.2 s pause as long as alone; the first NumPy call after JAX's still ran 1.4x
 slow, the second not).
 
@@ -151,16 +152,18 @@ def _library(candidate: str) -> str:
     return candidate.split()[0]
 
 
-def _settle_between_libraries() -> Callable[[str, Callable], None]:
+def _settle_between_libraries(candidates: dict[str, Callable]) -> Callable[[str], None]:
     """A function to call before each candidate (each library's are consecutive): when the
-    library changes, it pauses and runs the candidate once untimed."""
-    last = [None]
+    library changes, it pauses and runs that library's last candidate once untimed, so that
+    the first one is timed after a call of its library on other data, as every other is."""
+    last_of = {_library(name): fn for name, fn in candidates.items()}
+    current = [None]
 
-    def before(name: str, fn: Callable) -> None:
-        if last[0] is not None and _library(name) != last[0]:
+    def before(name: str) -> None:
+        if current[0] is not None and _library(name) != current[0]:
             time.sleep(SWITCH_PAUSE)
-            fn()
-        last[0] = _library(name)
+            last_of[_library(name)]()
+        current[0] = _library(name)
 
     return before
 
@@ -185,6 +188,9 @@ def run(layers_: list[Layer], *, dtypes=("float32", "float64"), methods=DEFAULT_
     """Time every candidate of every op on every layer; rounds interleaved. ``methods`` are the
     input gradient's, ``conv_methods`` the forward's and the weight gradient's. Returns the
     timings and the GEMM rates."""
+    unknown = [op for op in ops if op not in OPS]
+    if unknown:
+        raise ValueError(f"ops {unknown} are not among {OPS}")
     gemm = {dt: gemm_gflops(dt) for dt in dtypes}
     timings: list[Timing] = []
     for layer, op, dt in itertools.product(layers_, ops, dtypes):
@@ -197,16 +203,16 @@ def run(layers_: list[Layer], *, dtypes=("float32", "float64"), methods=DEFAULT_
             candidates.update(_framework_candidates(op, spec, x, w, g))
         rows = {name: Timing(layer.name, op, dt, name, macs=layer.macs)
                 for name in candidates}
-        before = _settle_between_libraries()
+        before = _settle_between_libraries(candidates)
         for name, fn in candidates.items():
-            before(name, fn)
+            before(name)
             if name.startswith("tconv"):
                 rows[name].peak_bytes = _peak_bytes(fn)   # also the warm-up
             else:
                 fn()
         for _ in range(repeats):
             for name, fn in candidates.items():
-                before(name, fn)
+                before(name)
                 start = time.perf_counter()
                 fn()
                 rows[name].times.append(time.perf_counter() - start)

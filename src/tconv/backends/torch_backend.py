@@ -91,7 +91,7 @@ def benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
     if op == "conv":
         def forward():
             with torch.no_grad():
-                return conv(xt, wt, **kw)
+                return conv(xt, wt, **kw)[keep]
         return {"torch conv": forward}
     if op == "weight_grad":
         w_in = wt.clone().requires_grad_(True)
