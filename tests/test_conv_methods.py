@@ -92,11 +92,7 @@ def test_public_functions_keep_the_dtype_and_agree(method, dtype):
 
 
 @pytest.mark.parametrize("method", CONV_METHODS)
-def test_empty_batch_and_more_spatial_dims(method):
-    spec = ConvSpec.forward((0, 2, 5, 4), (3, 2, 3, 2), stride=2)
-    x, w, g = np.zeros(spec.input_shape), np.ones(spec.weight_shape), np.zeros(spec.output_shape)
-    assert convolve(x, w, spec, method).shape == (0, 3, 2, 2)
-    np.testing.assert_array_equal(weight_grad(x, g, spec, method), np.zeros(spec.weight_shape))
+def test_four_spatial_dims(method):
     spec = ConvSpec.forward((2, 2, 4, 3, 5, 3), (4, 1, 2, 1, 3, 2), stride=(2, 1, 2, 1),
                             padding=1, groups=2)
     x, w, g = arrays_for(spec, 5)
@@ -108,15 +104,28 @@ def test_empty_batch_and_more_spatial_dims(method):
 def test_plan_covers_every_sample_and_row_once(monkeypatch):
     spec = ConvSpec.forward((5, 3, 9, 4), (2, 3, 3, 2), stride=2, padding=1)
     assert spec.output_size == (5, 3)
-    row = 8 * 3 * 6 * 3                       # float64, C_in * K * out[1:]
-    for budget in (1, row, 3 * row, 7 * row, 5 * 4 * row, 1 << 30):
+    row = 8 * 3 * (3 * 6 + 2)     # float64, out[1:] * (columns C_in * K + result C_out)
+    sample = 5 * row + 8 * 3 * 9 * 4                              # + the sample's input
+    for budget in (1, row, 3 * row, sample, 3 * sample + 1, 1 << 30):
         monkeypatch.setattr(im2col, "BLOCK_BYTES", budget)
         seen = np.zeros((5, 5), int)
         for samples, rows in im2col.plan(spec, 8):
             seen[samples, rows] += 1
-            size = (samples.stop - samples.start) * (rows.stop - rows.start) * row
-            assert size <= max(budget, row)   # a block exceeds the budget only by one row
+            nb, nr = samples.stop - samples.start, rows.stop - rows.start
+            cost = nb * sample if nr == 5 and budget >= sample else nr * row
+            assert cost <= max(budget, row)   # a block exceeds the budget only by one row
         assert np.all(seen == 1), budget
+
+
+@pytest.mark.parametrize("method", CONV_METHODS)
+def test_naive_loops_and_methods_take_an_empty_batch(method):
+    spec = ConvSpec.forward((0, 4, 5, 4), (6, 2, 3, 2), stride=2, groups=2)
+    x, w, g = np.zeros(spec.input_shape), np.ones(spec.weight_shape), np.zeros(spec.output_shape)
+    for y in (reference.conv(x, w, spec), exact.conv(x, w, spec), convolve(x, w, spec, method)):
+        assert y.shape == (0, 6, 2, 2)
+    for dw in (reference.weight_grad(x, g, spec), exact.weight_grad(x, g, spec),
+               weight_grad(x, g, spec, method)):
+        np.testing.assert_array_equal(dw, np.zeros(spec.weight_shape))
 
 
 def test_unknown_method_is_a_spec_error():

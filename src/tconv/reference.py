@@ -7,6 +7,8 @@ integers included, which is how :mod:`tconv.exact` computes exact results.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .spec import ConvSpec
@@ -54,7 +56,7 @@ def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     for p, group, patch in _patches(_padded(x, spec, w), spec):
         kernel = w[group * co:(group + 1) * co]
         y[(slice(None), slice(group * co, (group + 1) * co)) + p] = (
-            patch.reshape(spec.batch, -1) @ kernel.reshape(co, -1).T)
+            patch.reshape(spec.batch, kernel[0].size) @ kernel.reshape(co, -1).T)
     return y
 
 
@@ -69,8 +71,8 @@ def weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
     dw = _zeros(spec.weight_shape, x, g)
     for p, group, patch in _patches(_padded(x, spec, g), spec):
         grad = g[(slice(None), slice(group * co, (group + 1) * co)) + p]           # (N, co)
-        dw[group * co:(group + 1) * co] += (grad.T @ patch.reshape(spec.batch, -1)).reshape(
-            (co,) + patch.shape[1:])
+        flat = patch.reshape(spec.batch, math.prod(patch.shape[1:]))          # (N, ci*K)
+        dw[group * co:(group + 1) * co] += (grad.T @ flat).reshape((co,) + patch.shape[1:])
     return dw
 
 
