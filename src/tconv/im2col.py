@@ -15,13 +15,15 @@ Then both products are single GEMMs per group::
 ``K = prod(kernel)``, ``P = prod(out)``. The columns are one copy of a strided window view
 (no Python loop over taps, samples or positions). They are built a block at a time: whole
 samples while a block's columns fit in :data:`BLOCK_BYTES`, else slabs of one sample along its
-first output dim. (Gathering the next block in a second thread, or one block in two halves,
-measured no faster on 2 cores: the gather is bound by memory bandwidth, which BLAS shares.)
+first output dim. (Gathering the next block in a second thread, gathering one block in two
+halves, or two threads each gathering and multiplying its own blocks with single-threaded BLAS:
+each measured slower on 2 cores, 10-60%, than one thread with two-thread BLAS.)
 
 Work: exactly the useful multiply-adds, plus one copy of ``C_in * K * P`` elements per sample
 (the columns read each input cell about ``prod(kernel / stride)`` times).
-Extra memory: one block of columns (``<= BLOCK_BYTES`` unless one output row alone is larger),
-one padded block of input, and the GEMM's result block before it is put in place.
+Extra memory: a block's columns, its GEMM result (or gradient copy) and its padded input stay
+under :data:`BLOCK_BYTES`, except that a block holds at least one output row, and a sample cut
+into slabs is padded whole.
 """
 from __future__ import annotations
 
@@ -42,11 +44,15 @@ Block = tuple[slice, slice]   # samples, rows of the first output dim
 
 
 def plan(spec: ConvSpec, itemsize: int) -> list[Block]:
-    """The blocks, in order: whole samples while they fit, else row slabs of one sample."""
+    """The blocks, in order: whole samples while they fit in :data:`BLOCK_BYTES`, else row slabs
+    of one sample. A block's cost is its columns, its part of the GEMM's result (or of the
+    gradient's copy) and, for whole samples, their padded input (counted as unpadded)."""
     out = spec.output_size
-    row = itemsize * spec.in_channels * math.prod(spec.kernel_size) * math.prod(out[1:])
-    if row * out[0] <= BLOCK_BYTES:
-        step = max(1, BLOCK_BYTES // (row * out[0]))
+    row = itemsize * math.prod(out[1:]) * (
+        spec.in_channels * math.prod(spec.kernel_size) + spec.out_channels)
+    sample = row * out[0] + itemsize * math.prod(spec.input_shape[1:])
+    if sample <= BLOCK_BYTES:
+        step = max(1, BLOCK_BYTES // sample)
         return [(slice(n, min(n + step, spec.batch)), slice(0, out[0]))
                 for n in range(0, spec.batch, step)]
     rows = max(1, BLOCK_BYTES // row)
@@ -68,19 +74,16 @@ def windows(x: np.ndarray, spec: ConvSpec) -> np.ndarray:
                           + tuple(range(2, 2 + nd)))
 
 
-def columns(x: np.ndarray, spec: ConvSpec) -> Iterator[tuple[slice, slice, np.ndarray]]:
-    """``(samples, rows, cols)`` per block of :func:`plan`; ``cols`` is
-    ``(groups, C_in/g*K, nb*rows*rest)``."""
+def columns(x: np.ndarray, spec: ConvSpec, blocks: list[Block]) -> Iterator[
+        tuple[slice, slice, np.ndarray]]:
+    """``(samples, rows, cols)`` per block; ``cols`` is ``(groups, C_in/g*K, nb*rows*rest)``."""
     nd, g = spec.ndim, spec.groups
     padded_for, view = None, None
-    for samples, rows in plan(spec, x.dtype.itemsize):
+    for samples, rows in blocks:
         if samples != padded_for:           # pad a block of samples once for all its slabs
             padded_for, view = samples, windows(x[samples], spec)
         block = view[(slice(None),) * (nd + 2) + (rows,)]
         yield samples, rows, block.reshape(g, -1, math.prod(block.shape[nd + 1:]))
-
-
-
 
 
 def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
@@ -88,11 +91,13 @@ def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     g = spec.groups
     y = np.empty(spec.output_shape, dtype=np.result_type(x, w))
     w_mat = w.reshape(g, spec.out_channels // g, -1)                    # (g, C_out/g, ci*K)
-    for samples, rows, cols in columns(x, spec):
+
+    for samples, rows, cols in columns(x, spec, plan(spec, x.dtype.itemsize)):
         part = (w_mat @ cols).reshape(
             (spec.out_channels, samples.stop - samples.start, rows.stop - rows.start)
             + spec.output_size[1:])
         y[samples, :, rows] = np.moveaxis(part, 0, 1)
+        del cols, part          # free this block before the generator builds the next one
     return y
 
 
@@ -102,7 +107,8 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
     co = spec.out_channels // g
     dw = np.zeros((g, co, spec.weight_shape[1] * math.prod(spec.kernel_size)),
                   dtype=np.result_type(x, grad))
-    for samples, rows, cols in columns(x, spec):
+    for samples, rows, cols in columns(x, spec, plan(spec, x.dtype.itemsize)):
         block = np.moveaxis(grad[samples, :, rows], 1, 0).reshape(g, co, -1)  # (g, co, nb*P)
         dw += block @ np.swapaxes(cols, 1, 2)
+        del cols, block         # free this block before the generator builds the next one
     return dw.reshape(spec.weight_shape)
