@@ -29,7 +29,8 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, method="auto") -> n
     padding : int, sequence of int, sequence of (low, high) pairs, ``"valid"`` or ``"same"``
     groups : int
     method : str
-        ``"auto"`` or one of :data:`CONV_METHODS`; every method gives the same numbers.
+        ``"auto"`` or one of :data:`CONV_METHODS`; every method gives the same numbers up to
+        float rounding (integers: exactly).
 
     Returns
     -------
@@ -66,8 +67,9 @@ def conv_transpose(y, w, *, stride=1, padding=0, output_padding=0, dilation=1, g
     output_size : sequence of int, optional
         Spatial size (or full shape) of the result; chooses ``output_padding``.
     method : str
-        ``"auto"`` (the faster of ``fast_gemm`` and ``fast_polyphase`` by the shape, see
-        :mod:`tconv.cost`) or one of :data:`tconv.METHODS`; every method gives the same numbers.
+        ``"auto"`` (one of the fast methods, chosen by the shape, see :mod:`tconv.cost`) or one
+        of :data:`tconv.METHODS`; every method gives the same numbers up to float rounding
+        (integers: exactly).
 
     Returns
     -------
