@@ -139,7 +139,8 @@ def _output_shape_form(spec: ConvSpec):
                 ops.append(cand)
                 break
         else:
-            starts = sorted({split_padding(full + c - n, True) for c in range(s) if full + c - n >= 0})
+            starts = sorted({split_padding(full + c - n, True) for c in range(s)
+                             if full + c - n >= 0})
             return None, (
                 f"output_shape with auto_pad NOTSET pads total - total//2 at the start, with "
                 f"total = {full} + output_padding - {n} for output_padding 0..{s - 1}: start "
