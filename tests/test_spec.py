@@ -170,6 +170,15 @@ def test_invalid_arrays():
         tconv.conv_input_grad((1, 1, 4), np.zeros((1, 1, 3)), np.zeros((1, 1, 3)))
     with pytest.raises(ConvSpecError, match=r"grad_output shape"):
         tconv.conv_weight_grad(np.zeros((1, 1, 4)), (1, 1, 3), np.zeros((1, 1, 3)))
+    ragged = [[[1.0, 2.0], [3.0]]]
+    with pytest.raises(ConvSpecError, match=r"^x is not an array: .*inhomogeneous"):
+        tconv.conv(ragged, np.zeros((1, 1, 1)))
+    with pytest.raises(ConvSpecError, match=r"^y is not an array"):
+        tconv.conv_transpose(ragged, np.zeros((1, 1, 1)))
+    with pytest.raises(ConvSpecError, match=r"^grad_output is not an array"):
+        tconv.conv_input_grad((1, 1, 2), np.zeros((1, 1, 1)), ragged)
+    with pytest.raises(ConvSpecError, match=r"^x is not an array"):
+        tconv.conv_weight_grad(ragged, (1, 1, 1), np.zeros((1, 1, 2)))
 
 
 def test_spec_error_is_a_value_error():

@@ -9,6 +9,15 @@ import numpy as np
 from .spec import ConvSpecError
 
 
+def as_array(name: str, value) -> np.ndarray:
+    """``np.asarray(value)``, or a ConvSpecError naming ``name`` when NumPy cannot make an
+    array of it (ragged nested lists, say)."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as e:
+        raise ConvSpecError(f"{name} is not an array: {e}") from None
+
+
 def result_dtype(*arrays: np.ndarray) -> np.dtype:
     """The dtype of the result: NumPy's promotion of the operands, which must be real numbers."""
     for a in arrays:

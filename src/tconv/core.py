@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import cost, forward, im2col
-from ._arrays import as_compute, result_dtype
+from ._arrays import as_array, as_compute, result_dtype
 from .algorithms import ALGORITHMS, METHODS
 from .spec import ConvSpec, ConvSpecError
 
@@ -44,7 +44,7 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, method="auto") -> n
     array([[4., 6.],
            [6., 9.]])
     """
-    x, w = np.asarray(x), np.asarray(w)
+    x, w = as_array("x", x), as_array("w", w)
     _check_conv_method(method)
     spec = ConvSpec.forward(x.shape, w.shape, stride=stride, padding=padding,
                             dilation=dilation, groups=groups)
@@ -86,7 +86,7 @@ def conv_transpose(y, w, *, stride=1, padding=0, output_padding=0, dilation=1, g
            [1., 2., 1., 1.],
            [1., 2., 1., 1.]])
     """
-    y, w = np.asarray(y), np.asarray(w)
+    y, w = as_array("y", y), as_array("w", w)
     _check_method(method)
     spec = ConvSpec.transpose(y.shape, w.shape, stride=stride, padding=padding,
                               output_padding=output_padding, dilation=dilation, groups=groups,

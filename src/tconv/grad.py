@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import core
+from ._arrays import as_array
 from .spec import ConvSpec, ConvSpecError
 
 
@@ -47,7 +48,7 @@ def conv_input_grad(input_shape, w, grad_output, *, stride=1, padding=0, dilatio
            [1., 2., 1., 1.],
            [1., 2., 1., 1.]])
     """
-    w, grad_output = np.asarray(w), np.asarray(grad_output)
+    w, grad_output = as_array("w", w), as_array("grad_output", grad_output)
     spec = ConvSpec.forward(input_shape, w.shape, stride=stride, padding=padding,
                             dilation=dilation, groups=groups)
     _check_grad_output(grad_output, spec)
@@ -71,7 +72,7 @@ def conv_weight_grad(x, weight_shape, grad_output, *, stride=1, padding=0, dilat
            [2., 4., 4.],
            [2., 4., 4.]])
     """
-    x, grad_output = np.asarray(x), np.asarray(grad_output)
+    x, grad_output = as_array("x", x), as_array("grad_output", grad_output)
     spec = ConvSpec.forward(x.shape, weight_shape, stride=stride, padding=padding,
                             dilation=dilation, groups=groups)
     _check_grad_output(grad_output, spec)
