@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from tconv import bench
-from tconv.cost import choose
+from tconv.methods.auto import choose
 
 
 def _ratio(row) -> str:

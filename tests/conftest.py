@@ -2,7 +2,7 @@ import os
 
 from hypothesis import HealthCheck, settings
 
-from tconv.backends.jax_backend import disable_crashing_pass
+from tconv.frameworks.jax import disable_crashing_pass
 
 # Test modules import jax themselves: turn off the XLA pass that aborts the process on some
 # lhs-dilated convolutions (jaxlib 0.10.2) before any of them does, as the JAX adapter would.

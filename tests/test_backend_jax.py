@@ -13,9 +13,9 @@ lax = jax.lax
 
 import tconv  # noqa: E402
 from tconv import exact  # noqa: E402
-from tconv import backends as registry  # noqa: E402
-from tconv.backends import KnownDifference, NotExpressible  # noqa: E402
-from tconv.backends import jax_backend  # noqa: E402
+from tconv import frameworks as registry  # noqa: E402
+from tconv.frameworks import KnownDifference, NotExpressible  # noqa: E402
+from tconv.frameworks import jax as jax_backend  # noqa: E402
 from tconv.core import transpose  # noqa: E402
 from tconv.spec import ConvSpec  # noqa: E402
 from tconv.strategies import arrays_for, conv_specs  # noqa: E402
@@ -303,7 +303,7 @@ def test_groups_not_expressible_in_conv_transpose():
 
 def test_verify_with_jax_registered(monkeypatch):
     """Registered as a backend, verify gives PASS or N/A rows for jax, never FAIL."""
-    monkeypatch.setitem(registry.BACKENDS, "jax", "tconv.backends.jax_backend")
+    monkeypatch.setitem(registry.BACKENDS, "jax", "tconv.frameworks.jax")
     spec = SPECS["dilated_strided"]
     _, w, g = arrays_for(spec, 5, np.float32)
     report = verify(spec, w, g, methods=("scatter",), backends=("jax",))
@@ -317,7 +317,7 @@ def test_module_imports_without_jax():
     """The adapter imports jax lazily: with jax unimportable the module loads and reports
     itself unavailable."""
     code = ("import sys; sys.modules['jax'] = None\n"
-            "from tconv.backends import jax_backend as b, available\n"
+            "from tconv.frameworks import jax as b, available\n"
             "assert not available('jax') and b.NAME == 'jax' and len(b.way_names(2)) == 6\n"
             "assert 'jax' not in [m for m in sys.modules if sys.modules[m] is not None]")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -9,8 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tconv
-from tconv import backends, exact
-from tconv.backends import KnownDifference, NotExpressible, onnx_backend
+from tconv import exact
+from tconv import frameworks as backends
+from tconv.frameworks import KnownDifference, NotExpressible
+from tconv.frameworks import onnx as onnx_backend
 from tconv.core import transpose
 from tconv.spec import ConvSpec
 from tconv.strategies import arrays_for, conv_specs
@@ -287,7 +289,7 @@ def test_verify_reports_known_and_not_expressible(monkeypatch):
     """Through tconv.verify (with "onnx" registered): the onnx.reference output_shape row of the
     #4527 spec is KNOWN, the float64 onnxruntime rows are N/A, every other row passes."""
     _ort()
-    monkeypatch.setitem(backends.BACKENDS, "onnx", "tconv.backends.onnx_backend")
+    monkeypatch.setitem(backends.BACKENDS, "onnx", "tconv.frameworks.onnx")
     spec = ConvSpec.transpose((1, 1, 3), (1, 1, 3), stride=2, padding=[(1, 0)], output_padding=1)
     _, w, g = arrays_for(spec, 3)
     for dtype in (np.float32, np.float64):

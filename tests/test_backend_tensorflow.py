@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import tconv
 from tconv import exact
-from tconv.backends import KnownDifference, NotExpressible
+from tconv.frameworks import KnownDifference, NotExpressible
 from tconv.core import transpose
 from tconv.spec import ConvSpec
 from tconv.strategies import arrays_for, conv_specs
@@ -17,7 +17,7 @@ from tconv.verify import error_bound
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")
-from tconv.backends import tensorflow_backend as backend  # noqa: E402
+from tconv.frameworks import tensorflow as backend  # noqa: E402
 
 TAPE, DEPTHWISE = "tf.GradientTape(tf.nn.convolution)", "tf.nn.depthwise_conv2d_backprop_input"
 CPU_DILATION = "do not yet support dilation rates larger than 1"
@@ -419,8 +419,8 @@ def test_transpose_filter_is_the_forward_filter():
 
 def test_verify_rows(monkeypatch):
     """Through tconv.verify: every TF row is PASS or N/A with its reason (registered here under
-    the name "tensorflow", as tconv.backends.BACKENDS is to list it)."""
-    from tconv import backends as registry
+    the name "tensorflow", as tconv.frameworks.BACKENDS is to list it)."""
+    from tconv import frameworks as registry
     from tconv.verify import verify
 
     monkeypatch.setitem(registry.BACKENDS, "tensorflow", backend.__name__)

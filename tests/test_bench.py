@@ -9,7 +9,7 @@ import pytest
 
 from tconv import ConvSpec
 from tconv.bench import OPS, layers
-from tconv.cost import choose, multiplies
+from tconv.methods.auto import choose, multiplies
 
 
 def test_bench_quick_runs_every_candidate_and_reports_sane_numbers(tmp_path):
@@ -40,7 +40,7 @@ def test_bench_quick_runs_every_candidate_and_reports_sane_numbers(tmp_path):
     assert {"tconv auto", "tconv fast_gemm", "tconv polyphase"} == cands["input_grad"] & {
         "tconv auto", "tconv fast_gemm", "tconv polyphase", "tconv direct", "tconv im2col"}
     assert {"tconv auto", "tconv direct", "tconv im2col"} <= cands["conv"] & cands["weight_grad"]
-    from tconv import backends
+    from tconv import frameworks as backends
     if backends.available("torch"):
         assert {"torch conv_transpose", "torch autograd"} <= cands["input_grad"]
         assert "torch conv" in cands["conv"]
@@ -102,7 +102,7 @@ def test_auto_picks_a_fast_method():
 def test_every_timed_candidate_computes_the_operation(op, spec):
     """What the bench times is the operation it names: every candidate's result, tconv's and
     the frameworks', equals the naive loop's (float32, to the rounding of a few terms)."""
-    from tconv import reference
+    from tconv.methods import reference
     from tconv.bench import _framework_candidates, _tconv_candidates
 
     rng = np.random.default_rng(1)
@@ -114,7 +114,7 @@ def test_every_timed_candidate_computes_the_operation(op, spec):
             "weight_grad": lambda: reference.weight_grad(wide[0], wide[2], spec)}[op]()
     candidates = _tconv_candidates(op, spec, x, w, g, ("auto", "fast_gemm"), ("direct", "im2col"))
     candidates.update(_framework_candidates(op, spec, x, w, g))
-    from tconv import backends
+    from tconv import frameworks as backends
     frameworks = {name.split()[0] for name in candidates} - {"tconv"}
     assert frameworks == {b for b in ("torch", "jax") if backends.available(b)}
     for name, fn in candidates.items():

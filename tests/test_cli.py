@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 import tconv
-from tconv import algorithms
-from tconv.cli import app
+from tconv import methods as algorithms
+from tconv.cli.app import app
 
 TCONV = [sys.executable, "-m", "tconv.cli"]
 

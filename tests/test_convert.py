@@ -31,7 +31,7 @@ def _torch():
 
 def _tf():
     pytest.importorskip("tensorflow")
-    from tconv.backends.tensorflow_backend import import_tf as quiet_tf
+    from tconv.frameworks.tensorflow import import_tf as quiet_tf
     return quiet_tf()
 
 

@@ -45,7 +45,7 @@ def run_torch(args, x, w):
 
 def run_tf(args, x, w):
     pytest.importorskip("tensorflow")
-    from tconv.backends.tensorflow_backend import import_tf
+    from tconv.frameworks.tensorflow import import_tf
     tf = import_tf()
     shape = args.get("output_shape")
     if shape is None:

@@ -3,7 +3,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from tconv import exact, reference
+from tconv import exact
+from tconv.methods import reference
 from tconv.spec import ConvSpec
 
 

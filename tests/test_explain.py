@@ -8,9 +8,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tconv
-from tconv import explain as story
-from tconv import reference
-from tconv.animation import MAX_FRAMES, animate
+from tconv.explain import story
+from tconv.methods import reference
+from tconv.explain.animation import MAX_FRAMES, animate
 from tconv.core import transpose
 from tconv.spec import ConvSpec, ConvSpecError
 from tconv.strategies import arrays_for, conv_specs

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tconv import explain as story
-from tconv import reference
-from tconv.animation import animate
-from tconv.cli import app
+from tconv.explain import story
+from tconv.methods import reference
+from tconv.explain.animation import animate
+from tconv.cli.app import app
 from tconv.core import transpose
 from tconv.spec import ConvSpec
 
@@ -230,7 +230,7 @@ def drawn(tmp_path_factory):
 def test_step_pngs_are_valid_and_show_the_cell_kinds(drawn):
     from PIL import Image
 
-    from tconv import drawing
+    from tconv.explain import drawing
 
     files = sorted((drawn / "steps").iterdir())
     keys = [s.key for s in story.explain(EXPERIMENT).steps]
@@ -253,7 +253,7 @@ def test_step_pngs_are_valid_and_show_the_cell_kinds(drawn):
 def test_gif_has_one_frame_per_cell_and_stays_small(drawn):
     from PIL import Image
 
-    from tconv import drawing
+    from tconv.explain import drawing
 
     path = drawn / "explain.gif"
     assert path.read_bytes()[:6] == b"GIF89a"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import tconv
-from tconv import im2col
-from tconv.algorithms import matrix
+from tconv.methods import im2col
+from tconv.methods import matrix
 from tconv.core import convolve, transpose
 from tconv.spec import ConvSpec
 

@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tconv
-from tconv import exact, reference
+from tconv import exact
+from tconv.methods import reference
 from tconv.core import transpose
 from tconv.spec import ConvSpec
 from tconv.strategies import arrays_for, conv_specs
@@ -111,7 +112,7 @@ def test_threaded_paths_equal_scatter(method, monkeypatch):
     """fast_gemm adds two halves of the batch, and fast_polyphase_cf runs two phases, in
     threads on large outputs; with the threshold at 0 every spec takes that path and must still
     give the reference's numbers exactly."""
-    from tconv.algorithms import fast_gemm, fast_polyphase_cf
+    from tconv.methods import fast_gemm, fast_polyphase_cf
     from tconv.sweep import draw_specs
 
     module = {"fast_gemm": fast_gemm, "fast_polyphase_cf": fast_polyphase_cf}[method]

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 
-from tconv import algorithms
+from tconv import methods as algorithms
 from tconv.spec import ConvSpec
 from tconv.sweep import draw_specs, shrink, sweep, way_key
 
@@ -89,7 +89,7 @@ def test_repro_command_meets_the_sweeps_data(monkeypatch):
     with another seed passes (so the test needs the sweep's own seed, not any seed)."""
     from typer.testing import CliRunner
 
-    from tconv.cli import app
+    from tconv.cli.app import app
 
     right = algorithms.ALGORITHMS["gemm"]
 

@@ -9,7 +9,7 @@ Public API (PyTorch layouts, ``(N, C, *spatial)``, any number of spatial dims)::
     METHODS (conv_transpose / conv_input_grad), CONV_METHODS (conv / conv_weight_grad),
     ConvSpec, ConvSpecError, dot_test
 """
-from .algorithms import METHODS
+from .methods import METHODS
 from .core import CONV_METHODS, conv, conv_transpose
 from .grad import conv_input_grad, conv_weight_grad
 from .spec import ConvSpec, ConvSpecError

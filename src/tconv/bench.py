@@ -83,7 +83,7 @@ def layers(quick: bool = False) -> list[Layer]:
 def _framework_candidates(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
                           g: np.ndarray) -> dict[str, Callable]:
     """Each installed backend's ready-to-time callables (``benchmark_callables``), if it has any."""
-    from . import backends
+    from . import frameworks as backends
 
     candidates: dict[str, Callable] = {}
     for name in backends.installed():

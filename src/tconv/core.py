@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import cost, forward, im2col
+from .methods import auto as cost
+from .methods import direct as forward
+from .methods import im2col
 from ._arrays import as_array, as_compute, result_dtype
-from .algorithms import ALGORITHMS, METHODS
+from .methods import ALGORITHMS, METHODS
 from .spec import ConvSpec, ConvSpecError
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import reference
+from .methods import reference
 from .spec import ConvSpec, ConvSpecError
 
 

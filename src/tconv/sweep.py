@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from . import flags
-from .algorithms import METHODS
+from .methods import METHODS
 from .spec import ConvSpec, ConvSpecError
 from .strategies import arrays_for, conv_specs
 from .verify import Report, Row, verify

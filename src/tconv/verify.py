@@ -14,8 +14,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import exact, forward, reference
-from .algorithms import METHODS
+from . import exact
+from .methods import direct as forward
+from .methods import reference
+from .methods import METHODS
 from .core import transpose
 from .spec import ConvSpec
 
@@ -161,10 +163,10 @@ def verify(spec: ConvSpec, w: np.ndarray, g: np.ndarray, *, methods=METHODS,
            backends=()) -> Report:
     """Compute the input gradient of ``spec`` for upstream gradient ``g`` every way; compare.
 
-    ``backends`` are names from :data:`tconv.backends.BACKENDS`; a framework that cannot
+    ``backends`` are names from :data:`tconv.frameworks.BACKENDS`; a framework that cannot
     express the spec gives an ``N/A`` row with the reason.
     """
-    from . import backends as registry
+    from . import frameworks as registry
 
     dtype = np.result_type(g, w)
     truth = exact.conv_transpose(g, w, spec)

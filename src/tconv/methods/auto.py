@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 
-from .algorithms.polyphase import phases
-from .spec import ConvSpec
+from .polyphase import phases
+from ..spec import ConvSpec
 
 GEMM_FLOPS = 50e9       # float32 GEMM flop/s at full efficiency
 ADD_RATE = 1.0e9        # elements/s of a strided numpy add (read, add, write)

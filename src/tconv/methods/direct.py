@@ -14,8 +14,8 @@ import itertools
 
 import numpy as np
 
-from ._arrays import as_compute, pad_or_crop, result_dtype
-from .spec import ConvSpec
+from .._arrays import as_compute, pad_or_crop, result_dtype
+from ..spec import ConvSpec
 
 
 def correlate(x: np.ndarray, w: np.ndarray, out_size, stride, dilation,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .explain import Explanation, MatrixView, Overlap, Panel, kind_label, overlap_summary
+from .story import Explanation, MatrixView, Overlap, Panel, kind_label, overlap_summary
 
 __all__ = ["PlotUnavailable", "require", "save_steps", "save_animation", "animation_images",
            "save_overlap", "save_matrix", "DPI", "CELL"]

@@ -33,8 +33,8 @@ from typing import Iterator
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._arrays import pad_or_crop
-from .spec import ConvSpec
+from .._arrays import pad_or_crop
+from ..spec import ConvSpec
 
 #: Upper bound on one block's columns (bytes): cache-sized, so that the gather and the GEMM
 #: after it meet in cache; on the bench layers 8 MiB was best or near it among 2 to 128 MiB.

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .spec import ConvSpec
+from ..spec import ConvSpec
 
 
 def _zeros(shape, *arrays) -> np.ndarray:

@@ -52,8 +52,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ._arrays import swap_group_channels
-from .spec import ConvSpec, ConvSpecError, at_least, per_dim
+from .._arrays import swap_group_channels
+from ..spec import ConvSpec, ConvSpecError, at_least, per_dim
 
 __all__ = ["FRAMEWORKS", "Layout", "WeightTransform", "Layer", "Conversion", "Check", "canonical",
            "read", "from_torch", "from_tf", "from_keras", "from_jax", "from_flax", "from_onnx",
@@ -886,7 +886,7 @@ def _lax_pair(dim: _Dim, window: Pair) -> Pair:
 def _lax_string_windows(spec: ConvSpec) -> dict:
     """The windows lax.conv_transpose means by 'SAME' and 'VALID' (None where invalid), from
     the backend's reading of lax (``jax_backend.string_specs``)."""
-    from .backends.jax_backend import string_specs
+    from ..frameworks.jax import string_specs
 
     return {mode: None if meant is None else windows(meant)
             for mode, meant in string_specs(spec).items()}
@@ -1140,7 +1140,7 @@ def _onnx_window(dim: _Dim, op: int, auto_pad: str, pads: Pair, size, i: int) ->
     (UPPER) or start (LOWER): output_padding moves the pads, not the size (onnx#4299). VALID: no
     pads. NOTSET: ``pads``.
     """
-    from .backends.onnx_backend import split_padding
+    from ..frameworks.onnx import split_padding
 
     if size is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         size = dim.size * dim.stride if size is None else size
@@ -1221,7 +1221,7 @@ def _onnx_pads(pads, nd: int) -> list[Pair]:
 def _write_onnx(spec: ConvSpec, options: dict) -> dict:
     """Explicit ``pads`` and ``output_padding`` (< stride); an output_padding past the stride
     (PyTorch allows it below the dilation) becomes zero cells added after the node."""
-    from .backends.onnx_backend import pads_form
+    from ..frameworks.onnx import pads_form
 
     reachable = [_within(want, dim.full + dim.stride - 1)
                  for dim, want in zip(_dims(spec), windows(spec))]
@@ -1778,7 +1778,7 @@ def _code_flax_via_lax(layer: Layer, crop):
 
 def _code_onnx(layer: Layer, crop):
     """A graph: the ConvTranspose node, then (only if the crop says so) Pad and Slice nodes."""
-    from .backends.onnx_backend import IR_VERSION, OPSET
+    from ..frameworks.onnx import IR_VERSION, OPSET
 
     attrs = {k: list(v) if isinstance(v, tuple) else v for k, v in layer.kwargs.items()
              if v is not None}
@@ -1892,7 +1892,7 @@ def _way(layer: Layer) -> str:
 def _run(layer: Layer, code: str, w: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Execute a rendered snippet and return ``forward(x)`` as a NumPy array."""
     if layer.framework in ("tf", "keras"):
-        from .backends.tensorflow_backend import import_tf
+        from ..frameworks.tensorflow import import_tf
 
         import_tf()                             # quiet, with small thread pools
     namespace = {"w": w}
@@ -1912,8 +1912,8 @@ def check(conversion: Conversion, *, seed: int = 0) -> Check:
     transform and crop included) on the same random float32 data, and both are compared with
     tconv's float64 transposed convolution of the canonical spec.
     """
-    from .core import transpose
-    from .verify import error_bound
+    from ..core import transpose
+    from ..verify import error_bound
 
     source, target = conversion.source, conversion.target
     for layer in (source, target):

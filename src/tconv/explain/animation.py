@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import reference
-from ._arrays import flip_spatial, insert_zeros, pad_or_crop
-from .explain import canvas_spec, per_dim_text, scatter_masks, stretched_kinds
-from .forward import correlate
-from .spec import ConvSpec, ConvSpecError
+from ..methods import reference
+from .._arrays import flip_spatial, insert_zeros, pad_or_crop
+from .story import canvas_spec, per_dim_text, scatter_masks, stretched_kinds
+from ..methods.direct import correlate
+from ..spec import ConvSpec, ConvSpecError
 
 #: Most frames (both views) an animation may have; larger specs are refused (a GIF frame costs
 #: about 5-8 KB).

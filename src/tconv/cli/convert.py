@@ -20,7 +20,7 @@ _CHOICES = ", ".join(conversions.FRAMEWORKS)
 
 
 def _fail(message: str) -> None:
-    from ..cli import _fail as fail   # imported here: cli imports this module
+    from .app import _fail as fail   # imported here: cli imports this module
 
     fail(message)
 
@@ -66,7 +66,7 @@ def _quiet_xla() -> None:
     """Work around an XLA CPU crash (an abort in the algebraic simplifier for some lhs-dilated
     convolutions, jaxlib 0.10.2; see docs/convert.md) in this process only: the check is
     tiny, the pass is not needed. Only before JAX has started, when the flag still counts."""
-    from ..backends.jax_backend import disable_crashing_pass
+    from ..frameworks.jax import disable_crashing_pass
 
     disable_crashing_pass()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

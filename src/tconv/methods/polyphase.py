@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._arrays import flip_spatial, pad_or_crop, swap_group_channels
-from ..forward import correlate
+from .direct import correlate
 from ..spec import ConvSpec
 
 

@@ -16,9 +16,10 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from .. import drawing, flags
-from .. import explain as story
-from ..animation import animate
+from .. import flags
+from ..explain import drawing
+from ..explain import story
+from ..explain.animation import animate
 from ..spec import ConvSpec, ConvSpecError
 
 # -- the spec flags, as `tconv verify` spells them ------------------------------------------------
@@ -41,7 +42,7 @@ JSON = typer.Option(False, "--json", help="Print the data as JSON instead.")
 
 
 def _fail(message: str) -> None:
-    from ..cli import _fail as fail   # imported here: cli imports this module
+    from .app import _fail as fail   # imported here: cli imports this module
 
     fail(message)
 

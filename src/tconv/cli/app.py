@@ -10,12 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import backends as registry
-from . import flags
-from ._arrays import flip_spatial, insert_zeros, pad_or_crop
-from .forward import conv as forward_conv
-from .spec import ConvSpecError
-from .verify import verify as run_verify
+from .. import frameworks as registry
+from .. import flags
+from .._arrays import flip_spatial, insert_zeros, pad_or_crop
+from ..methods.direct import conv as forward_conv
+from ..spec import ConvSpecError
+from ..verify import verify as run_verify
 
 app = typer.Typer(
     add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -100,7 +100,7 @@ def verify(
     except ConvSpecError as e:
         _fail(str(e))
     if gradient == "random":
-        from .strategies import arrays_for
+        from ..strategies import arrays_for
 
         x, w, o = arrays_for(spec, seed, data_dtype)
     else:
@@ -198,7 +198,7 @@ def sweep(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from .sweep import sweep as run_sweep
+    from ..sweep import sweep as run_sweep
 
     try:
         names = registry.parse(backends)
@@ -276,7 +276,7 @@ def check(
 
     Example: tconv check my_conv.py:conv_transpose --count 500
     """
-    from . import check as checker
+    from .. import check as checker
 
     try:
         if api not in checker.APIS:
@@ -365,8 +365,8 @@ def bench(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from . import bench as bench_
-    from .algorithms import METHODS
+    from .. import bench as bench_
+    from ..methods import METHODS
 
     try:
         names = list(METHODS) + ["auto"] if methods == "all" else [
@@ -407,7 +407,7 @@ def bench(
     console = Console()
     console.print("NumPy GEMM in this run: " + ", ".join(
         f"{dt} {rate:.1f} GFLOP/s" for dt, rate in gemm.items()))
-    from .cost import multiplies
+    from ..methods.auto import multiplies
 
     by_name = {ly.name: ly for ly in chosen}
     for (name, op, dt) in dict.fromkeys((r["layer"], r["op"], r["dtype"]) for r in rows):
@@ -438,14 +438,14 @@ def _num(value) -> str:
     return "" if value is None else f"{value:.3g}"
 
 
-from .commands import explain as explain_commands  # noqa: E402  (registered after app exists)
+from . import explain as explain_commands  # noqa: E402  (registered after app exists)
 
 app.command("explain")(explain_commands.explain)
 app.command("shape")(explain_commands.shape)
 app.command("overlap")(explain_commands.overlap)
 app.command("matrix")(explain_commands.matrix)
 
-from .commands import convert as convert_command  # noqa: E402
+from . import convert as convert_command  # noqa: E402
 
 app.command("convert")(convert_command.convert)
 
@@ -453,6 +453,3 @@ app.command("convert")(convert_command.convert)
 def main() -> None:
     app()
 
-
-if __name__ == "__main__":
-    main()

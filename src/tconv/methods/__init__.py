@@ -6,7 +6,7 @@ and returns an array of ``spec.input_shape`` in that dtype. Registration order i
 """
 from __future__ import annotations
 
-from .. import reference
+from . import reference
 from . import (commuted, fast_gemm, fast_polyphase, fast_polyphase_cf, gemm, matrix, polyphase,
                zero_insertion)
 

@@ -53,7 +53,7 @@ def forward_matrix(w: np.ndarray, spec: ConvSpec) -> scipy.sparse.csr_matrix:
         raise ConvSpecError(
             f"method='matrix' would need about {need / 2**30:.1f} GiB for the sparse matrix of "
             f"{spec.describe()}, over the limit of {MEMORY_LIMIT / 2**30:.1f} GiB "
-            f"(tconv.algorithms.matrix.MEMORY_LIMIT); use another method")
+            f"(tconv.methods.matrix.MEMORY_LIMIT); use another method")
     co, ci = spec.out_channels // spec.groups, spec.in_channels // spec.groups
     n_out, n_in = int(np.prod(spec.output_size)), int(np.prod(spec.input_size))
     pos_out, pos_in, tap = _taps(spec)

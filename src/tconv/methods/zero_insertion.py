@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._arrays import flip_spatial, insert_zeros, pad_or_crop, swap_group_channels
-from ..forward import correlate
+from .direct import correlate
 from ..spec import ConvSpec
 
 

@@ -17,9 +17,9 @@ from types import ModuleType
 from ..spec import ConvSpecError
 
 #: backend name -> module, in the order of the verify table.
-BACKENDS = {"torch": "tconv.backends.torch_backend", "jax": "tconv.backends.jax_backend",
-            "tensorflow": "tconv.backends.tensorflow_backend",
-            "onnx": "tconv.backends.onnx_backend"}
+BACKENDS = {"torch": "tconv.frameworks.torch", "jax": "tconv.frameworks.jax",
+            "tensorflow": "tconv.frameworks.tensorflow",
+            "onnx": "tconv.frameworks.onnx"}
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import forward, reference
-from ._arrays import flip_spatial, insert_zeros, pad_or_crop, swap_group_channels
-from .algorithms import METHODS, matrix, polyphase
-from .core import transpose
-from .spec import ConvSpec, ConvSpecError
-from .verify import DotTest, dot_test
+from ..methods import direct as forward
+from ..methods import reference
+from .._arrays import flip_spatial, insert_zeros, pad_or_crop, swap_group_channels
+from ..methods import METHODS, matrix, polyphase
+from ..core import transpose
+from ..spec import ConvSpec, ConvSpecError
+from ..verify import DotTest, dot_test
 
 __all__ = ["KINDS", "Panel", "Step", "Explanation", "explain", "sample_data", "canvas_spec",
            "scatter_masks", "stretched_kinds", "shape_facts", "Overlap", "overlap",
