@@ -38,7 +38,7 @@ def tables(report: dict) -> str:
         get = lambda c: rows.get((name, "input_grad", dt, c))  # noqa: E731
         auto, torch = get("tconv auto"), get(bench.REFERENCE["input_grad"])
         out.append(
-            f"| {name} | {dt} | {choose(specs[name], np.dtype(dt))} | {_ms(auto)} | "
+            f"| {name} | {dt} | {choose('conv_transpose', specs[name], np.dtype(dt))} | {_ms(auto)} | "
             f"{_ms(torch)} | **{_ratio(auto)}** | {_ratio(get('tconv fast_gemm'))} | "
             f"{_ratio(get('tconv fast_polyphase'))} | {_ratio(get('tconv fast_polyphase_cf'))} | "
             f"{_ratio(get('jax vjp (jit)'))} | {auto['gemm_share']:.0%} | "

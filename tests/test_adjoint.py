@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import tconv
 from tconv._arrays import flip_spatial
-from tconv.core import transpose
+from tconv.ops import transpose
 from tconv.spec import ConvSpec
 from tconv.strategies import conv_specs
 

@@ -16,7 +16,7 @@ from tconv import exact  # noqa: E402
 from tconv import frameworks as registry  # noqa: E402
 from tconv.frameworks import KnownDifference, NotExpressible  # noqa: E402
 from tconv.frameworks import jax as jax_backend  # noqa: E402
-from tconv.core import transpose  # noqa: E402
+from tconv.ops import transpose  # noqa: E402
 from tconv.spec import ConvSpec  # noqa: E402
 from tconv.strategies import arrays_for, conv_specs  # noqa: E402
 from tconv.verify import compare, error_bound, verify  # noqa: E402

@@ -13,7 +13,7 @@ from tconv import exact
 from tconv import frameworks as backends
 from tconv.frameworks import KnownDifference, NotExpressible
 from tconv.frameworks import onnx as onnx_backend
-from tconv.core import transpose
+from tconv.ops import transpose
 from tconv.spec import ConvSpec
 from tconv.strategies import arrays_for, conv_specs
 from tconv.verify import error_bound, verify

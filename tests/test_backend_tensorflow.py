@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import tconv
 from tconv import exact
 from tconv.frameworks import KnownDifference, NotExpressible
-from tconv.core import transpose
+from tconv.ops import transpose
 from tconv.spec import ConvSpec
 from tconv.strategies import arrays_for, conv_specs
 from tconv.verify import error_bound

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import tconv
 from tconv import CONV_METHODS, exact
 from tconv.methods import im2col, reference
-from tconv.core import convolve, weight_grad
+from tconv.ops import convolve, weight_grad
 from tconv.spec import ConvSpec, ConvSpecError
 from tconv.strategies import arrays_for, conv_specs
 from tconv.verify import gamma, unit_roundoff

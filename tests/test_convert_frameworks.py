@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tconv import convert
 from tconv._arrays import pad_or_crop
-from tconv.core import conv_transpose
+from tconv.ops import conv_transpose
 from tconv.spec import ConvSpecError
 from tconv.verify import error_bound
 

@@ -5,7 +5,7 @@ import pytest
 
 import tconv
 from tconv import exact
-from tconv.core import transpose
+from tconv.ops import transpose
 from tconv.spec import ConvSpec
 from tconv.verify import error_bound
 

@@ -11,7 +11,7 @@ import tconv
 from tconv.explain import story
 from tconv.methods import reference
 from tconv.explain.animation import MAX_FRAMES, animate
-from tconv.core import transpose
+from tconv.ops import transpose
 from tconv.spec import ConvSpec, ConvSpecError
 from tconv.strategies import arrays_for, conv_specs
 

@@ -13,7 +13,7 @@ from tconv.explain import story
 from tconv.methods import reference
 from tconv.explain.animation import animate
 from tconv.cli.app import app
-from tconv.core import transpose
+from tconv.ops import transpose
 from tconv.spec import ConvSpec
 
 TCONV = [sys.executable, "-m", "tconv.cli"]

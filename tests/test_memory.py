@@ -9,7 +9,7 @@ import pytest
 import tconv
 from tconv.methods import im2col
 from tconv.methods import matrix
-from tconv.core import convolve, transpose
+from tconv.ops import convolve, transpose
 from tconv.spec import ConvSpec
 
 

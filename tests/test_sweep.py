@@ -42,14 +42,14 @@ def test_shrink_reaches_the_minimum_of_a_known_condition():
 def test_a_broken_method_is_counted_and_shrunk(monkeypatch):
     """A method that drops the last input cell of every dim disagrees; the sweep counts it and
     shrinks it to a one-cell-output spec whose repro command names it."""
-    right = algorithms.ALGORITHMS["polyphase"]
+    right = algorithms.polyphase.conv_transpose
 
     def broken(y, w, spec):
         x = right(y, w, spec).copy()
         x[(Ellipsis,) + (slice(-1, None),) * spec.ndim] = 0
         return x
 
-    monkeypatch.setitem(algorithms.ALGORITHMS, "polyphase", broken)
+    monkeypatch.setattr(algorithms.polyphase, "conv_transpose", broken)
     report = sweep(40, seed=1, dtype="int64")
     assert not report.passed
     assert report.tallies["tconv polyphase"]["FAIL"] > 0
@@ -91,13 +91,13 @@ def test_repro_command_meets_the_sweeps_data(monkeypatch):
 
     from tconv.cli.app import app
 
-    right = algorithms.ALGORITHMS["gemm"]
+    right = algorithms.gemm.conv_transpose
 
     def data_dependent(y, w, spec):
         x = right(y, w, spec)
         return x + 1 if y.size and y.flat[0] == 3 else x
 
-    monkeypatch.setitem(algorithms.ALGORITHMS, "gemm", data_dependent)
+    monkeypatch.setattr(algorithms.gemm, "conv_transpose", data_dependent)
     report = sweep(60, seed=3, dtype="int64")
     (d,) = report.disagreements
     assert d.key == "tconv gemm" and "--gradient random --seed " in d.command

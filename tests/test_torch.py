@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tconv
-from tconv.core import transpose
+from tconv.ops import transpose
 from tconv.strategies import arrays_for, conv_specs
 
 torch = pytest.importorskip("torch")

@@ -9,9 +9,8 @@ Public API (PyTorch layouts, ``(N, C, *spatial)``, any number of spatial dims)::
     METHODS (conv_transpose / conv_input_grad), CONV_METHODS (conv / conv_weight_grad),
     ConvSpec, ConvSpecError, dot_test
 """
-from .methods import METHODS
-from .core import CONV_METHODS, conv, conv_transpose
-from .grad import conv_input_grad, conv_weight_grad
+from .methods import CONV_METHODS, METHODS
+from .ops import conv, conv_input_grad, conv_transpose, conv_weight_grad
 from .spec import ConvSpec, ConvSpecError
 from .verify import dot_test
 

@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from .core import convolve, transpose, weight_grad
+from .ops import convolve, transpose, weight_grad
 from .spec import ConvSpec
 
 #: The operations timed, and the PyTorch candidate each one's ratio is taken to.

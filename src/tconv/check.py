@@ -68,7 +68,7 @@ def expressible(spec: ConvSpec, api: str) -> bool:
     if spec.symmetric_padding is None:
         return False
     if api == "torch-input-grad":
-        return all(op < s for op, s in zip(spec.output_padding, spec.stride))
+        return not spec.output_padding_exceeds_stride
     return True
 
 

@@ -1,7 +1,8 @@
 """Exact results: the reference loops over Python integers, rounded once at the end.
 
 Every finite binary float is an integer times a power of two. Scaling each array by its smallest
-power of two turns it into Python integers, for which the naive loops of :mod:`tconv.reference`
+power of two turns it into Python integers, for which the naive loops of
+:mod:`tconv.methods.reference` and :mod:`tconv.methods.scatter`
 add and multiply without any rounding; the one rounding happens when the integer result is
 divided back (Python's int / int is correctly rounded). Integer inputs stay integers.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .methods import reference
+from .methods import reference, scatter
 from .spec import ConvSpec, ConvSpecError
 
 
@@ -42,7 +43,7 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """The transposed convolution, exact, rounded once to float64 (Python ints for integers)."""
     yi, ey = _scaled_ints(y)
     wi, ew = _scaled_ints(w)
-    return _unscale(reference.conv_transpose(yi, wi, spec), ey + ew, _integer(y, w))
+    return _unscale(scatter.conv_transpose(yi, wi, spec), ey + ew, _integer(y, w))
 
 
 def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:

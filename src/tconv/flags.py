@@ -84,7 +84,7 @@ def spec_flags(spec: ConvSpec) -> list[str]:
     flags += ["--padding", _join(sym) if sym is not None else
               ",".join(f"{lo}:{hi}" for lo, hi in spec.padding)]
     flags += ["--dilation", _join(spec.dilation), "--groups", str(spec.groups)]
-    if any(op >= s for op, s in zip(spec.output_padding, spec.stride)):  # not derivable
+    if spec.output_padding_exceeds_stride:  # not derivable from the input size
         flags += ["--output-padding", _join(spec.output_padding)]
     return flags
 

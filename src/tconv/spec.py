@@ -154,11 +154,19 @@ def _room(size: int, kernel: int, padding: Pair, dilation: int, dim: int | None 
     return room
 
 
-def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> Pair:
-    """'same': out = ceil(size / stride); the odd pixel of padding goes on the high side."""
+def _same_padding(size: int, kernel: int, stride: int, dilation: int,
+                  odd_low: bool = False) -> Pair:
+    """'same': out = ceil(size / stride); the odd pixel of padding goes on the high side
+    (``odd_low``: on the low side, ONNX's SAME_LOWER)."""
     out = -(-size // stride)
     total = max((out - 1) * stride + _extent(kernel, dilation) - size, 0)
-    return total // 2, total - total // 2
+    return _split(total, odd_low)
+
+
+def _split(total: int, odd_low: bool) -> Pair:
+    """Split ``total`` padding cells into ``(low, high)`` halves, the odd cell high (or low)."""
+    small = total // 2
+    return (total - small, small) if odd_low else (small, total - small)
 
 
 # -- the spec -----------------------------------------------------------------------------------
@@ -351,6 +359,30 @@ class ConvSpec:
         """Span of a dilated kernel, dilation * (kernel - 1) + 1."""
         return _extent(kernel, dilation)
 
+    @staticmethod
+    def same_padding(size: int, kernel: int, stride: int, dilation: int = 1,
+                     odd_low: bool = False) -> Pair:
+        """The ``(low, high)`` padding of 'same' for one dim: output ``ceil(size / stride)``,
+        total ``max((out - 1) * stride + K - size, 0)``, the odd cell high (TF's 'SAME', ONNX's
+        SAME_UPPER) or, with ``odd_low``, low (ONNX's SAME_LOWER)."""
+        return _same_padding(size, kernel, stride, dilation, odd_low)
+
+    @staticmethod
+    def split_padding(total: int, odd_low: bool = False) -> Pair:
+        """``total`` padding cells as ``(low, high)`` halves, the odd cell high (or low)."""
+        return _split(total, odd_low)
+
+    @staticmethod
+    def tap_slices(tap, stride, dilation, count) -> tuple[slice, ...]:
+        """Where one kernel tap meets the (padded) input over ``count`` output positions.
+
+        Output position ``p`` puts tap ``j`` at ``p*stride + j*dilation``, so the cells tap ``j``
+        meets are ``slice(j*dilation, j*dilation + stride*(count-1) + 1, stride)`` per dim: the
+        forward convolution reads them, the transposed one adds into them.
+        """
+        return tuple(slice(j * d, j * d + s * (m - 1) + 1, s)
+                     for j, d, s, m in zip(tap, dilation, stride, count))
+
     # -- derived facts of this spec -----------------------------------------------------------
 
     @property
@@ -400,6 +432,33 @@ class ConvSpec:
         """Transposed result before the padding crop and without output_padding."""
         return tuple(self.full_size(o, k, s, d) for o, k, s, d in
                      zip(self.output_size, self.kernel_size, self.stride, self.dilation))
+
+    @property
+    def canvas_size(self) -> tuple[int, ...]:
+        """What the scatter writes on: the full transposed result extended by output_padding on
+        the high side. ``x`` is its window :attr:`input_window`."""
+        return tuple(m + op for m, op in zip(self.full_output_size, self.output_padding))
+
+    def tap_window(self, tap) -> tuple[slice, ...]:
+        """The cells of the padded input (= of the canvas) kernel tap ``tap`` meets at every
+        output position (:meth:`tap_slices` with this spec's stride, dilation and output)."""
+        return self.tap_slices(tap, self.stride, self.dilation, self.output_size)
+
+    def window(self, position) -> tuple[slice, ...]:
+        """The cells of the padded input the kernel covers at output ``position``: from
+        ``position*stride``, ``extent`` long, every ``dilation``-th cell."""
+        return tuple(slice(p * s, p * s + e, d) for p, s, e, d in
+                     zip(position, self.stride, self.extents, self.dilation))
+
+    @property
+    def output_padding_exceeds_stride(self) -> bool:
+        """Whether some dim has ``output_padding >= stride`` (allowed below the dilation).
+
+        Then ``x`` has cells past the last kernel placement of the forward convolution: the
+        forward output of an ``x`` of this size is larger than ``y``, so the frameworks that
+        take the input size (or an output shape) instead of output_padding cannot say it.
+        """
+        return any(op >= s for op, s in zip(self.output_padding, self.stride))
 
     @property
     def transpose_padding(self) -> tuple[Pair, ...]:

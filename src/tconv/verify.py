@@ -15,10 +15,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import exact
-from .methods import direct as forward
-from .methods import reference
+from .methods import scatter
 from .methods import METHODS
-from .core import transpose
+from .ops import convolve, transpose
 from .spec import ConvSpec
 
 
@@ -39,7 +38,7 @@ def error_bound(g: np.ndarray, w: np.ndarray, spec: ConvSpec, exact_result: np.n
     u = unit_roundoff(dtype if dtype is not None else np.result_type(g, w))
     if u == 0:
         return np.zeros(spec.input_shape)
-    magnitudes = reference.conv_transpose(np.abs(g.astype(np.float64)),
+    magnitudes = scatter.conv_transpose(np.abs(g.astype(np.float64)),
                                           np.abs(w.astype(np.float64)), spec)
     # the float64 magnitude sum is itself rounded; 1 + 2**-40 covers it for any realistic n.
     # The final term covers the result's own rounding (u), the exact reference's rounding to
@@ -88,7 +87,7 @@ def dot_test(spec: ConvSpec, *, method: str = "auto", forward_fn=None, adjoint_f
         return rng.standard_normal(shape).astype(dtype)
 
     x, w, y = draw(spec.input_shape), draw(spec.weight_shape), draw(spec.output_shape)
-    fwd = (forward_fn or forward.conv)(x, w, spec)
+    fwd = (forward_fn or convolve)(x, w, spec)
     adj = adjoint_fn(y, w, spec) if adjoint_fn else transpose(y, w, spec, method)
     wide = np.int64 if dtype.kind in "iu" else np.float64
     lhs = np.vdot(np.asarray(fwd, dtype=wide), y.astype(wide))
@@ -97,7 +96,7 @@ def dot_test(spec: ConvSpec, *, method: str = "auto", forward_fn=None, adjoint_f
     tolerance = 0.0
     if u:
         size = max(y.size, x.size)
-        scale = np.vdot(np.abs(forward.conv(np.abs(x).astype(wide), np.abs(w).astype(wide),
+        scale = np.vdot(np.abs(convolve(np.abs(x).astype(wide), np.abs(w).astype(wide),
                                              spec)), np.abs(y).astype(wide))
         tolerance = 2 * gamma(spec.terms_per_output + size, u) * float(scale)
     return DotTest(lhs.item(), rhs.item(), tolerance)

@@ -13,7 +13,7 @@ from rich.table import Table
 from .. import frameworks as registry
 from .. import flags
 from .._arrays import flip_spatial, insert_zeros, pad_or_crop
-from ..methods.direct import conv as forward_conv
+from ..ops import convolve
 from ..spec import ConvSpecError
 from ..verify import verify as run_verify
 
@@ -107,7 +107,7 @@ def verify(
         rng = np.random.default_rng(seed)
         x = _draw(rng, spec.input_shape, data_dtype)
         w = _draw(rng, spec.weight_shape, data_dtype)
-        o = forward_conv(x, w, spec)
+        o = convolve(x, w, spec)
     report = run_verify(spec, w, o, backends=names)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))

@@ -1140,7 +1140,6 @@ def _onnx_window(dim: _Dim, op: int, auto_pad: str, pads: Pair, size, i: int) ->
     (UPPER) or start (LOWER): output_padding moves the pads, not the size (onnx#4299). VALID: no
     pads. NOTSET: ``pads``.
     """
-    from ..frameworks.onnx import split_padding
 
     if size is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         size = dim.size * dim.stride if size is None else size
@@ -1150,7 +1149,7 @@ def _onnx_window(dim: _Dim, op: int, auto_pad: str, pads: Pair, size, i: int) ->
                 f"ONNX ConvTranspose: output size {size} in spatial dim {i} is larger than the "
                 f"full result plus output_padding ({dim.full + op}): the pads would be negative, "
                 f"which onnxruntime clamps and onnx.reference does not")
-        start = split_padding(total, odd_at_start=auto_pad != "SAME_UPPER")
+        start = ConvSpec.split_padding(total, odd_low=auto_pad != "SAME_UPPER")[0]
         return start, start + size
     if auto_pad == "VALID":
         return 0, dim.full + op
@@ -1912,7 +1911,7 @@ def check(conversion: Conversion, *, seed: int = 0) -> Check:
     transform and crop included) on the same random float32 data, and both are compared with
     tconv's float64 transposed convolution of the canonical spec.
     """
-    from ..core import transpose
+    from ..ops import transpose
     from ..verify import error_bound
 
     source, target = conversion.source, conversion.target

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..methods import reference
+from ..methods import scatter
 from .._arrays import flip_spatial, insert_zeros, pad_or_crop
 from .story import canvas_spec, per_dim_text, scatter_masks, stretched_kinds
 from ..methods.direct import correlate
@@ -149,7 +149,7 @@ def _scatter_frames(spec: ConvSpec, g, w, cspec: ConvSpec) -> list[Frame]:
     frames = []
     for cell in np.ndindex(*g.shape):
         partial[(0, 0) + cell] = g[cell]
-        canvas = reference.conv_transpose(partial, w[None, None], cspec)[0, 0]
+        canvas = scatter.conv_transpose(partial, w[None, None], cspec)[0, 0]
         taps = _cells(windows[(slice(None),) + cell], canvas_shape)
         stamp = np.array([canvas[t] - previous[t] for t in taps]).reshape(w.shape)
         frames.append(Frame(

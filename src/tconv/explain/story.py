@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..methods import direct as forward
-from ..methods import reference
+from ..methods import scatter
 from .._arrays import flip_spatial, insert_zeros, pad_or_crop, swap_group_channels
 from ..methods import METHODS, matrix, polyphase
-from ..core import transpose
+from ..ops import convolve, transpose
 from ..spec import ConvSpec, ConvSpecError
 from ..verify import DotTest, dot_test
 
@@ -241,7 +241,7 @@ def _dropped_step(spec: ConvSpec, x) -> Step:
     cropped, _ = scatter_masks(spec)
     ones_y = np.ones((1, 1) + spec.output_size, dtype=np.int64)
     ones_w = np.ones((1, 1) + spec.kernel_size, dtype=np.int64)
-    reads = reference.conv_transpose(ones_y, ones_w, cspec)[0, 0]   # windows covering each cell
+    reads = scatter.conv_transpose(ones_y, ones_w, cspec)[0, 0]   # windows covering each cell
     padded = pad_or_crop(x, spec.padding)
     kinds = np.where(reads == 0, "unread", np.where(cropped, "padding", "data"))
     lines = []
@@ -271,7 +271,7 @@ def _scatter_step(spec: ConvSpec, g, w, result) -> Step:
     full_spec = ConvSpec.transpose(g.shape, w.shape, stride=spec.stride, padding=0,
                                    dilation=spec.dilation, groups=spec.groups,
                                    output_padding=spec.output_padding)
-    full = reference.conv_transpose(g, w, full_spec)
+    full = scatter.conv_transpose(g, w, full_spec)
     cropped, extra = scatter_masks(spec)
     kinds = np.where(extra, "output_padding", "data")
     lines = [f"g[i] lands on padded cells i*{s} + j*{d} for j = 0..{k - 1}; crop {lo} low and "
@@ -531,11 +531,11 @@ def explain(spec: ConvSpec, x=None, w=None, g=None, *, ints: bool = False,
     for name, a, shape in (("x", x, spec.input_shape), ("w", w, spec.weight_shape)):
         if a.shape != shape:
             raise ConvSpecError(f"{name} has shape {a.shape}, the spec needs {shape}")
-    o = forward.conv(x, w, spec)
+    o = convolve(x, w, spec)
     g = o if g is None else np.asarray(g)
     if g.shape != spec.output_shape:
         raise ConvSpecError(f"g has shape {g.shape}, the spec's output is {spec.output_shape}")
-    result = reference.conv_transpose(g, w, spec)
+    result = scatter.conv_transpose(g, w, spec)
     zi, stretched = _zero_insertion_step(spec, g)
     pad, padded, kinds = _padding_step(spec, stretched)
     kern, kernel = _kernel_step(spec, w)
@@ -634,7 +634,7 @@ def _ones_scatter(size, kernel, stride, dilation) -> np.ndarray:
     """Counts of kernel taps per output cell: the engine's scatter of ones."""
     spec = ConvSpec.transpose((1, 1) + tuple(size), (1, 1) + tuple(kernel), stride=stride,
                               padding=0, dilation=dilation)
-    return reference.conv_transpose(np.ones(spec.output_shape, dtype=np.int64),
+    return scatter.conv_transpose(np.ones(spec.output_shape, dtype=np.int64),
                                     np.ones(spec.weight_shape, dtype=np.int64), spec)[0, 0]
 
 

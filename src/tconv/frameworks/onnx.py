@@ -115,11 +115,6 @@ def pads_form(spec: ConvSpec):
     return attrs, None
 
 
-def split_padding(total: int, odd_at_start: bool) -> int:
-    """Start padding of ``total`` split in halves, the odd cell at the start or at the end."""
-    return total - total // 2 if odd_at_start else total // 2
-
-
 def _output_padding_order(op: int, stride: int) -> list[int]:
     """output_padding values ONNX accepts (< stride), the most natural first: 0, op, the rest."""
     return list(dict.fromkeys([0] + ([op] if op < stride else []) + list(range(stride))))
@@ -135,11 +130,11 @@ def _output_shape_form(spec: ConvSpec):
         full = (o - 1) * s + e
         for cand in _output_padding_order(op, s):
             total = full + cand - n            # = lo + hi - op + cand
-            if total >= 0 and split_padding(total, odd_at_start=True) == lo:
+            if total >= 0 and ConvSpec.split_padding(total, odd_low=True)[0] == lo:
                 ops.append(cand)
                 break
         else:
-            starts = sorted({split_padding(full + c - n, True) for c in range(s)
+            starts = sorted({ConvSpec.split_padding(full + c - n, True)[0] for c in range(s)
                              if full + c - n >= 0})
             return None, (
                 f"output_shape with auto_pad NOTSET pads total - total//2 at the start, with "
@@ -166,10 +161,10 @@ def _auto_pad_form(spec: ConvSpec):
             ops = []
             for i, (o, n, (lo, hi), op, s, e) in dims:
                 fits = [c for c in _output_padding_order(op, s)
-                        if e - s + c >= 0 and split_padding(e - s + c, at_start) == lo]
+                        if e - s + c >= 0 and ConvSpec.split_padding(e - s + c, at_start)[0] == lo]
                 if not fits:
-                    starts = sorted({split_padding(e - s + c, at_start) for c in range(s)
-                                     if e - s + c >= 0})
+                    starts = sorted({ConvSpec.split_padding(e - s + c, at_start)[0]
+                                     for c in range(s) if e - s + c >= 0})
                     reasons.append(
                         f"{mode} pads total = {e} - {s} + output_padding (0..{s - 1}), giving "
                         f"start padding {_show(starts)} in spatial dim {i}, the spec has {lo}")

@@ -118,7 +118,7 @@ def _tf_padding(spec: ConvSpec):
 
 def _unreached_rows(spec: ConvSpec) -> NotExpressible | None:
     """TF's transposed ops accept only an ``output_shape`` whose forward output is ``g``'s size."""
-    if any(op >= s for op, s in zip(spec.output_padding, spec.stride)):
+    if spec.output_padding_exceeds_stride:
         return NotExpressible(
             f"output_shape {spec.input_size} is not a size whose forward convolution has "
             f"{spec.output_size} outputs (output_padding {spec.output_padding} >= stride "

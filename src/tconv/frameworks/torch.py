@@ -50,7 +50,7 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
         why = NotExpressible(f"torch pads symmetrically; padding {spec.padding} is not")
         result[names[1]] = result[names[2]] = why
         return result
-    if any(op >= s for op, s in zip(spec.output_padding, spec.stride)):
+    if spec.output_padding_exceeds_stride:
         result[names[1]] = NotExpressible(
             f"input size {spec.input_size} is not a size the forward convolution maps to "
             f"{spec.output_size} (output_padding {spec.output_padding} >= stride {spec.stride})")
@@ -96,7 +96,7 @@ def benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
     if op == "weight_grad":
         w_in = wt.clone().requires_grad_(True)
         ways = {"torch autograd": autograd(xt, w_in, w_in)}
-        if all(op < s for op, s in zip(spec.output_padding, spec.stride)):
+        if not spec.output_padding_exceeds_stride:
             # (otherwise x has cells past the last window and nn.grad refuses g's shape)
             weight = getattr(torch.nn.grad, f"conv{nd}d_weight")
             ways["torch nn.grad"] = lambda: weight(xt, spec.weight_shape, gt, **kw)

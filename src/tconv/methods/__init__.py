@@ -1,25 +1,81 @@
-"""The conv_transpose algorithms, one module each, all pure functions ``(y, w, spec) -> x``.
+"""Every compute method of tconv's three operations, one module each, and their one registry.
 
-Each takes ``y`` and ``w`` already in the accumulation dtype (see :func:`tconv._arrays.compute_dtype`)
-and returns an array of ``spec.input_shape`` in that dtype. Registration order is the order of
-``tconv.METHODS``.
+The operations, for a :class:`~tconv.spec.ConvSpec` ``spec`` of ``y = conv(x, w)``:
+
+``conv_transpose``
+    ``(y, w, spec) -> x``: the transposed convolution = the input gradient ``dL/dx`` for the
+    upstream gradient ``y``. Methods: the definition (``scatter``), four readable derivations and
+    three fast ones.
+``conv``
+    ``(x, w, spec) -> y``: the forward convolution (cross-correlation).
+``weight_grad``
+    ``(x, g, spec) -> dw``: the weight gradient for the upstream gradient ``g``.
+
+A method module defines a function named after each operation it computes; the function takes
+its operands already in the accumulation dtype (:func:`tconv._arrays.compute_dtype`) and returns
+the result in that dtype. ``auto`` (:mod:`.auto`) picks a fast method by a cost model; the naive
+loops the methods are tested against live in :mod:`.reference`.
 """
 from __future__ import annotations
 
-from . import reference
-from . import (commuted, fast_gemm, fast_polyphase, fast_polyphase_cf, gemm, matrix, polyphase,
-               zero_insertion)
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable
 
-ALGORITHMS = {
-    "scatter": reference.conv_transpose,
-    "zero_insertion": zero_insertion.conv_transpose,
-    "commuted": commuted.conv_transpose,
-    "matrix": matrix.conv_transpose,
-    "gemm": gemm.conv_transpose,
-    "polyphase": polyphase.conv_transpose,
-    "fast_gemm": fast_gemm.conv_transpose,
-    "fast_polyphase": fast_polyphase.conv_transpose,
-    "fast_polyphase_cf": fast_polyphase_cf.conv_transpose,
+from ..spec import ConvSpecError
+from . import (commuted, direct, fast_gemm, fast_polyphase, fast_polyphase_cf, gemm, im2col, matrix,
+               polyphase, scatter, zero_insertion)
+
+OPERATIONS = ("conv_transpose", "conv", "weight_grad")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way to compute one operation: ``run(a, b, spec)`` from module ``module``."""
+
+    name: str
+    operation: str
+    module: ModuleType
+
+    @property
+    def run(self) -> Callable:
+        return getattr(self.module, self.operation)
+
+
+#: operation -> method name -> module, in the order of the tables and of ``tconv.METHODS``.
+_MODULES: dict[str, dict[str, ModuleType]] = {
+    "conv_transpose": {
+        "scatter": scatter, "zero_insertion": zero_insertion, "commuted": commuted,
+        "matrix": matrix, "gemm": gemm, "polyphase": polyphase, "fast_gemm": fast_gemm,
+        "fast_polyphase": fast_polyphase, "fast_polyphase_cf": fast_polyphase_cf},
+    "conv": {"direct": direct, "im2col": im2col},
+    "weight_grad": {"direct": direct, "im2col": im2col},
 }
 
-METHODS: tuple[str, ...] = tuple(ALGORITHMS)
+REGISTRY: dict[str, dict[str, Method]] = {
+    op: {name: Method(name, op, module) for name, module in modules.items()}
+    for op, modules in _MODULES.items()}
+
+
+def names(operation: str) -> tuple[str, ...]:
+    """The methods of ``operation``, ``"auto"`` excluded."""
+    return tuple(REGISTRY[operation])
+
+
+#: The methods of conv_transpose / conv_input_grad (``"auto"`` excluded).
+METHODS: tuple[str, ...] = names("conv_transpose")
+#: The methods of conv and conv_weight_grad (``"auto"`` excluded): ``direct``, one matrix product
+#: per kernel tap, and ``im2col``, one GEMM per cache-sized block (what ``auto`` runs).
+CONV_METHODS: tuple[str, ...] = names("conv")
+
+
+def check(operation: str, method) -> None:
+    """A ConvSpecError unless ``method`` is ``"auto"`` or a method of ``operation``."""
+    if not isinstance(method, str) or (method != "auto" and method not in REGISTRY[operation]):
+        raise ConvSpecError(f"method={method!r} is not one of {('auto',) + names(operation)}")
+
+
+def get(operation: str, method: str) -> Method:
+    """The registered method (``"auto"`` is resolved by :func:`tconv.methods.auto.choose`)."""
+    check(operation, method)
+    return REGISTRY[operation][method]

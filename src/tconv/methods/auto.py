@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from . import fast_gemm
 from .polyphase import phases
 from ..spec import ConvSpec
 
@@ -49,10 +50,9 @@ def estimate(spec: ConvSpec, method: str) -> float:
     layout = (cells * spec.out_channels + spec.batch * math.prod(spec.input_size)
               * spec.in_channels) / COPY_RATE
     if method == "fast_gemm":
-        if (spec.kernel_size == spec.stride and max(spec.dilation) == 1
-                and not any(map(any, spec.padding)) and not any(spec.output_padding)):
+        if fast_gemm.tiles(spec) and not fast_gemm.depthwise(spec):
             return _gemm_seconds(useful, co, k * ci) + layout   # tiles: no col2im adds
-        if co == ci == 1:  # depthwise: a multiply and an add per tap, no GEMM
+        if fast_gemm.depthwise(spec):  # a multiply and an add per tap, no GEMM
             return 2 * cells * k * spec.in_channels / ADD_RATE + k * CALL + layout
         return (_gemm_seconds(useful, co, k * ci) + cells * k * spec.in_channels / ADD_RATE
                 + k * CALL + layout)
@@ -65,15 +65,19 @@ def estimate(spec: ConvSpec, method: str) -> float:
     raise ValueError(f"no cost model for method {method!r}")
 
 
-def choose(spec: ConvSpec, dtype=np.float32) -> str:
-    """The method ``auto`` runs.
+def choose(operation: str, spec: ConvSpec, dtype=np.float32) -> str:
+    """The method ``auto`` runs for ``operation`` on ``spec``.
 
-    Integers (no BLAS): ``fast_gemm``, the fewest passes. A gradient with at least twice as
+    The forward convolution and the weight gradient: ``im2col``, whose single GEMM has inner size
+    ``C_in/g * K`` where ``direct``'s ``K`` GEMMs have ``C_in/g``. The transposed convolution:
+    integers (no BLAS): ``fast_gemm``, the fewest passes. A gradient with at least twice as
     many cells per sample as channels: ``fast_polyphase_cf`` — its per-sample GEMMs are wide
     enough, and it skips the two layout copies the channels-last methods pay (measured: U-Net,
     long 1-d signals, 3-d, depthwise). Otherwise the cheaper channels-last method by
     :func:`estimate`.
     """
+    if operation != "conv_transpose":
+        return "im2col"
     if np.dtype(dtype).kind in "iu":
         return "fast_gemm"
     if math.prod(spec.output_size) >= 2 * spec.out_channels:

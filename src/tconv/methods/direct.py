@@ -5,8 +5,8 @@ channels: for every tap ``j`` of the kernel, the input samples it meets form the
 ``x[..., j*d : j*d + s*(out-1) + 1 : s]``, and one matrix product per tap adds
 ``w[:, :, j] @ slice`` into the output (or ``g @ slice`` into the weight gradient's tap ``j``).
 The loop runs over the ``prod(kernel)`` taps only; batch, channels and positions are vectorised.
-The readable methods of :mod:`tconv.algorithms` build on :func:`correlate`; the faster blocked
-GEMM of the same products is :mod:`tconv.im2col`.
+The readable conv_transpose methods build on :func:`correlate`; the faster blocked GEMM of the
+same products is :mod:`.im2col`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import itertools
 
 import numpy as np
 
-from .._arrays import as_compute, pad_or_crop, result_dtype
+from .._arrays import pad_or_crop
 from ..spec import ConvSpec
 
 
@@ -34,20 +34,17 @@ def correlate(x: np.ndarray, w: np.ndarray, out_size, stride, dilation,
     wg = w.reshape((groups, c_out // groups, c_in // groups) + kernel)  # (g, Co/g, Ci/g, *k)
     out = np.zeros((n, groups, c_out // groups, positions), dtype=np.result_type(x, w))
     for tap in itertools.product(*map(range, kernel)):
-        window = tuple(slice(j * d, j * d + s * (m - 1) + 1, s)
-                       for j, d, s, m in zip(tap, dilation, stride, out_size))
+        window = ConvSpec.tap_slices(tap, stride, dilation, out_size)
         patch = xg[(slice(None),) * 3 + window].reshape(n, groups, c_in // groups, positions)
         out += wg[(slice(None),) * 3 + tap] @ patch                  # (g, Co/g, Ci/g) @ (N, g, Ci/g, P)
     return out.reshape((n, c_out) + tuple(out_size))
 
 
 def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """Forward convolution of ``spec``: pad by ``spec.padding``, correlate, keep the dtype."""
-    dtype = result_dtype(x, w)
-    xp = pad_or_crop(as_compute(x, dtype), spec.padding)
-    y = correlate(xp, as_compute(w, dtype), spec.output_size, spec.stride, spec.dilation,
-                  spec.groups)
-    return y.astype(dtype, copy=False)
+    """Forward convolution of ``spec`` (``x``, ``w`` already in the compute dtype): pad by
+    ``spec.padding``, correlate."""
+    return correlate(pad_or_crop(x, spec.padding), w, spec.output_size, spec.stride,
+                     spec.dilation, spec.groups)
 
 
 def weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
@@ -62,9 +59,8 @@ def weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
         groups, co, n * positions)                                     # (g, C_out/g, N*P)
     dw = np.zeros((groups, co, ci) + spec.kernel_size, dtype=np.result_type(x, g))
     for tap in itertools.product(*map(range, spec.kernel_size)):
-        window = tuple(slice(j * d, j * d + s * (m - 1) + 1, s) for j, d, s, m in
-                       zip(tap, spec.dilation, spec.stride, spec.output_size))
-        patch = xp[(slice(None),) * 3 + window].reshape(n, groups, ci, positions)
+        patch = xp[(slice(None),) * 3 + spec.tap_window(tap)]
+        patch = patch.reshape(n, groups, ci, positions)
         patch = patch.transpose(1, 0, 3, 2).reshape(groups, n * positions, ci)
         dw[(slice(None),) * 3 + tap] = gg @ patch                      # (g, C_out/g, C_in/g)
     return dw.reshape(spec.weight_shape)

@@ -50,21 +50,17 @@ _THREADED_SIZE = 1 << 18
 def _windows(spec: ConvSpec):
     """``(flat tap index, spatial slices of the full result that tap's copies land on)``."""
     for flat, tap in enumerate(itertools.product(*map(range, spec.kernel_size))):
-        yield flat, tuple(
-            slice(j * d, j * d + s * (m - 1) + 1, s) for j, d, s, m in
-            zip(tap, spec.dilation, spec.stride, spec.output_size))
+        yield flat, spec.tap_window(tap)
 
 
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     g, ci = spec.groups, spec.in_channels // spec.groups
-    depthwise = ci == 1 and spec.out_channels == g
-    if _tiles(spec) and not depthwise:
+    if tiles(spec) and not depthwise(spec):
         return _place_tiles(gemm_columns(y, w, spec), spec)
-    full_size = tuple(m + op for m, op in zip(spec.full_output_size, spec.output_padding))
     dtype = np.result_type(y, w)
-    full = np.zeros((spec.batch,) + full_size + (g, ci), dtype=dtype)
+    full = np.zeros((spec.batch,) + spec.canvas_size + (g, ci), dtype=dtype)
     threaded = full.size >= _THREADED_SIZE
-    if depthwise:
+    if depthwise(spec):
         # a GEMM of inner size 1 is an outer product; multiply-add per tap instead
         y_last = np.ascontiguousarray(np.moveaxis(y, 1, -1))[..., None]   # (N, *out, g, 1)
         taps = np.ascontiguousarray(w.reshape(g, -1).T)[..., None]         # (K, g, 1)
@@ -88,7 +84,13 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(x, -1, 1))
 
 
-def _tiles(spec: ConvSpec) -> bool:
+def depthwise(spec: ConvSpec) -> bool:
+    """One channel in and one out per group: the GEMM would be an outer product, so the
+    method multiplies and adds per tap instead."""
+    return spec.in_channels == spec.groups and spec.out_channels == spec.groups
+
+
+def tiles(spec: ConvSpec) -> bool:
     """Kernel == stride, no dilation, padding or output_padding: the stamped kernel copies tile
     the output exactly, without overlap or gaps (the U-Net upsampling layer)."""
     return (spec.kernel_size == spec.stride and all(d == 1 for d in spec.dilation)

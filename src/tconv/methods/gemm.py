@@ -25,10 +25,7 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     wt = w.reshape(g, co, -1).swapaxes(1, 2)                         # (g, C_in/g * prod(k), C_out/g)
     cols = wt @ y.reshape(n, g, co, positions)                        # (N, g, C_in/g * prod(k), P)
     cols = cols.reshape((n, spec.in_channels, int(np.prod(k))) + spec.output_size)  # (N, C_in, K, *out)
-    full = np.zeros((n, spec.in_channels) + tuple(
-        m + op for m, op in zip(spec.full_output_size, spec.output_padding)), dtype=cols.dtype)
+    full = np.zeros((n, spec.in_channels) + spec.canvas_size, dtype=cols.dtype)
     for flat, tap in enumerate(itertools.product(*map(range, k))):
-        window = tuple(slice(j * d, j * d + s * (m - 1) + 1, s) for j, d, s, m in
-                       zip(tap, spec.dilation, spec.stride, spec.output_size))
-        full[(slice(None),) * 2 + window] += cols[:, :, flat]
+        full[(slice(None),) * 2 + spec.tap_window(tap)] += cols[:, :, flat]
     return full[(slice(None),) * 2 + spec.input_window]

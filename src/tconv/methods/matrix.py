@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import scipy.sparse
 
 from ..spec import ConvSpec, ConvSpecError
 
@@ -46,8 +45,11 @@ def estimate_bytes(spec: ConvSpec, itemsize: int = 8) -> int:
     return nnz * (itemsize + 2 * 8)
 
 
-def forward_matrix(w: np.ndarray, spec: ConvSpec) -> scipy.sparse.csr_matrix:
-    """The sparse ``(C_out * prod(out), C_in * prod(in))`` matrix of the forward convolution."""
+def forward_matrix(w: np.ndarray, spec: ConvSpec):
+    """The sparse ``(C_out * prod(out), C_in * prod(in))`` matrix of the forward convolution
+    (a ``scipy.sparse.csr_matrix``; SciPy is imported here, not with tconv)."""
+    import scipy.sparse
+
     need = estimate_bytes(spec, w.dtype.itemsize)
     if need > MEMORY_LIMIT:
         raise ConvSpecError(
