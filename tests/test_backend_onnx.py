@@ -12,11 +12,12 @@ import tconv
 from tconv import exact
 from tconv import frameworks as backends
 from tconv.frameworks import KnownDifference, NotExpressible
-from tconv.frameworks import onnx as onnx_backend
 from tconv.ops import transpose
 from tconv.spec import ConvSpec
 from tconv.strategies import arrays_for, conv_specs
 from tconv.verify import error_bound, verify
+
+onnx_backend = backends.get("onnx")
 
 pytest.importorskip("onnx")
 
@@ -285,11 +286,10 @@ def test_reference_output_shape_keeps_zero_pads_issue_4527():
     assert isinstance(refused, NotExpressible) and "#4527" in refused.reason
 
 
-def test_verify_reports_known_and_not_expressible(monkeypatch):
-    """Through tconv.verify (with "onnx" registered): the onnx.reference output_shape row of the
+def test_verify_reports_known_and_not_expressible():
+    """Through tconv.verify: the onnx.reference output_shape row of the
     #4527 spec is KNOWN, the float64 onnxruntime rows are N/A, every other row passes."""
     _ort()
-    monkeypatch.setitem(backends.BACKENDS, "onnx", "tconv.frameworks.onnx")
     spec = ConvSpec.transpose((1, 1, 3), (1, 1, 3), stride=2, padding=[(1, 0)], output_padding=1)
     _, w, g = arrays_for(spec, 3)
     for dtype in (np.float32, np.float64):
@@ -393,7 +393,9 @@ def test_dtypes():
 
 def test_without_onnxruntime(monkeypatch):
     """Without onnxruntime the onnx.reference ways still run; the onnxruntime ways say why not."""
-    monkeypatch.setattr(onnx_backend, "_ort_available", lambda: False)
+    from tconv.frameworks import onnx as onnx_module
+
+    monkeypatch.setattr(onnx_module, "_ort_available", lambda: False)
     spec = ConvSpec.transpose((1, 1, 2, 2), (1, 1, 3, 3), stride=2, padding=1, output_padding=1)
     _, w, g = (a.astype(np.float32) for a in arrays_for(spec, 0))
     ways = onnx_backend.input_grad_ways(spec, w, g)

@@ -1,6 +1,8 @@
 """tconv against TensorFlow: tf.GradientTape, tf.nn.conv{1,2,3}d_transpose, the depthwise input
 gradient, and the conventions and CPU limits of the installed TensorFlow."""
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,7 +19,10 @@ from tconv.verify import error_bound
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 tf = pytest.importorskip("tensorflow")
-from tconv.frameworks import tensorflow as backend  # noqa: E402
+from tconv import frameworks  # noqa: E402
+from tconv.frameworks import tensorflow as tf_module  # noqa: E402
+
+backend = frameworks.get("tensorflow")
 
 TAPE, DEPTHWISE = "tf.GradientTape(tf.nn.convolution)", "tf.nn.depthwise_conv2d_backprop_input"
 CPU_DILATION = "do not yet support dilation rates larger than 1"
@@ -320,7 +325,9 @@ def test_grouped_gradients_rejected_on_cpu():
     with pytest.raises(tf.errors.InvalidArgumentError, match=CPU_GROUPS):
         tf.nn.conv2d_transpose(tf.ones((1, 4, 4, 6), tf.float64), _filters(w), [1, 6, 6, 4], 1,
                                "VALID")
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Number of channels in filter"):
+    # the Eigen and the oneDNN Conv3D word it differently
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="Number of channels in filter|must have the same depth"):
         tf.nn.convolution(tf.ones((1, 4, 4, 4, 4)), tf.ones((2, 2, 2, 2, 6)))
 
 
@@ -346,62 +353,76 @@ def test_depthwise_backprop_input_ignores_dilation():
     assert "ignores" in backend.input_grad_ways(spec, w, g)[DEPTHWISE].reason
 
 
-def test_depthwise_needs_equal_strides():
-    """tensorflow#33005: the depthwise kernels take one stride for rows and columns only."""
-    with pytest.raises(tf.errors.InvalidArgumentError, match="equal length strides"):
-        tf.nn.depthwise_conv2d_backprop_input([1, 7, 7, 1], tf.ones((3, 3, 1, 1)),
-                                              tf.ones((1, 3, 5, 1)), [1, 2, 1, 1], "VALID")
+def test_depthwise_unequal_strides_as_the_build_allows():
+    """tensorflow#33005: the Eigen depthwise kernels take one stride for rows and columns only;
+    the oneDNN kernels (float32 and bfloat16, when oneDNN is on) take two, and compute them
+    right. The adapter runs the way and reports the build's refusal as the reason."""
     spec = ConvSpec.forward((1, 2, 7, 7), (2, 1, 3, 3), stride=(2, 1), groups=2)
-    reason = backend.input_grad_ways(spec, np.ones(spec.weight_shape),
-                                     np.ones(spec.output_shape))[DEPTHWISE].reason
-    assert "tensorflow#33005" in reason
-
-
-def test_bfloat16_through_ml_dtypes():
-    """bfloat16 arrays (ml_dtypes, which TF depends on) go through every way; values in -2..2
-    keep every sum below 2**8, so the results are exact."""
-    ml_dtypes = pytest.importorskip("ml_dtypes")
-    spec = ConvSpec.forward((2, 2, 6, 5), (3, 2, 3, 2), stride=(2, 1), padding=((1, 0), (0, 2)))
-    rng = np.random.default_rng(16)
-    w = rng.integers(-2, 3, spec.weight_shape)
-    g = rng.integers(-2, 3, spec.output_shape)
+    rng = np.random.default_rng(33005)
+    w = rng.integers(-4, 5, spec.weight_shape)
+    g = rng.integers(-4, 5, spec.output_shape)
     want = transpose(g, w, spec, "scatter")
-    ways = backend.input_grad_ways(spec, w.astype(ml_dtypes.bfloat16),
-                                   g.astype(ml_dtypes.bfloat16))
-    for name, got in ways.items():
-        if name != DEPTHWISE:
-            assert got.dtype == ml_dtypes.bfloat16
-            np.testing.assert_array_equal(got.astype(np.int64), want, err_msg=name)
-
-
-def test_conv3d_tape_gradient_needs_data_format():
-    """In the installed TF the eager gradient of a 3-d tf.nn.convolution with data_format=None
-    fails (AttributeError in _Conv3DGrad, which reads the unset attribute); with 'NDHWC' it is
-    right. The adapter always passes the format."""
-    rng = np.random.default_rng(3)
-    x = rng.integers(-4, 5, (1, 2, 4, 4, 4)).astype(np.float64)
-    w = rng.integers(-4, 5, (3, 2, 2, 2, 2)).astype(np.float64)
-    xt = _last(x)
-    results = {}
-    for fmt in (None, "NDHWC"):
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            y = tf.nn.convolution(xt, _filters(w), data_format=fmt)
+    for dtype in ("float32", "float64"):
         try:
-            results[fmt] = _first(tape.gradient(y, xt, tf.ones_like(y)))
-        except AttributeError as e:
-            results[fmt] = e
-    assert isinstance(results[None], AttributeError)
-    want = tconv.conv_input_grad(x.shape, w, np.ones((1, 3, 3, 3, 3)))
-    np.testing.assert_array_equal(results["NDHWC"], want)
+            tf.nn.depthwise_conv2d_backprop_input([1, 7, 7, 1], tf.ones((3, 3, 1, 1), dtype),
+                                                  tf.ones((1, 3, 5, 1), dtype), [1, 2, 1, 1],
+                                                  "VALID")
+        except tf.errors.InvalidArgumentError as error:
+            assert "equal length strides" in str(error)
+            accepted = False
+        else:
+            accepted = True
+        if dtype == "float32":
+            assert accepted == tf_module.onednn_enabled()
+        else:
+            assert not accepted                      # float64: the Eigen kernel either way
+        got = backend.input_grad_ways(spec, w.astype(dtype), g.astype(dtype))[DEPTHWISE]
+        if accepted:
+            np.testing.assert_array_equal(got, want)
+        else:
+            assert "tensorflow#33005" in got.reason and f"{dtype} kernel" in got.reason
 
 
-def test_channels_first_rejected_on_cpu():
-    """The CPU input-gradient kernel is channels-last only: NCHW raises, so the adapter
-    transposes the data to NHWC."""
-    with pytest.raises(tf.errors.InvalidArgumentError, match="only supports NHWC"):
-        tf.nn.conv2d_transpose(tf.ones((1, 3, 5, 5)), tf.ones((3, 3, 2, 3)), [1, 2, 7, 7], 1,
-                               "VALID", data_format="NCHW")
+def test_channels_first_as_the_build_allows():
+    """The Eigen CPU input-gradient kernel is channels-last only ('only supports NHWC'); the
+    oneDNN one (float32, when oneDNN is on) takes NCHW and computes it right. The adapter always
+    transposes to NHWC."""
+    rng = np.random.default_rng(5)
+    y = rng.integers(-4, 5, (1, 3, 5, 5)).astype(np.float32)
+    f = rng.integers(-4, 5, (3, 3, 2, 3)).astype(np.float32)      # [kh, kw, out, in]
+    try:
+        got = tf.nn.conv2d_transpose(y, f, [1, 2, 7, 7], 1, "VALID", data_format="NCHW").numpy()
+    except tf.errors.InvalidArgumentError as error:
+        assert "only supports NHWC" in str(error)
+        accepted = False
+    else:
+        np.testing.assert_array_equal(got, tconv.conv_transpose(y, f.transpose(3, 2, 0, 1)))
+        accepted = True
+    assert accepted == tf_module.onednn_enabled()
+
+
+def test_onednn_setting_follows_the_environment():
+    """TF_ENABLE_ONEDNN_OPTS=0 turns the oneDNN kernels off and 1 on, and the verify table says
+    which (TensorFlow.describe)."""
+    setting = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    enabled = tf_module.onednn_enabled()
+    if setting in ("0", "1"):
+        assert enabled == (setting == "1")
+    assert ("oneDNN kernels on" if enabled else "oneDNN kernels off") in backend.describe()
+
+
+def test_the_other_onednn_setting():
+    """Every test of this file again in a fresh process with TensorFlow's oneDNN kernels
+    switched the other way: TensorFlow turns them on by itself on AVX-512 CPUs, so CI on either
+    CPU kind proves both."""
+    other = "0" if tf_module.onednn_enabled() else "1"
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=other)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+         "-k", "not test_the_other_onednn_setting"], env=env, capture_output=True, text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and " failed" not in proc.stdout
 
 
 def test_transpose_filter_is_the_forward_filter():
@@ -417,13 +438,10 @@ def test_transpose_filter_is_the_forward_filter():
     assert float(tf.reduce_sum(y * v)) == float(np.sum(x * xt.numpy()))
 
 
-def test_verify_rows(monkeypatch):
-    """Through tconv.verify: every TF row is PASS or N/A with its reason (registered here under
-    the name "tensorflow", as tconv.frameworks.BACKENDS is to list it)."""
-    from tconv import frameworks as registry
+def test_verify_rows():
+    """Through tconv.verify: every TF row is PASS or N/A with its reason."""
     from tconv.verify import verify
 
-    monkeypatch.setitem(registry.BACKENDS, "tensorflow", backend.__name__)
     spec = ConvSpec.forward((2, 4, 7, 6), (6, 2, 3, 2), stride=(2, 3), padding=((1, 0), (2, 1)),
                             dilation=(1, 2), groups=2)
     for s in (spec, ConvSpec.forward((1, 1, 4, 4), (1, 1, 3, 3), stride=2, padding=1)):

@@ -63,7 +63,7 @@ def test_verify_show_prints_the_arrays():
     (["--dtype", "nonsense"], "--dtype 'nonsense' is not a NumPy dtype"),
     (["--kernel", "3,3,3"], "--kernel has 3 sizes but --input has 2 spatial dims"),
     (["--input", "4,4"], "--input must be N,C,*spatial"),
-    (["--backends", "caffe"], "backend 'caffe' is not one of"),
+    (["--backends", "caffe"], "framework 'caffe' is not one of"),
 ])
 def test_bad_input_one_line_exit_2(args, message):
     proc = run("verify", *args)

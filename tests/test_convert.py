@@ -13,12 +13,22 @@ import numpy as np
 import pytest
 
 import tconv
-from tconv import convert
+from tconv import convert, frameworks
+from tconv.convert.layout import Layout
+from tconv.frameworks import jax as jax_module
+from tconv.frameworks import tensorflow as tf_module
 from tconv.spec import ConvSpec, ConvSpecError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 RNG = np.random.default_rng(5)
 
+
+def _reader(framework):
+    return lambda *args, **kwargs: frameworks.get(framework).read(*args, **kwargs)
+
+
+_read_torch, _read_tf, _read_keras, _read_onnx, _read_flax, _read_jax = (
+    _reader(name) for name in ("torch", "tf", "keras", "onnx", "flax", "jax"))
 
 def randn(*shape):
     return RNG.standard_normal(shape).astype(np.float32)
@@ -310,7 +320,7 @@ def test_round_trip_keeps_the_spelling_of_a_layer_written_by_tconv():
             back = convert.convert(there.target, "torch")
             direct = convert.convert(layer, "torch").target.kwargs
             assert back.exact and back.target.kwargs == direct
-    assert exact == ["torch", "tf", "jax", "flax", "onnx"]     # Keras' 'same' crops at the end
+    assert exact == ["torch", "tensorflow", "jax", "flax", "onnx"]     # Keras' 'same' crops at the end
 
 
 # -- weight transforms and layouts ----------------------------------------------------------------
@@ -321,9 +331,9 @@ def test_weight_transform_code_does_what_apply_does(groups):
     going there and back is the identity."""
     nd = 2
     canonical_w = RNG.random((6, 2, 2, 3))          # (C_in, C_out/groups, kH, kW)
-    layouts = {"plain": convert._plain(nd), "tf": convert._tf_layout(nd),
-               "lax": convert._lax_layout(convert._lax_specs(None, nd, "channels_last"), True),
-               "lax oihw": convert._lax_layout(convert._lax_specs(None, nd, "iota"), True)}
+    layouts = {"plain": Layout.plain(nd), "tf": tf_module._tf_layout(nd),
+               "lax": jax_module._lax_layout(jax_module._lax_specs(None, nd, "channels_last"), True),
+               "lax oihw": jax_module._lax_layout(jax_module._lax_specs(None, nd, "iota"), True)}
     for a in layouts.values():
         for b in layouts.values():
             there = convert.WeightTransform.between(a, b, groups)
@@ -344,7 +354,7 @@ def test_swap_groups_matches_the_ordinary_convolution():
         "torch", input_shape=(1, 4, 3), in_channels=4, out_channels=6, kernel_size=2, stride=2,
         groups=2), "jax").target
     y, w = RNG.standard_normal((1, 4, 3)), RNG.standard_normal((4, 3, 2))
-    kernel = convert.WeightTransform.between(convert._plain(1), layer.layout, 2).apply(w)
+    kernel = convert.WeightTransform.between(Layout.plain(1), layer.layout, 2).apply(w)
     got = lax.conv_general_dilated(np.moveaxis(y, 1, -1).astype(np.float32),
                                    kernel.astype(np.float32), **layer.kwargs)
     want = tconv.conv_transpose(y, w, stride=2, groups=2)
@@ -356,7 +366,7 @@ def test_swap_groups_matches_the_ordinary_convolution():
                                      ("NWHC", "IWOH", "CHWN")])
 def test_lax_dimension_numbers_are_read_as_lax_reads_them(numbers):
     lax = _lax()
-    mine = convert._lax_specs(numbers, 2, "iota")
+    mine = jax_module._lax_specs(numbers, 2, "iota")
     theirs = lax.conv_dimension_numbers((1,) * 4, (1,) * 4, numbers)
     assert mine == (tuple(theirs.lhs_spec), tuple(theirs.rhs_spec), tuple(theirs.out_spec))
 
@@ -364,31 +374,31 @@ def test_lax_dimension_numbers_are_read_as_lax_reads_them(numbers):
 # -- errors ---------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: convert.read("mxnet"), "framework 'mxnet' is not one of torch, tf"),
-    (lambda: convert.from_torch((1, 1, 4), 1, 1, 3, padding="same"),
+    (lambda: convert.read("mxnet"), "framework 'mxnet' is not one of torch, tensorflow"),
+    (lambda: _read_torch((1, 1, 4), 1, 1, 3, padding="same"),
      "takes padding as an int or one int per dim"),
-    (lambda: convert.from_torch((1, 1, 4), 1, 1, 3, stride=2, output_padding=2),
+    (lambda: _read_torch((1, 1, 4), 1, 1, 3, stride=2, output_padding=2),
      "output_padding=2 must be smaller than stride or dilation"),
-    (lambda: convert.from_torch((1, 1, 4), 1, 1, 3, stride=2, output_size=[12]),
+    (lambda: _read_torch((1, 1, 4), 1, 1, 3, stride=2, output_size=[12]),
      r"output_size=12 is out of range in spatial dim 0: valid sizes are 9..10"),
-    (lambda: convert.from_tf((1, 4, 1), (3, 1, 1), [1, 8, 1], 2, "same"),
+    (lambda: _read_tf((1, 4, 1), (3, 1, 1), [1, 8, 1], 2, "same"),
      "TF takes upper case only"),
-    (lambda: convert.from_tf((1, 4, 1), (3, 1, 1), [1, 8, 1], 2, [[0, 0], [1, 0], [0, 0]]),
+    (lambda: _read_tf((1, 4, 1), (3, 1, 1), [1, 8, 1], 2, [[0, 0], [1, 0], [0, 0]]),
      "explicit padding is 2-d only"),
-    (lambda: convert.from_tf((1, 4, 1), (3, 1, 1), [1, 9, 1], 2, "SAME"),
+    (lambda: _read_tf((1, 4, 1), (3, 1, 1), [1, 9, 1], 2, "SAME"),
      r"output size 9 in spatial dim 0 does not fit padding 'SAME'.*7..8"),
-    (lambda: convert.from_keras((1, 4, 1), 1, 3, strides=2, dilation_rate=2),
+    (lambda: _read_keras((1, 4, 1), 1, 3, strides=2, dilation_rate=2),
      "refuses strides > 1 together with dilation_rate > 1"),
-    (lambda: convert.from_onnx((1, 1, 4), (1, 1, 3), auto_pad="SAME_UPPER", pads=[0, 1]),
+    (lambda: _read_onnx((1, 1, 4), (1, 1, 3), auto_pad="SAME_UPPER", pads=[0, 1]),
      "pads and auto_pad=SAME_UPPER cannot be used together"),
-    (lambda: convert.from_onnx((1, 1, 4), (1, 1, 3), strides=[2], output_padding=[2]),
+    (lambda: _read_onnx((1, 1, 4), (1, 1, 3), strides=[2], output_padding=[2]),
      r"output_padding=\[2\] must be smaller than strides=\[2\]"),
-    (lambda: convert.from_flax((1, 4, 1), 1, 3, padding="CIRCULAR"), "CIRCULAR"),
-    (lambda: convert.from_jax((1, 4, 1), (3, 1, 1), (2,), [(5, 0)]),
+    (lambda: _read_flax((1, 4, 1), 1, 3, padding="CIRCULAR"), "CIRCULAR"),
+    (lambda: _read_jax((1, 4, 1), (3, 1, 1), (2,), [(5, 0)]),
      "adds 3 zero cells before the first output cell"),
-    (lambda: convert.from_jax((1, 1, 4), (1, 1, 3), None, [(0, 0)], window_strides=(2,),
+    (lambda: _read_jax((1, 1, 4), (1, 1, 3), None, [(0, 0)], window_strides=(2,),
                               lhs_dilation=(2,)), "window_strides must be 1"),
-    (lambda: convert.convert(convert.from_onnx((1, 1, 2, 2, 2, 2), (1, 1, 1, 1, 1, 1)), "torch"),
+    (lambda: convert.convert(_read_onnx((1, 1, 2, 2, 2, 2), (1, 1, 1, 1, 1, 1)), "torch"),
      "has 1 to 3 spatial dims, this layer has 4"),
     (lambda: convert.from_flags("keras", input_size=4, kernel=3, groups=2),
      "keras.layers.ConvNDTranspose has no --groups"),
@@ -407,7 +417,7 @@ def test_three_spatial_dims_convert_to_every_framework(to):
                                padding=(1, 0, 0), output_padding=(1, 0, 2), in_channels=2,
                                out_channels=3)
     result = convert.convert(layer, to)
-    assert result.crop == (((1, 0), (0, 0), (0, 0)) if to in ("tf", "keras") else
+    assert result.crop == (((1, 0), (0, 0), (0, 0)) if to in ("tensorflow", "keras") else
                            ((0, 0),) * 3)
     _passes(result)
 

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tconv import convert
+from tconv import convert, frameworks
+from tconv.convert.layout import Layout, inverse
 from tconv._arrays import pad_or_crop
 from tconv.ops import conv_transpose
 from tconv.spec import ConvSpecError
@@ -108,13 +109,13 @@ def run_onnx(args, x, w):
     return session.run(None, {"X": x, "W": w})[0]
 
 
-RUN = {"torch": run_torch, "tf": run_tf, "keras": run_keras, "jax": run_jax, "flax": run_flax,
+RUN = {"torch": run_torch, "tensorflow": run_tf, "keras": run_keras, "jax": run_jax, "flax": run_flax,
        "onnx": run_onnx}
 
 
 def cannot_express(spec, target):
     """The documented reasons a target has no layer for a spec (tconv's 1-3 dims are drawn)."""
-    if spec.groups > 1 and target in ("tf", "keras", "flax"):
+    if spec.groups > 1 and target in ("tensorflow", "keras", "flax"):
         return "has no groups"
     if target == "keras" and max(spec.stride) > 1 and max(spec.dilation) > 1:
         return "refuses strides > 1 together with dilation_rate > 1"
@@ -123,7 +124,7 @@ def cannot_express(spec, target):
 
 def cpu_cannot_run(spec, target):
     """TensorFlow's CPU input-gradient kernel has no dilation (tensorflow#69103)."""
-    return target in ("tf", "keras") and max(spec.dilation) > 1
+    return target in ("tensorflow", "keras") and max(spec.dilation) > 1
 
 
 # -- the property ---------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ def check_layer(source, args, seed=0):
         if source in ("jax", "flax") and "zero cells" in str(error):
             assume(False)        # lax padding that adds zeros no ConvSpec has: refused, documented
         layer = None
-    x_shape = args[convert._SHAPE_ARGS[source][0]]
+    x_shape = args[frameworks.get(source).shape_args[0]]
     if layer is None:            # tconv refuses: the framework must refuse too, or return nothing
         w_shape = _weight_shape_guess(source, args)
         try:
@@ -151,7 +152,7 @@ def check_layer(source, args, seed=0):
     spec = layer.spec
     y = rng.standard_normal(spec.output_shape).astype(np.float32)
     w = rng.standard_normal(spec.weight_shape).astype(np.float32)
-    w_source = convert.WeightTransform.between(convert._plain(spec.ndim), layer.layout,
+    w_source = convert.WeightTransform.between(Layout.plain(spec.ndim), layer.layout,
                                                spec.groups).apply(w)
     assert tuple(layer.input_shape) == tuple(x_shape)
     exact = conv_transpose(y.astype(np.float64), w.astype(np.float64), stride=spec.stride,
@@ -159,7 +160,7 @@ def check_layer(source, args, seed=0):
                            dilation=spec.dilation, groups=spec.groups)
     bound = error_bound(y, w, spec, exact, np.float32)
     native = RUN[source](args, np.transpose(y, layer.layout.data), w_source)
-    native = np.transpose(native, convert._inverse(layout_out(layer)))
+    native = np.transpose(native, inverse(layout_out(layer)))
     assert native.shape == exact.shape
     assert np.all(np.abs(native - exact) <= bound), f"{source} read wrong: {layer.spec.describe()}"
     for target in convert.FRAMEWORKS:
@@ -176,7 +177,7 @@ def check_layer(source, args, seed=0):
         out = RUN[target](conversion.target.args,
                           np.transpose(y, conversion.target.layout.data),
                           conversion.weight_transform.apply(w_source))
-        out = np.transpose(out, convert._inverse(conversion.target.layout.output))
+        out = np.transpose(out, inverse(conversion.target.layout.output))
         out = pad_or_crop(out, [(-lo, -hi) for lo, hi in conversion.crop])
         assert out.shape == native.shape, (source, target, conversion.to_dict())
         assert np.all(np.abs(out - exact) <= bound), (source, target, conversion.to_dict())
@@ -211,7 +212,7 @@ def _weight_shape_guess(source, args):
     if source == "flax":
         nd = len(args["input_shape"]) - 2
         return (*_tuple(args["kernel_size"], nd), args["input_shape"][-1], args["features"])
-    return args[convert._SHAPE_ARGS[source][1]]
+    return args[frameworks.get(source).shape_args[1]]
 
 
 def _tuple(v, nd):
@@ -345,9 +346,9 @@ def onnx_layers(draw):
     return args
 
 
-STRATEGIES = {"torch": torch_layers(), "tf": tf_layers(), "keras": keras_layers(),
+STRATEGIES = {"torch": torch_layers(), "tensorflow": tf_layers(), "keras": keras_layers(),
               "jax": jax_layers(), "flax": flax_layers(), "onnx": onnx_layers()}
-PACKAGES = {"torch": "torch", "tf": "tensorflow", "keras": "keras", "jax": "jax", "flax": "jax",
+PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras", "jax": "jax", "flax": "jax",
             "onnx": "onnxruntime"}
 
 

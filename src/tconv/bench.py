@@ -82,14 +82,12 @@ def layers(quick: bool = False) -> list[Layer]:
 
 def _framework_candidates(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
                           g: np.ndarray) -> dict[str, Callable]:
-    """Each installed backend's ready-to-time callables (``benchmark_callables``), if it has any."""
-    from . import frameworks as backends
+    """Each installed framework's ready-to-time callables (``benchmark_callables``)."""
+    from . import frameworks
 
     candidates: dict[str, Callable] = {}
-    for name in backends.installed():
-        module = backends.load(name)
-        if hasattr(module, "benchmark_callables"):
-            candidates.update(module.benchmark_callables(op, spec, x, w, g))
+    for name in frameworks.installed():
+        candidates.update(frameworks.get(name).benchmark_callables(op, spec, x, w, g))
     return candidates
 
 

@@ -23,7 +23,7 @@ from .spec import ConvSpec, ConvSpecError
 from .strategies import arrays_for, conv_specs
 from .verify import Report, Row, verify
 
-STATUSES = ("PASS", "FAIL", "KNOWN", "N/A")
+STATUSES = ("PASS", "FAIL", "KNOWN", "N/A", "REFUSED")
 
 
 def way_key(name: str) -> str:

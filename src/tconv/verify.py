@@ -108,7 +108,7 @@ class Row:
 
     name: str
     source: str                      # "tconv" or a backend name
-    status: str                      # PASS, FAIL, N/A (not expressible), KNOWN (documented)
+    status: str    # PASS, FAIL, N/A (not expressible), KNOWN (documented), REFUSED (converter)
     max_abs_diff: float | None = None
     bound: float | None = None
     note: str = ""
@@ -126,7 +126,7 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return all(row.status in ("PASS", "N/A", "KNOWN") for row in self.rows)
+        return all(row.status in ("PASS", "N/A", "KNOWN", "REFUSED") for row in self.rows)
 
     def to_dict(self) -> dict:
         return {
@@ -162,8 +162,9 @@ def verify(spec: ConvSpec, w: np.ndarray, g: np.ndarray, *, methods=METHODS,
            backends=()) -> Report:
     """Compute the input gradient of ``spec`` for upstream gradient ``g`` every way; compare.
 
-    ``backends`` are names from :data:`tconv.frameworks.BACKENDS`; a framework that cannot
-    express the spec gives an ``N/A`` row with the reason.
+    ``backends`` are names of frameworks with ways (:func:`tconv.frameworks.with_ways`); a way
+    that cannot express the spec gives an ``N/A`` row with the reason, a converter that refuses
+    the layer a ``REFUSED`` row with its message.
     """
     from . import frameworks as registry
 
@@ -175,9 +176,11 @@ def verify(spec: ConvSpec, w: np.ndarray, g: np.ndarray, *, methods=METHODS,
     rows = [compare(f"tconv {m}", "tconv", transpose(g, w, spec, m), truth, bound)
             for m in methods]
     for name in backends:
-        for way, result in registry.load(name).input_grad_ways(spec, w, g).items():
+        for way, result in registry.get(name).input_grad_ways(spec, w, g).items():
             if isinstance(result, registry.NotExpressible):
                 rows.append(Row(way, name, "N/A", note=f"not expressible: {result.reason}"))
+            elif isinstance(result, registry.Refused):
+                rows.append(Row(way, name, "REFUSED", note=f"refused: {result.reason}"))
             elif isinstance(result, registry.KnownDifference):
                 row = compare(way, name, result.result, truth, bound)
                 if row.status == "FAIL":

@@ -75,7 +75,8 @@ def verify(
                         "so that a sweep's repro command meets the same numbers."),
     backends: Optional[str] = typer.Option(
         None, help="Framework rows: comma list of "
-                   f"{', '.join(registry.BACKENDS)}, 'all' or 'none' (default: installed ones)."),
+                   f"{', '.join(registry.with_ways())}, 'all' or 'none' (default: installed "
+                   "ones)."),
     show: bool = typer.Option(False, "--show", help="Print x, w, o, the zero-inserted gradient, "
                                                      "the flipped kernel and every result."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -180,7 +181,7 @@ def sweep(
     dims: str = typer.Option("1,2,3", help="Spatial dims to draw from, e.g. 2 or 1,2,3."),
     seed: int = typer.Option(0, help="Seed of the draw and of the data."),
     backends: Optional[str] = typer.Option(
-        None, help=f"Comma list of {', '.join(registry.BACKENDS)}, 'all' or 'none' "
+        None, help=f"Comma list of {', '.join(registry.with_ways())}, 'all' or 'none' "
                    "(default: the installed ones)."),
     workers: int = typer.Option(1, help="Worker processes."),
     dtype: str = typer.Option("float32", help="Data dtype."),

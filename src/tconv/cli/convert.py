@@ -16,7 +16,7 @@ from .. import flags
 from ..spec import ConvSpecError
 
 _JAX_LIKE = ("jax", "flax")
-_CHOICES = ", ".join(conversions.FRAMEWORKS)
+_CHOICES = ", ".join(conversions.FRAMEWORKS) + " (tf: tensorflow)"
 
 
 def _fail(message: str) -> None:

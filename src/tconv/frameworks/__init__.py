@@ -1,25 +1,33 @@
-"""Adapters that compute a spec's input gradient through a framework, imported only when used.
+"""Everything tconv knows about each framework, one class per framework, found by a registry.
 
-Each backend module has ``NAME``, ``way_names(ndim)`` and
-``input_grad_ways(spec, w, g) -> dict[str, ndarray | NotExpressible | KnownDifference]``: one
-entry per way the framework offers, the result in ``np.result_type(g, w)`` (the dtype verify judges
-in), or why that way cannot express the spec, or a result wrapped with the documented reason it
-differs.
-Framework conventions live here and nowhere else in the core.
+A framework is a subclass of :class:`Framework` with a ``name``; defining the class registers
+it (``__init_subclass__``), and :func:`all_frameworks` imports every module of this package once,
+so a new ``frameworks/<name>.py`` needs no edit anywhere else. Framework modules import nothing
+heavy at import time: the framework itself is imported by the methods that use it, so
+listing, parsing names and converting parameters never start TensorFlow or JAX.
+
+A class answers for its framework:
+
+* **ways** (``verify``, ``sweep``): :meth:`Framework.way_names` and
+  :meth:`Framework.input_grad_ways`, one entry per way the framework offers to compute a spec's
+  input gradient: the result in ``np.result_type(g, w)``, or :class:`NotExpressible` with why
+  the way cannot express the spec, or :class:`KnownDifference` for a documented bug, or
+  :class:`Refused` when a converter refuses the layer;
+* **bench**: :meth:`Framework.benchmark_callables`;
+* **convert**: its transposed-conv layer (``read``, ``write``, ``from_flags``, ``code``,
+  ``pad_code``, ``cannot_run``, ``prepare``), in :mod:`tconv.convert`'s window model.
+
+Framework conventions live in these modules and nowhere else.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import pkgutil
 from dataclasses import dataclass
-from types import ModuleType
+from typing import ClassVar
 
-from ..spec import ConvSpecError
-
-#: backend name -> module, in the order of the verify table.
-BACKENDS = {"torch": "tconv.frameworks.torch", "jax": "tconv.frameworks.jax",
-            "tensorflow": "tconv.frameworks.tensorflow",
-            "onnx": "tconv.frameworks.onnx"}
+from ..spec import ConvSpec, ConvSpecError
 
 
 @dataclass(frozen=True)
@@ -41,35 +49,191 @@ class KnownDifference:
     result: object
 
 
-def load(name: str) -> ModuleType:
-    if name not in BACKENDS:
-        raise ConvSpecError(f"backend {name!r} is not one of {tuple(BACKENDS)}")
-    return importlib.import_module(BACKENDS[name])
+@dataclass(frozen=True)
+class Refused:
+    """A converter that refused to convert the layer (an exception, an unsupported op): a
+    finding of its own, neither an agreement nor a wrong result."""
+
+    reason: str
 
 
-#: backend name -> the top-level package its framework needs (checked without importing it).
-PACKAGES = {"torch": "torch", "jax": "jax", "tensorflow": "tensorflow", "onnx": "onnx"}
+class Framework:
+    """One framework: its ways, its bench callables and its transposed-conv layer.
+
+    Subclasses set the class attributes and override what the framework has; the defaults say
+    "nothing": no ways, no bench callables, no layer.
+    """
+
+    #: The framework's name in tconv (CLI words, JSON, ``Layer.framework``).
+    name: ClassVar[str] = ""
+    #: Other words accepted for it (``"tf"`` for ``"tensorflow"``).
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: Its name in prose ("PyTorch").
+    title: ClassVar[str] = ""
+    #: The top-level package it needs (checked without importing it).
+    package: ClassVar[str] = ""
+    #: Where it sorts in tables (smaller first).
+    rank: ClassVar[int] = 100
+
+    # -- convert: the layer ---------------------------------------------------------------------
+    #: The layer call in flag errors (e.g. "torch.nn.ConvTransposeNd"); "" = no layer to convert.
+    flag_call: ClassVar[str] = ""
+    #: The flags of ``tconv convert`` beyond the common ones that this framework takes.
+    flags_taken: ClassVar[tuple[str, ...]] = ()
+    #: Why the other flags do not apply, for the error message.
+    flag_hint: ClassVar[str] = ""
+    #: The reader arguments that are array shapes, not layer arguments.
+    shape_args: ClassVar[tuple[str, ...]] = ()
+    #: Why a conversion to this framework may need a crop (printed with the crop).
+    crop_reason: ClassVar[str] = ""
+    #: Whether the crop is part of the target's own graph (ONNX) rather than lines of code.
+    crops_in_graph: ClassVar[bool] = False
+
+    _classes: ClassVar[dict[str, type["Framework"]]] = {}
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            Framework._classes[cls.name] = cls
+
+    # -- facts --------------------------------------------------------------------------------
+
+    def available(self) -> bool:
+        """Whether the framework is installed (found, not imported: importing is slow)."""
+        return importlib.util.find_spec(self.package) is not None
+
+    def describe(self) -> str:
+        """One line for reports: the installed version and any setting that changes results."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return f"{self.package} {version(self.package)}"
+        except PackageNotFoundError:
+            return self.package
+
+    # -- ways -----------------------------------------------------------------------------------
+
+    def way_names(self, ndim: int) -> list[str]:
+        """The ways, in table order, for specs of ``ndim`` spatial dims."""
+        return []
+
+    def input_grad_ways(self, spec: ConvSpec, w, g) -> dict:
+        """``{way: ndarray | NotExpressible | KnownDifference | Refused}`` for ``dL/dx`` of
+        ``spec`` with weight ``w`` ``(C_out, C_in/groups, *k)`` and upstream gradient ``g``
+        (``spec.output_shape``). Nothing raises for a valid spec."""
+        return {}
+
+    def benchmark_callables(self, op: str, spec: ConvSpec, x, w, g) -> dict:
+        """Zero-argument callables timed by ``tconv bench`` for ``op`` (inputs converted once)."""
+        return {}
+
+    # -- convert --------------------------------------------------------------------------------
+
+    def read(self, **args):
+        """The :class:`~tconv.convert.Layer` this framework builds from ``args``."""
+        raise ConvSpecError(f"{self.name} has no transposed-conv layer tconv reads")
+
+    def write(self, spec: ConvSpec, options: dict) -> dict:
+        """The ``read`` arguments of the layer closest to ``spec`` (the canonical spec of a
+        transposed layer); ``options`` has ``transpose_kernel`` and ``consistent``."""
+        raise ConvSpecError(f"{self.name} has no transposed-conv layer tconv writes")
+
+    def from_flags(self, *, size, k, in_channels, out_channels, stride, padding, output_padding,
+                   output_shape, dilation, groups, auto_pad, transpose_kernel, consistent,
+                   batch):
+        """The layer from ``tconv convert``'s words (see :func:`tconv.convert.from_flags`)."""
+        raise ConvSpecError(f"{self.name} has no transposed-conv layer tconv reads")
+
+    def code(self, layer, crop, runnable: bool = False) -> tuple[list[str], list[str], str]:
+        """``(imports, setup lines, call)`` of the snippet that builds ``layer`` from ``weight``
+        and computes it on ``x``."""
+        raise ConvSpecError(f"{self.name} has no code for its layer")
+
+    def pad_code(self, widths) -> str:
+        """A line adding zero cells ``widths`` (per axis of the output) to ``y``."""
+        return f"y = np.pad(y, {[list(w) for w in widths]})"
+
+    def cannot_run(self, layer) -> str | None:
+        """Why this machine cannot run ``layer`` (a missing package, a CPU kernel's limit)."""
+        return None if self.available() else f"{self.package} is not installed"
+
+    def runner(self, layer) -> str:
+        """What runs ``layer``'s code on this machine."""
+        return layer.call
+
+    def prepare(self) -> None:
+        """Set the framework up (quietly) before tconv runs a snippet of it."""
+
+
+_DISCOVERED: list[bool] = []
+
+
+def _discover() -> None:
+    """Import every module of this package once, so that their classes register."""
+    if not _DISCOVERED:
+        _DISCOVERED.append(True)
+        for info in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def all_frameworks() -> list[Framework]:
+    """Every registered framework, in table order."""
+    _discover()
+    return sorted((_instance(cls) for cls in Framework._classes.values()),
+                  key=lambda f: (f.rank, f.name))
+
+
+_INSTANCES: dict[type, Framework] = {}
+
+
+def _instance(cls: type[Framework]) -> Framework:
+    if cls not in _INSTANCES:
+        _INSTANCES[cls] = cls()
+    return _INSTANCES[cls]
+
+
+def get(name: str) -> Framework:
+    """The framework called ``name`` (or one of its aliases)."""
+    for framework in all_frameworks():
+        if name == framework.name or name in framework.aliases:
+            return framework
+    known = ", ".join(f.name for f in all_frameworks())
+    raise ConvSpecError(f"framework {name!r} is not one of {known}")
+
+
+def with_ways() -> list[str]:
+    """The frameworks that compute input gradients (the rows of ``verify``)."""
+    return [f.name for f in all_frameworks() if f.way_names(2)]
+
+
+def converters() -> list[str]:
+    """The frameworks whose transposed-conv layer ``tconv convert`` reads and writes."""
+    return [f.name for f in all_frameworks() if f.flag_call]
 
 
 def available(name: str) -> bool:
-    """Whether backend ``name``'s framework is installed (found, not imported: that is slow)."""
-    return importlib.util.find_spec(PACKAGES[name]) is not None
+    """Whether framework ``name`` is installed."""
+    return get(name).available()
 
 
 def installed() -> list[str]:
-    """The backends whose framework is installed."""
-    return [name for name in BACKENDS if available(name)]
+    """The frameworks with ways whose package is installed."""
+    return [name for name in with_ways() if available(name)]
 
 
 def parse(names: str | None) -> list[str]:
-    """``"torch,jax"`` / ``"all"`` / ``"none"`` / None (= installed) -> backend names."""
+    """``"torch,jax"`` / ``"all"`` / ``"none"`` / None (= installed) -> framework names."""
     if names is None or names == "installed":
         return installed()
     if names == "all":
-        return list(BACKENDS)
+        return with_ways()
     if names in ("", "none"):
         return []
-    result = [n.strip() for n in names.split(",") if n.strip()]
-    for name in result:
-        load(name)
+    result = []
+    for word in (n.strip() for n in names.split(",") if n.strip()):
+        framework = get(word)
+        if framework.name not in with_ways():
+            raise ConvSpecError(f"framework {word!r} has no ways to compute an input gradient; "
+                                f"one of {', '.join(with_ways())}")
+        result.append(framework.name)
     return result

@@ -22,17 +22,23 @@ Conventions translated here (see ``docs/frameworks.md``):
 * Integer convolutions are exact on CPU (wrapping modulo 2**bits like NumPy); automatic
   differentiation is not defined for integers (the cotangent is ``float0``).
 """
+
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
+from typing import Iterable
 
 import numpy as np
 
-from ..spec import ConvSpec, ConvSpecError
-from . import KnownDifference, NotExpressible
-
-NAME = "jax"
+from ..convert.code import call_text
+from ..convert.layer import (Layer, ints, make, need_dims, no_groups, pair_list, padding_words,
+                             shape_arg)
+from ..convert.layout import Layout, channels_last, identity, inverse, permuted
+from ..convert.window import Dim, Pair, layer_dims, windows
+from ..spec import ConvSpec, ConvSpecError, per_dim
+from . import Framework, KnownDifference, NotExpressible
 
 #: NumPy dtypes lax convolves on CPU (checked: integers exactly, modulo 2**bits).
 _FLOATS = ("float16", "float32", "float64")
@@ -80,12 +86,12 @@ def import_jax():
     return jax
 
 
-def way_names(ndim: int) -> list[str]:
+def _way_names(ndim: int) -> list[str]:
     """The ways, in table order; lax is N-d, so the names do not depend on ``ndim``."""
     return [_VJP, _LINEAR, _DILATED, _EXPLICIT, _CONSISTENT, _STRING]
 
 
-def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
+def _input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
     """dL/dx of ``spec`` for upstream gradient ``g`` every way JAX offers.
 
     ``w`` is ``(C_out, C_in/groups, *k)``, ``g`` is ``spec.output_shape``. Both are cast to
@@ -93,7 +99,7 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
     one ``tconv.verify`` judges in. A way that cannot express the spec gives
     :class:`NotExpressible`; nothing raises for a valid spec.
     """
-    names = way_names(spec.ndim)
+    names = _way_names(spec.ndim)
     dtype = np.result_type(g, w)
     if dtype.name not in _FLOATS + _INTEGERS:
         return dict.fromkeys(names, NotExpressible(
@@ -226,7 +232,7 @@ def _lhs_dilated(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> np.ndarray:
     return _as_numpy(out, g.dtype)
 
 
-def _no_groups(spec: ConvSpec) -> NotExpressible | None:
+def _lax_no_groups(spec: ConvSpec) -> NotExpressible | None:
     if spec.groups == 1:
         return None
     return NotExpressible(
@@ -251,14 +257,18 @@ def _conv_transpose_explicit(spec: ConvSpec, w: np.ndarray, g: np.ndarray):
     """Explicit pairs, default ``use_consistent_padding=False``: the pairs pad the zero-inserted
     ``g`` directly, so they are the transposed padding ``dilation*(k-1) - pad (+ output_padding
     high)``, not the forward padding PyTorch takes."""
-    return _no_groups(spec) or _conv_transpose(spec, w, g, list(spec.transpose_padding))
+    return _lax_no_groups(spec) or _conv_transpose(spec, w, g, list(spec.transpose_padding))
+
+
+def consistent_pairs(spec: ConvSpec) -> list[Pair]:
+    """The pairs of ``lax.conv_transpose(use_consistent_padding=True)`` for ``spec``: the forward
+    padding, as PyTorch's, but with no output_padding: ``(pad_low, pad_high - output_padding)``
+    (possibly negative), so that lax's ``dilation*(k-1) - pair`` is the transposed padding."""
+    return [(lo, hi - op) for (lo, hi), op in zip(spec.padding, spec.output_padding)]
 
 
 def _conv_transpose_consistent(spec: ConvSpec, w: np.ndarray, g: np.ndarray):
-    """``use_consistent_padding=True``: pairs are the forward padding, as in PyTorch, but there
-    is no output_padding: lax pads ``dilation*(k-1) - pair`` per side, so the forward pair
-    ``(pad_low, pad_high - output_padding)`` (possibly negative) gives the high side's
-    ``dilation*(k-1) - pad_high + output_padding``."""
+    """``use_consistent_padding=True``: the pairs of :func:`consistent_pairs`."""
     import inspect
 
     from jax import lax
@@ -266,8 +276,8 @@ def _conv_transpose_consistent(spec: ConvSpec, w: np.ndarray, g: np.ndarray):
     if "use_consistent_padding" not in inspect.signature(lax.conv_transpose).parameters:
         return NotExpressible(
             f"{REASONS['version']} (jax {_version()}; it came with jax-ml/jax#32268)")
-    pads = [(lo, hi - op) for (lo, hi), op in zip(spec.padding, spec.output_padding)]
-    return _no_groups(spec) or _conv_transpose(spec, w, g, pads, use_consistent_padding=True)
+    return _lax_no_groups(spec) or _conv_transpose(spec, w, g, consistent_pairs(spec),
+                                                   use_consistent_padding=True)
 
 
 def string_specs(spec: ConvSpec) -> dict[str, ConvSpec | None]:
@@ -296,7 +306,7 @@ def string_specs(spec: ConvSpec) -> dict[str, ConvSpec | None]:
 
 def _conv_transpose_string(spec: ConvSpec, w: np.ndarray, g: np.ndarray):
     """``padding='SAME'`` or ``'VALID'``, when one of them is this spec's padding."""
-    no_groups = _no_groups(spec)
+    no_groups = _lax_no_groups(spec)
     if no_groups:
         return no_groups
     meant = string_specs(spec)
@@ -329,7 +339,7 @@ def _version() -> str:
     return jax.__version__
 
 
-def benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
+def _benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
                         g: np.ndarray) -> dict:
     """Zero-argument callables for ``tconv bench``, jitted, compiled and with their inputs on
     the device before timing: the forward convolution (``op == "conv"``) or its pullback with
@@ -348,3 +358,495 @@ def benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
     args = [jax.device_put(a) for a in (x, w, g)][:2 if op == "conv" else 3]
     fn(*args).block_until_ready()
     return {name: lambda: fn(*args).block_until_ready()}
+
+
+# -- the layers: lax.conv_transpose, lax.conv_general_dilated and flax ConvTranspose ----------
+
+_LAX_DEFAULT = {1: ("NHC", "HIO", "NHC"), 2: ("NHWC", "HWIO", "NHWC"),
+                3: ("NHWDC", "HWDIO", "NHWDC")}
+
+
+def _lax_specs(dimension_numbers, nd: int, default: str) -> tuple[tuple[int, ...], ...]:
+    """``(lhs_spec, rhs_spec, out_spec)``: the axis of N, C (O, I) and each spatial dim.
+
+    ``dimension_numbers`` is None, three strings like ``("NHWC", "HWIO", "NHWC")`` or three int
+    tuples (``lax.ConvDimensionNumbers``). Spatial dims are ordered as in the rhs string, as lax
+    does. None means lax's default of the function: ``"channels_last"`` (conv_transpose, 1-3 d)
+    or ``"iota"`` (conv_general_dilated: NCHW / OIHW).
+    """
+    if dimension_numbers is None:
+        if default == "iota":
+            return (identity(nd),) * 3
+        if nd not in _LAX_DEFAULT:
+            raise ConvSpecError(f"lax.conv_transpose has default dimension_numbers for 1-3 "
+                                f"spatial dims only, this layer has {nd}; pass dimension_numbers")
+        dimension_numbers = _LAX_DEFAULT[nd]
+    try:
+        lhs, rhs, out = dimension_numbers
+    except (TypeError, ValueError):
+        raise ConvSpecError(f"dimension_numbers must be three specs (lhs, rhs, out), got "
+                            f"{dimension_numbers!r}") from None
+    if all(isinstance(x, str) for x in (lhs, rhs, out)):
+        return _lax_from_strings(lhs, rhs, out, nd)
+    specs = tuple(per_dim("dimension_numbers", tuple(x), nd + 2) for x in (lhs, rhs, out))
+    for spec in specs:
+        if sorted(spec) != list(range(nd + 2)):
+            raise ConvSpecError(f"dimension_numbers {dimension_numbers!r} must be permutations of "
+                                f"0..{nd + 1}")
+    return specs
+
+
+def _lax_from_strings(lhs: str, rhs: str, out: str, nd: int):
+    for text, pair in ((lhs, "NC"), (rhs, "OI"), (out, "NC")):
+        spatial = set(text) - set(pair)
+        if (len(text) != nd + 2 or len(set(text)) != len(text) or not set(pair) <= set(text)
+                or spatial != set(rhs) - set("OI")):
+            raise ConvSpecError(
+                f"dimension_numbers ({lhs!r}, {rhs!r}, {out!r}) must each have {nd + 2} distinct "
+                f"letters: N and C (O and I for the kernel) and the same spatial letters")
+    order = [c for c in rhs if c not in "OI"]
+
+    def spec(text, pair):
+        return (text.index(pair[0]), text.index(pair[1])) + tuple(text.index(c) for c in order)
+
+    return spec(lhs, "NC"), spec(rhs, "OI"), spec(out, "NC")
+
+
+def _lax_layout(specs, ordinary: bool) -> Layout:
+    lhs, rhs, out = specs
+    return Layout(inverse(lhs), inverse(out), inverse(rhs), ordinary)
+
+
+def _lax_window(dim: Dim, pair: Pair) -> Pair:
+    """Explicit lax padding ``(a, b)`` pads the zero-inserted input (jax-ml/jax#32267): the
+    result keeps cells ``[K - 1 - a, F - (K - 1 - b))`` of the full one."""
+    k = dim.extent
+    return k - 1 - pair[0], dim.full - (k - 1 - pair[1])
+
+
+def _lax_string_windows(spec: ConvSpec) -> dict:
+    """The windows lax.conv_transpose means by 'SAME' and 'VALID' (None where invalid)
+    (:func:`string_specs`)."""
+    return {mode: None if meant is None else windows(meant)
+            for mode, meant in string_specs(spec).items()}
+
+
+def _lax_windows(call: str, padding, dims, spec_for_strings, consistent: bool, nd: int):
+    """Per-dim windows of lax.conv_transpose / Flax for a padding string or explicit pairs."""
+    if isinstance(padding, str):
+        if padding not in ("SAME", "VALID"):
+            raise ConvSpecError(f"{call} padding must be 'SAME', 'VALID' (upper case) or "
+                                f"(low, high) pairs, got {padding!r}")
+        wins = _lax_string_windows(spec_for_strings())[padding]
+        if wins is None:
+            raise ConvSpecError(f"{call} padding {padding!r} keeps no cells for this layer")
+        return list(wins)
+    pairs = pair_list("padding", padding, nd, allow_negative=True)
+    if consistent:      # the forward convolution's padding, as in PyTorch (jax-ml/jax#32268)
+        return [(lo, dim.full - hi) for dim, (lo, hi) in zip(dims, pairs)]
+    return [_lax_window(dim, pair) for dim, pair in zip(dims, pairs)]
+
+
+def _lax_ints(call: str, name: str, value, nd: int) -> tuple[int, ...]:
+    """lax takes per-dim sequences (an int raises inside lax); None means all ones."""
+    if value is None:
+        return (1,) * nd
+    if not isinstance(value, Iterable) or isinstance(value, str):
+        raise ConvSpecError(f"{call} {name} must be a sequence of {nd} ints, got {value!r}")
+    return ints(name, value, nd)
+
+
+def _provisional(batch, c_in, c_out, size, kernel, stride, dilation) -> ConvSpec:
+    """A spec with the layer's sizes (padding 'valid'), to ask what lax's strings mean."""
+    return ConvSpec.transpose((batch, c_in) + tuple(size), (c_in, c_out) + tuple(kernel),
+                              stride=stride, padding="valid", dilation=dilation)
+
+
+def _read_jax(lhs_shape, rhs_shape, strides=None, padding=None, rhs_dilation=None,
+             dimension_numbers=None, transpose_kernel=False, use_consistent_padding=False, *,
+             window_strides=None, lhs_dilation=None, feature_group_count=1) -> Layer:
+    """``lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation, dimension_numbers,
+    transpose_kernel, use_consistent_padding)``, or, given ``lhs_dilation``, the transposed
+    convolution written as ``lax.conv_general_dilated(lhs, rhs, window_strides=1, padding,
+    lhs_dilation=stride, rhs_dilation, dimension_numbers, feature_group_count)``.
+
+    conv_transpose: default layout NHWC / HWIO (1-3 dims). Without ``transpose_kernel`` the kernel
+    is used as it is, unflipped, as the ordinary kernel ``(I=C_in, O=C_out)`` (jax-ml/jax#11252);
+    with it, it is the forward kernel ``(I=C_out, O=C_in)``, TF's filter. Explicit pairs pad the
+    zero-inserted input, ``dilation * (k - 1) - padding`` in PyTorch's terms (jax-ml/jax#17618,
+    #32267), unless ``use_consistent_padding`` (#32268). ``'SAME'``/``'VALID'`` are TF's
+    (``'VALID'`` is longer than PyTorch's padding 0 when stride > K, samuela/torch2jax PR #3).
+    conv_general_dilated: default layout NCHW / OIHW; explicit pairs only (lax refuses strings
+    with lhs_dilation); the kernel is the ordinary one, groups allowed.
+    """
+    if lhs_dilation is not None or window_strides is not None:
+        return _from_lax_general(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation,
+                                 rhs_dilation, dimension_numbers, feature_group_count,
+                                 strides=strides)
+    call = "jax.lax.conv_transpose"
+    lhs_shape, rhs_shape = shape_arg("lhs_shape", lhs_shape), shape_arg("rhs_shape", rhs_shape)
+    nd = len(rhs_shape) - 2
+    if len(lhs_shape) != nd + 2:
+        raise ConvSpecError(f"{call}: lhs_shape {lhs_shape} and rhs_shape {rhs_shape} must have "
+                            f"the same rank")
+    if strides is None or padding is None:
+        raise ConvSpecError(f"{call} needs strides and padding (it has no defaults)")
+    specs = _lax_specs(dimension_numbers, nd, "channels_last")
+    layout = _lax_layout(specs, ordinary=not transpose_kernel)
+    lhs = permuted(lhs_shape, specs[0])
+    logical = permuted(rhs_shape, specs[1])       # (O, I, *k) as labelled
+    c_in = logical[0] if transpose_kernel else logical[1]
+    c_out = logical[1] if transpose_kernel else logical[0]
+    if lhs[1] != c_in:
+        raise ConvSpecError(
+            f"{call}: the input has {lhs[1]} channels but the kernel's "
+            f"{'O' if transpose_kernel else 'I'} axis has {c_in}"
+            + (" (transpose_kernel=True swaps I and O)" if transpose_kernel else ""))
+    kernel = logical[2:]
+    stride = _lax_ints(call, "strides", strides, nd)
+    dilation = _lax_ints(call, "rhs_dilation", rhs_dilation, nd)
+    dims = layer_dims(lhs[2:], kernel, stride, dilation)
+    wins = _lax_windows(call, padding, dims, lambda: _provisional(
+        lhs[0], c_in, c_out, lhs[2:], kernel, stride, dilation), use_consistent_padding, nd)
+    args = dict(lhs_shape=lhs_shape, rhs_shape=rhs_shape, strides=strides, padding=padding,
+                rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                transpose_kernel=transpose_kernel,
+                use_consistent_padding=use_consistent_padding)
+    return make("jax", call, args, batch=lhs[0], c_in=c_in, c_out=c_out, kernel=kernel,
+                 stride=stride, dilation=dilation, groups=1, size=lhs[2:], wins=wins,
+                 layout=layout)
+
+
+def _from_lax_general(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation, rhs_dilation,
+                      dimension_numbers, feature_group_count, strides=None) -> Layer:
+    call = "jax.lax.conv_general_dilated"
+    if strides is not None:
+        raise ConvSpecError(f"{call} has window_strides and lhs_dilation, not strides")
+    lhs_shape, rhs_shape = shape_arg("lhs_shape", lhs_shape), shape_arg("rhs_shape", rhs_shape)
+    nd = len(rhs_shape) - 2
+    if len(lhs_shape) != nd + 2:
+        raise ConvSpecError(f"{call}: lhs_shape {lhs_shape} and rhs_shape {rhs_shape} must have "
+                            f"the same rank")
+    if _lax_ints(call, "window_strides", window_strides, nd) != (1,) * nd:
+        raise ConvSpecError(
+            f"{call} with window_strides={window_strides!r} is not a transposed convolution: its "
+            f"stride is lhs_dilation, and window_strides must be 1")
+    stride = _lax_ints(call, "lhs_dilation", lhs_dilation, nd)
+    dilation = _lax_ints(call, "rhs_dilation", rhs_dilation, nd)
+    groups = feature_group_count
+    specs = _lax_specs(dimension_numbers, nd, "iota")
+    lhs = permuted(lhs_shape, specs[0])
+    c_out, c_in_g, *kernel = permuted(rhs_shape, specs[1])
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ConvSpecError(f"{call} feature_group_count must be an int >= 1, got {groups!r}")
+    if lhs[1] != c_in_g * groups:
+        raise ConvSpecError(f"{call}: the input has {lhs[1]} channels, the kernel's I axis "
+                            f"{c_in_g} x feature_group_count {groups} = {c_in_g * groups}")
+    dims = layer_dims(lhs[2:], kernel, stride, dilation)
+    if isinstance(padding, str):
+        if any(s > 1 for s in stride):
+            raise ConvSpecError(f"{call} refuses string padding with lhs_dilation > 1 ('String "
+                                f"padding is not implemented for transposed convolution')")
+        padding = _stride_one_string(call, padding, dims)
+    pairs = pair_list("padding", padding, nd, allow_negative=True)
+    args = dict(lhs_shape=lhs_shape, rhs_shape=rhs_shape, window_strides=window_strides,
+                padding=padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+                dimension_numbers=dimension_numbers, feature_group_count=feature_group_count)
+    wins = [_lax_window(dim, pair) for dim, pair in zip(dims, pairs)]
+    return make("jax", call, args, batch=lhs[0], c_in=lhs[1], c_out=c_out, kernel=kernel,
+                 stride=stride, dilation=dilation, groups=groups, size=lhs[2:], wins=wins,
+                 layout=_lax_layout(specs, ordinary=True))
+
+
+def _stride_one_string(call: str, padding: str, dims) -> list[Pair]:
+    """lax's forward padding strings at stride 1: total K - 1, the odd cell high (SAME_LOWER:
+    low); VALID none."""
+    mode = padding.upper()
+    if mode not in ("SAME", "SAME_LOWER", "VALID"):
+        raise ConvSpecError(f"{call} padding must be 'SAME', 'SAME_LOWER', 'VALID' or pairs, got "
+                            f"{padding!r}")
+    pairs = []
+    for dim in dims:
+        total = 0 if mode == "VALID" else dim.extent - 1
+        pairs.append(ConvSpec.split_padding(total, odd_low=mode == "SAME_LOWER"))
+    return pairs
+
+
+def _jax_conv_transpose_args(spec: ConvSpec, padding, transpose_kernel: bool,
+                             consistent: bool) -> dict:
+    nd = spec.ndim
+    specs = _lax_specs(None, nd, "channels_last")
+    layout = _lax_layout(specs, ordinary=not transpose_kernel)
+    # the layer's input y has spec.out_channels channels, its output x spec.in_channels
+    logical = ((spec.out_channels, spec.in_channels) if transpose_kernel
+               else (spec.in_channels, spec.out_channels))
+    return dict(lhs_shape=permuted(spec.output_shape, layout.data),
+                rhs_shape=permuted(logical + spec.kernel_size, layout.weight),
+                strides=spec.stride, padding=padding, rhs_dilation=spec.dilation,
+                dimension_numbers=_LAX_DEFAULT[nd], transpose_kernel=transpose_kernel,
+                use_consistent_padding=consistent)
+
+
+def _lax_padding(spec: ConvSpec, consistent: bool):
+    """'VALID' or 'SAME' when one keeps the spec's windows, else explicit pairs (always exact)."""
+    wants = windows(spec)
+    for mode, wins in sorted(_lax_string_windows(spec).items(), reverse=True):
+        if wins == wants:
+            return mode
+    if consistent:
+        return tuple(consistent_pairs(spec))
+    return spec.transpose_padding      # the padding of the zero-inserted input (_lax_window)
+
+
+def _write_jax(spec: ConvSpec, options: dict) -> dict:
+    """lax.conv_transpose (lax's default channels-last layout) for one group and 1-3 dims, else
+    the lhs-dilated lax.conv_general_dilated (channels-last up to 3 dims). Always exact."""
+    if spec.groups == 1 and spec.ndim <= 3:
+        return _jax_conv_transpose_args(spec, _lax_padding(spec, options["consistent"]),
+                                        options["transpose_kernel"], options["consistent"])
+    numbers = _LAX_DEFAULT.get(spec.ndim)        # None (NCHW / OIHW) past 3 dims
+    layout = _lax_layout(_lax_specs(numbers, spec.ndim, "iota"), ordinary=True)
+    g = spec.groups
+    # the ordinary kernel maps y's spec.out_channels to x's spec.in_channels
+    return dict(lhs_shape=permuted(spec.output_shape, layout.data),
+                rhs_shape=permuted((spec.in_channels, spec.out_channels // g) + spec.kernel_size,
+                                   layout.weight),
+                window_strides=(1,) * spec.ndim, padding=spec.transpose_padding,
+                lhs_dilation=spec.stride,
+                rhs_dilation=spec.dilation, dimension_numbers=numbers, feature_group_count=g)
+
+
+def _read_flax(input_shape, features, kernel_size, strides=None, padding="SAME",
+              kernel_dilation=None, use_bias=True, transpose_kernel=False) -> Layer:
+    """``flax.linen.ConvTranspose(features, kernel_size, strides, padding, kernel_dilation,
+    use_bias, transpose_kernel)`` applied to ``input_shape`` (channels-last).
+
+    As documented (and in its source), the module calls ``lax.conv_transpose(x, kernel,
+    strides, padding, rhs_dilation=kernel_dilation, transpose_kernel=transpose_kernel)`` with
+    lax's default layout: so an int or pair padding is the padding of the zero-inserted input,
+    not PyTorch's (google/flax#4593, documented by flax PR #4990). The kernel is
+    ``(*k, C_in, features)``, or ``(*k, features, C_in)`` with ``transpose_kernel``. No groups;
+    ``'CIRCULAR'`` padding wraps the result around and is not a zero-padded transposed convolution.
+    """
+    call = "flax.linen.ConvTranspose"
+    kernel = (kernel_size,) if isinstance(kernel_size, int) else tuple(kernel_size)
+    nd = len(kernel)
+    need_dims(call, nd)
+    input_shape = shape_arg("input_shape", input_shape, nd + 2)
+    if isinstance(padding, str) and padding == "CIRCULAR":
+        raise ConvSpecError(f"{call} padding='CIRCULAR' sums the result periodically: it is not a "
+                            f"zero-padded transposed convolution, and no other framework has it")
+    lax_padding = padding if isinstance(padding, str) else _flax_pairs(padding, nd)
+    rhs = ((*kernel, features, input_shape[-1]) if transpose_kernel
+           else (*kernel, input_shape[-1], features))
+    lax_layer = _read_jax(input_shape, rhs, ints("strides", 1 if strides is None else strides, nd),
+                         lax_padding, ints("kernel_dilation", 1 if kernel_dilation is None
+                                            else kernel_dilation, nd), None, transpose_kernel)
+    args = dict(input_shape=input_shape, features=features, kernel_size=kernel_size,
+                strides=strides, padding=padding, kernel_dilation=kernel_dilation,
+                use_bias=use_bias, transpose_kernel=transpose_kernel)
+    return Layer("flax", call, args, lax_layer.spec, lax_layer.layout)
+
+
+def _flax_pairs(padding, nd: int) -> list[Pair]:
+    """Flax's ``canonicalize_padding``: an int for every side, or per dim an int or a pair."""
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        return [(padding, padding)] * nd
+    return list(pair_list("padding", padding, nd, allow_negative=True))
+
+
+def _write_flax(spec: ConvSpec, options: dict) -> dict:
+    """What flax.linen.ConvTranspose passes to lax.conv_transpose: the same padding as the
+    jax target (strings when exact, else explicit pairs), channels-last. No groups."""
+    call = "flax.linen.ConvTranspose"
+    need_dims(call, spec.ndim)
+    no_groups(call, spec)
+    return dict(input_shape=permuted(spec.output_shape, channels_last(spec.ndim)),
+                features=spec.in_channels, kernel_size=spec.kernel_size, strides=spec.stride,
+                padding=_lax_padding(spec, consistent=False), kernel_dilation=spec.dilation,
+                use_bias=False, transpose_kernel=options["transpose_kernel"])
+
+
+def _flags_jax(size, k, in_channels, out_channels, stride, padding, dilation, groups, transpose_kernel,
+               consistent, batch, **_):
+    if padding is None:
+        raise ConvSpecError("jax.lax.conv_transpose has no default padding: give --padding same, "
+                            "valid or (low:high) pairs")
+    mode, explicit = padding_words(padding)
+    nd = len(size)
+    lax_padding = mode.upper() if mode is not None else pair_list("--padding", explicit, nd, True)
+    stride, dilation = ints("--stride", stride, nd), ints("--dilation", dilation, nd)
+    if groups > 1 or nd > 3:
+        if mode is not None or consistent or transpose_kernel:
+            raise ConvSpecError(
+                "with groups or more than 3 dims the JAX layer is lax.conv_general_dilated("
+                "lhs_dilation=stride), which takes explicit (transposed) padding pairs only: no "
+                "same/valid, --consistent-padding or --transpose-kernel")
+        if groups < 1 or in_channels % groups:
+            raise ConvSpecError(f"--groups {groups} must divide --in-channels {in_channels}")
+        numbers = _LAX_DEFAULT.get(nd)
+        layout = _lax_layout(_lax_specs(numbers, nd, "iota"), True)
+        return _read_jax(permuted((batch, in_channels, *size), layout.data),
+                        permuted((out_channels, in_channels // groups, *k), layout.weight), None, lax_padding,
+                        dilation, numbers, window_strides=(1,) * nd, lhs_dilation=stride,
+                        feature_group_count=groups)
+    rhs = (*k, out_channels, in_channels) if transpose_kernel else (*k, in_channels, out_channels)
+    return _read_jax((batch, *size, in_channels), rhs, stride, lax_padding, dilation, None,
+                    transpose_kernel, consistent)
+
+
+def _flags_flax(size, k, in_channels, out_channels, stride, padding, dilation, transpose_kernel, batch, **_):
+    mode, explicit = padding_words("same" if padding is None else padding)
+    return _read_flax((batch, *size, in_channels), out_channels, k, stride,
+                     mode.upper() if mode is not None else explicit, dilation, False,
+                     transpose_kernel)
+
+
+def _code_jax(layer, crop):
+    kwargs = {k: v for k, v in layer.kwargs.items() if v is not None}
+    if not kwargs.get("use_consistent_padding", True):
+        del kwargs["use_consistent_padding"]           # the default; older jax lacks the name
+    if layer.call.endswith("conv_general_dilated"):
+        kwargs.setdefault("window_strides", (1,) * layer.spec.ndim)
+    func = layer.call.replace("jax.lax.", "lax.")
+    return (["import jax.numpy as jnp", "from jax import lax"], ["weight = jnp.asarray(weight)"],
+            call_text(func, ["x", "weight"], kwargs, "    "))
+
+
+def _code_flax(layer, crop):
+    kwargs = dict(layer.kwargs, use_bias=False)
+    return (["import flax.linen as nn", "import jax.numpy as jnp"],
+            [f"layer = {call_text('nn.ConvTranspose', [], kwargs)}",
+             'variables = {"params": {"kernel": jnp.asarray(weight)}}'],
+            "layer.apply(variables, x)")
+
+
+def _code_flax_via_lax(layer, crop):
+    """flax.linen.ConvTranspose written as the lax call it makes (lax's default layout)."""
+    kwargs, nd = layer.kwargs, layer.spec.ndim
+    padding = kwargs["padding"]
+    lax_kwargs = dict(
+        strides=per_dim("strides", 1 if kwargs["strides"] is None else kwargs["strides"], nd),
+        padding=padding if isinstance(padding, str) else _flax_pairs(padding, nd),
+        rhs_dilation=per_dim("kernel_dilation", 1 if kwargs["kernel_dilation"] is None
+                              else kwargs["kernel_dilation"], nd),
+        transpose_kernel=kwargs["transpose_kernel"])
+    return (["import jax.numpy as jnp", "from jax import lax"], ["weight = jnp.asarray(weight)"],
+            call_text("lax.conv_transpose", ["x", "weight"], lax_kwargs, "    "))
+
+
+def _flax_installed() -> bool:
+    return importlib.util.find_spec("flax") is not None
+
+
+class Jax(Framework):
+    """JAX: six ways through lax and autodiff, the bench's jitted calls, and the layers
+    ``lax.conv_transpose`` / ``lax.conv_general_dilated(lhs_dilation=stride)``."""
+
+    name = "jax"
+    title = "JAX"
+    package = "jax"
+    rank = 30
+    flag_call = "jax.lax.conv_transpose"
+    flags_taken = ("--transpose-kernel", "--consistent-padding", "--groups")
+    flag_hint = "its size is chosen by --padding"
+    shape_args = ("lhs_shape", "rhs_shape")
+
+    def way_names(self, ndim: int) -> list[str]:
+        return _way_names(ndim)
+
+    def input_grad_ways(self, spec: ConvSpec, w, g) -> dict:
+        return _input_grad_ways(spec, w, g)
+
+    def benchmark_callables(self, op: str, spec: ConvSpec, x, w, g) -> dict:
+        return _benchmark_callables(op, spec, x, w, g)
+
+    def read(self, lhs_shape, rhs_shape, strides=None, padding=None, rhs_dilation=None,
+             dimension_numbers=None, transpose_kernel=False, use_consistent_padding=False, *,
+             window_strides=None, lhs_dilation=None, feature_group_count=1):
+        """``lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation, dimension_numbers,
+        transpose_kernel, use_consistent_padding)``, or, given ``lhs_dilation``, the transposed
+        convolution written as ``lax.conv_general_dilated(lhs, rhs, window_strides=1, padding,
+        lhs_dilation=stride, rhs_dilation, dimension_numbers, feature_group_count)``.
+
+        conv_transpose: default layout NHWC / HWIO (1-3 dims). Without ``transpose_kernel`` the
+        kernel is used as it is, unflipped, as the ordinary kernel ``(I=C_in, O=C_out)``
+        (jax-ml/jax#11252); with it, it is the forward kernel ``(I=C_out, O=C_in)``, TF's
+        filter. Explicit pairs pad the zero-inserted input, ``dilation * (k - 1) - padding`` in
+        PyTorch's terms (jax-ml/jax#17618, #32267), unless ``use_consistent_padding`` (#32268).
+        ``'SAME'``/``'VALID'`` are TF's (``'VALID'`` is longer than PyTorch's padding 0 when
+        stride > K, samuela/torch2jax PR #3). conv_general_dilated: default layout NCHW / OIHW;
+        explicit pairs only (lax refuses strings with lhs_dilation); the kernel is the ordinary
+        one, groups allowed.
+        """
+        return _read_jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation,
+                         dimension_numbers, transpose_kernel, use_consistent_padding,
+                         window_strides=window_strides, lhs_dilation=lhs_dilation,
+                         feature_group_count=feature_group_count)
+
+    def write(self, spec: ConvSpec, options: dict) -> dict:
+        return _write_jax(spec, options)
+
+    def from_flags(self, **words):
+        return _flags_jax(**words)
+
+    def code(self, layer, crop, runnable: bool = False):
+        return _code_jax(layer, crop)
+
+    def pad_code(self, widths) -> str:
+        return f"y = jnp.pad(y, {tuple(widths)})"
+
+    def prepare(self) -> None:
+        disable_crashing_pass()
+
+
+class Flax(Framework):
+    """Flax: the ``flax.linen.ConvTranspose`` layer (lax.conv_transpose underneath)."""
+
+    name = "flax"
+    title = "Flax"
+    package = "jax"              # without flax, tconv runs the lax call the layer makes
+    rank = 35
+    flag_call = "flax.linen.ConvTranspose"
+    flags_taken = ("--transpose-kernel",)
+    flag_hint = "its size is chosen by --padding; no groups"
+    shape_args = ("input_shape",)
+
+    def read(self, input_shape, features, kernel_size, strides=None, padding="SAME",
+             kernel_dilation=None, use_bias=True, transpose_kernel=False):
+        """``flax.linen.ConvTranspose(features, kernel_size, strides, padding, kernel_dilation,
+        use_bias, transpose_kernel)`` applied to ``input_shape`` (channels-last).
+
+        As documented (and in its source), the module calls ``lax.conv_transpose(x, kernel,
+        strides, padding, rhs_dilation=kernel_dilation, transpose_kernel=transpose_kernel)``
+        with lax's default layout: so an int or pair padding is the padding of the zero-inserted
+        input, not PyTorch's (google/flax#4593, documented by flax PR #4990). The kernel is
+        ``(*k, C_in, features)``, or ``(*k, features, C_in)`` with ``transpose_kernel``. No
+        groups; ``'CIRCULAR'`` padding wraps the result around and is not a zero-padded
+        transposed convolution.
+        """
+        return _read_flax(input_shape, features, kernel_size, strides, padding, kernel_dilation,
+                          use_bias, transpose_kernel)
+
+    def write(self, spec: ConvSpec, options: dict) -> dict:
+        return _write_flax(spec, options)
+
+    def from_flags(self, **words):
+        return _flags_flax(**words)
+
+    def code(self, layer, crop, runnable: bool = False):
+        if runnable and not _flax_installed():
+            return _code_flax_via_lax(layer, crop)
+        return _code_flax(layer, crop)
+
+    def pad_code(self, widths) -> str:
+        return f"y = jnp.pad(y, {tuple(widths)})"
+
+    def runner(self, layer) -> str:
+        if not _flax_installed():
+            return ("lax.conv_transpose, as flax.linen.ConvTranspose calls it (flax is not "
+                    "installed)")
+        return layer.call
+
+    def prepare(self) -> None:
+        disable_crashing_pass()

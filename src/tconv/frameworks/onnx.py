@@ -35,16 +35,20 @@ Known differences of the installed implementations (see ``docs/frameworks.md`` a
 pads stay 0, onnx#4527). When an implementation raises inside such a region, the way is
 :class:`NotExpressible` with the error, since it gives no result.
 """
+
 from __future__ import annotations
 
 import functools
+from typing import Iterable
 
 import numpy as np
 
-from ..spec import ConvSpec
-from . import KnownDifference, NotExpressible
-
-NAME = "onnx"
+from ..convert.code import call_text
+from ..convert.layer import ints, int_list, iterable, make, padding_words, pair_list, shape_arg
+from ..convert.layout import Layout
+from ..convert.window import Dim, Pair, layer_dims, spec_dims, spec_keeping, windows, within
+from ..spec import ConvSpec, ConvSpecError, per_dim
+from . import Framework, KnownDifference, NotExpressible
 
 #: Opset 21 / IR 10 (onnx 1.16, onnxruntime 1.18: the oldest versions the extra allows). Its
 #: ConvTranspose-11 has the same attributes and meaning as ConvTranspose-22, which adds bfloat16.
@@ -82,7 +86,7 @@ def _ort_available() -> bool:
     return True
 
 
-def way_names(ndim: int) -> list[str]:
+def _way_names(ndim: int) -> list[str]:
     return [_NAMES[runtime, form] for form in _FORMS for runtime in (_ORT, _REF)]
 
 
@@ -254,7 +258,7 @@ def _known_bug(runtime: str, form: str, spec: ConvSpec) -> str | None:
     return None
 
 
-def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
+def _input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
     """dL/dx of ``spec`` by ONNX ConvTranspose, each form in each runtime; see the module doc.
 
     ``g`` is ``spec.output_shape`` (ConvTranspose's X), ``w`` the forward weight (its W); each
@@ -263,7 +267,7 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
     dtype = np.dtype(g.dtype)
     result = {}
     if dtype.name not in _ONNX_DTYPES:
-        return dict.fromkeys(way_names(spec.ndim), NotExpressible(
+        return dict.fromkeys(_way_names(spec.ndim), NotExpressible(
             f"ONNX ConvTranspose takes bfloat16, float16, float32 and float64 tensors, "
             f"not {dtype.name}"))
     g = np.ascontiguousarray(g)
@@ -307,3 +311,224 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
 def _first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0][:200] if text else ""
+
+
+# -- the layer: a ConvTranspose node ------------------------------------------------------------
+
+_AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
+def _onnx_window(dim: Dim, op: int, auto_pad: str, pads: Pair, size, i: int) -> Pair:
+    """The ONNX ConvTranspose window in one dim (the operator text; onnxruntime follows it).
+
+    ``output_shape`` given: ``total = F + output_padding - size``, the larger half at the start
+    unless SAME_UPPER (onnx#4527 is onnx.reference ignoring this). SAME_UPPER / SAME_LOWER
+    without it: size ``o * stride``, total ``K - stride + output_padding``, the odd cell at the end
+    (UPPER) or start (LOWER): output_padding moves the pads, not the size (onnx#4299). VALID: no
+    pads. NOTSET: ``pads``.
+    """
+
+    if size is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        size = dim.size * dim.stride if size is None else size
+        total = dim.full + op - size
+        if total < 0:
+            raise ConvSpecError(
+                f"ONNX ConvTranspose: output size {size} in spatial dim {i} is larger than the "
+                f"full result plus output_padding ({dim.full + op}): the pads would be negative, "
+                f"which onnxruntime clamps and onnx.reference does not")
+        start = ConvSpec.split_padding(total, odd_low=auto_pad != "SAME_UPPER")[0]
+        return start, start + size
+    if auto_pad == "VALID":
+        return 0, dim.full + op
+    return pads[0], dim.full + op - pads[1]
+
+
+def _read(x_shape, w_shape, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
+              output_padding=None, output_shape=None, pads=None, strides=None):
+    """An ONNX ``ConvTranspose`` node with these attributes, ``X`` of ``x_shape`` and ``W`` of
+    ``w_shape`` = ``(C_in, C_out/group, *k)`` (tconv's layout; data ``(N, C, *sp)``).
+
+    ``pads`` is ``[begin..., end...]``. onnxruntime and onnx.reference require
+    ``output_padding < stride`` (the text allows up to the dilation): tconv follows the runtimes.
+    """
+    call = "ONNX ConvTranspose"
+    x_shape, w_shape = shape_arg("x_shape", x_shape), shape_arg("w_shape", w_shape)
+    nd = len(w_shape) - 2
+    if len(x_shape) != nd + 2:
+        raise ConvSpecError(f"{call}: X {x_shape} and W {w_shape} must have the same rank")
+    if x_shape[1] != w_shape[0]:
+        raise ConvSpecError(f"{call}: W {w_shape} must be (C, M/group, *k) with C = the "
+                            f"{x_shape[1]} channels of X")
+    if kernel_shape is not None and shape_arg("kernel_shape", kernel_shape) != w_shape[2:]:
+        raise ConvSpecError(f"{call}: kernel_shape={list(kernel_shape)} differs from W's "
+                            f"{list(w_shape[2:])}")
+    if auto_pad not in _AUTO_PADS:
+        raise ConvSpecError(f"{call} auto_pad must be one of {_AUTO_PADS}, got {auto_pad!r}")
+    if pads is not None and auto_pad != "NOTSET":
+        raise ConvSpecError(f"{call}: pads and auto_pad={auto_pad} cannot be used together")
+    stride = ints("strides", 1 if strides is None else strides, nd)
+    dilation = ints("dilations", 1 if dilations is None else dilations, nd)
+    ops = ints("output_padding", 0 if output_padding is None else output_padding, nd, 0)
+    for i, (op, s) in enumerate(zip(ops, stride)):
+        if op >= s:
+            raise ConvSpecError(f"{call}: output_padding={list(ops)} must be smaller than "
+                                f"strides={list(stride)} (onnxruntime and onnx.reference refuse "
+                                f"it; spatial dim {i})")
+    pad_pairs = _onnx_pads(pads, nd)
+    sizes = [None] * nd
+    if output_shape is not None:
+        sizes = shape_arg("output_shape", output_shape)
+        sizes = sizes[2:] if len(sizes) == nd + 2 else sizes
+        if len(sizes) != nd:
+            raise ConvSpecError(f"{call} output_shape must have {nd} spatial sizes, got "
+                                f"{list(output_shape)}")
+    dims = layer_dims(x_shape[2:], w_shape[2:], stride, dilation)
+    args = dict(x_shape=x_shape, w_shape=w_shape, auto_pad=auto_pad, dilations=dilations,
+                group=group, kernel_shape=kernel_shape, output_padding=output_padding,
+                output_shape=output_shape, pads=pads, strides=strides)
+    wins = [_onnx_window(dim, op, auto_pad, pair, n, i)
+            for i, (dim, op, pair, n) in enumerate(zip(dims, ops, pad_pairs, sizes))]
+    return make("onnx", call, args, batch=x_shape[0], c_in=x_shape[1],
+                 c_out=w_shape[1] * group, kernel=w_shape[2:], stride=stride, dilation=dilation,
+                 groups=group, size=x_shape[2:], wins=wins, layout=Layout.plain(nd))
+
+
+def _onnx_pads(pads, nd: int) -> list[Pair]:
+    """``[begin..., end...]`` as one (begin, end) pair per dim."""
+    if pads is None:
+        return [(0, 0)] * nd
+    if not isinstance(pads, Iterable) or isinstance(pads, str):
+        raise ConvSpecError(f"ONNX ConvTranspose pads must be {2 * nd} ints [begin..., end...], "
+                            f"got {pads!r}")
+    values = ints("pads", pads, 2 * nd, 0)
+    return list(zip(values[:nd], values[nd:]))
+
+
+def _write(spec: ConvSpec, options: dict) -> dict:
+    """Explicit ``pads`` and ``output_padding`` (< stride); an output_padding past the stride
+    (PyTorch allows it below the dilation) becomes zero cells added after the node."""
+    reachable = [within(want, dim.full + dim.stride - 1)
+                 for dim, want in zip(spec_dims(spec), windows(spec))]
+    node_spec = spec_keeping(spec.output_shape, spec.weight_shape, spec.stride, spec.dilation,
+                      spec.groups, reachable, "ONNX ConvTranspose")
+    attrs, why = pads_form(node_spec)
+    if why:                                   # cannot happen for a canonical spec
+        raise ConvSpecError(why)
+    return dict(x_shape=spec.output_shape, w_shape=spec.weight_shape, **attrs)
+
+
+def _flags_onnx(size, k, in_channels, out_channels, stride, padding, output_padding, output_shape, dilation,
+                groups, auto_pad, batch, **_):
+    nd = len(size)
+    mode, explicit = padding_words(padding)
+    if mode is not None:
+        raise ConvSpecError(f"ONNX ConvTranspose takes --padding as pads (ints) and the mode as "
+                            f"--auto-pad SAME_UPPER/SAME_LOWER/VALID, got --padding {padding!r}")
+    pads = None
+    if explicit is not None:
+        flat = tuple(iterable(explicit))
+        if len(flat) == 2 * nd and not any(isinstance(p, Iterable) for p in flat):
+            pads = list(per_dim("--padding", flat, 2 * nd))
+        else:
+            pairs = pair_list("--padding", explicit, nd, allow_negative=False)
+            pads = [lo for lo, _ in pairs] + [hi for _, hi in pairs]
+    if groups < 1 or out_channels % groups:
+        raise ConvSpecError(f"ONNX ConvTranspose: --groups {groups} must divide --out-channels "
+                            f"{out_channels}")
+    optional = {"output_padding": output_padding, "output_shape": output_shape}
+    return _read((batch, in_channels, *size), (in_channels, out_channels // groups, *k),
+                     "NOTSET" if auto_pad is None else auto_pad.upper(), int_list(dilation, nd),
+                     groups, list(k), pads=pads, strides=int_list(stride, nd),
+                     **{k_: None if v is None else int_list(v, nd) for k_, v in optional.items()})
+
+
+def _code_onnx(layer, crop):
+    """A graph: the ConvTranspose node, then (only if the crop says so) Pad and Slice nodes."""
+    attrs = {k: list(v) if isinstance(v, tuple) else v for k, v in layer.kwargs.items()
+             if v is not None}
+    node = call_text("helper.make_node", ['"ConvTranspose"', '["x", "w"]', '["y"]'], attrs)
+    setup = [f"nodes = [{node}]",
+             'initializers = [numpy_helper.from_array(weight.astype(np.float32), "w")]']
+    final = "y"
+    pads = [(max(-lo, 0), max(-hi, 0)) for lo, hi in crop]
+    cuts = [(max(lo, 0), max(hi, 0)) for lo, hi in crop]
+    if any(any(p) for p in pads):
+        flat = [0, 0] + [lo for lo, _ in pads] + [0, 0] + [hi for _, hi in pads]
+        setup += [f"# zero cells added, [begins..., ends...] per axis (crop "
+                  f"{[list(c) for c in crop]})",
+                  f'initializers.append(numpy_helper.from_array(np.array({flat}, np.int64), '
+                  f'"pads"))',
+                  f'nodes.append(helper.make_node("Pad", ["{final}", "pads"], ["padded"]))']
+        final = "padded"
+    if any(any(c) for c in cuts):
+        dims = [i for i, c in enumerate(cuts) if any(c)]
+        values = {"starts": [cuts[i][0] for i in dims],
+                  "ends": [-cuts[i][1] if cuts[i][1] else np.iinfo(np.int64).max for i in dims],
+                  "axes": [i + 2 for i in dims]}
+        setup.append(f"# crop {[list(c) for c in crop]}: cells off the start and end of each "
+                     f"spatial dim")
+        setup += [f'initializers.append(numpy_helper.from_array(np.array({v}, np.int64), '
+                  f'"{name}"))' for name, v in values.items()]
+        setup.append(f'nodes.append(helper.make_node("Slice", ["{final}", "starts", "ends", '
+                     f'"axes"], ["cropped"]))')
+        final = "cropped"
+    x_shape = ["N", *layer.input_shape[1:]]
+    setup += [
+        'graph = helper.make_graph(',
+        '    nodes, "tconv_convert",',
+        f'    [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, {x_shape})],',
+        f'    [helper.make_tensor_value_info("{final}", onnx.TensorProto.FLOAT, None)],',
+        '    initializers)',
+        f'model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})], '
+        f'ir_version={IR_VERSION})',
+        'session = onnxruntime.InferenceSession(model.SerializeToString(), '
+        'providers=["CPUExecutionProvider"])']
+    return (["import onnx", "import onnxruntime", "from onnx import helper, numpy_helper"], setup,
+            'session.run(None, {"x": np.asarray(x, dtype=np.float32)})[0]')
+
+
+class Onnx(Framework):
+    """ONNX: the ConvTranspose node in onnxruntime and onnx.reference (three forms of padding
+    each), and the node as a layer."""
+
+    name = "onnx"
+    title = "ONNX"
+    package = "onnx"
+    rank = 40
+    flag_call = "ONNX ConvTranspose"
+    flags_taken = ("--output-padding", "--output-shape", "--auto-pad", "--groups")
+    shape_args = ("x_shape", "w_shape")
+    crop_reason = "onnxruntime and onnx.reference require output_padding < stride."
+    crops_in_graph = True
+
+    def way_names(self, ndim: int) -> list[str]:
+        return _way_names(ndim)
+
+    def input_grad_ways(self, spec: ConvSpec, w, g) -> dict:
+        return _input_grad_ways(spec, w, g)
+
+    def read(self, x_shape, w_shape, auto_pad="NOTSET", dilations=None, group=1,
+             kernel_shape=None, output_padding=None, output_shape=None, pads=None, strides=None):
+        """An ONNX ``ConvTranspose`` node with these attributes, ``X`` of ``x_shape`` and ``W`` of
+        ``w_shape`` = ``(C_in, C_out/group, *k)`` (tconv's layout; data ``(N, C, *sp)``).
+
+        ``pads`` is ``[begin..., end...]``. onnxruntime and onnx.reference require
+        ``output_padding < stride`` (the text allows up to the dilation): tconv follows the
+        runtimes.
+        """
+        return _read(x_shape, w_shape, auto_pad, dilations, group, kernel_shape, output_padding,
+                     output_shape, pads, strides)
+
+    def write(self, spec: ConvSpec, options: dict) -> dict:
+        return _write(spec, options)
+
+    def from_flags(self, **words):
+        return _flags_onnx(**words)
+
+    def code(self, layer, crop, runnable: bool = False):
+        return _code_onnx(layer, crop)
+
+    def cannot_run(self, layer) -> str | None:
+        if not _ort_available():
+            return "onnxruntime is not installed"
+        return None

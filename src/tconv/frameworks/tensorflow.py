@@ -21,26 +21,30 @@ neither groups nor dilation; dtypes are half, bfloat16, float, double, plus int3
 (and, through it, 1-d) ``Conv2DBackpropInput``; 1 to 3 spatial dims. All ways run on the CPU
 device, so these reasons hold whatever accelerators the machine has.
 """
+
 from __future__ import annotations
 
 import os
 
 import numpy as np
 
-from ..spec import ConvSpec
-from . import NotExpressible
+from ..convert.code import Code, call_text
+from ..convert.layer import (compact, ints, iterable, make, need_dims, no_groups, pair_list,
+                             padding_words, shape_arg, show)
+from ..convert.layout import Layout, channels_last, identity, inverse, kernel_last, permuted
+from ..convert.window import Dim, Pair, choose, layer_dims, spec_dims, windows, within
+from ..spec import ConvSpec, ConvSpecError, per_dim
+from . import Framework, NotExpressible
 
-NAME = "tensorflow"
 
 _FLOATS = ("bfloat16", "float16", "float32", "float64")  # bfloat16 through ml_dtypes
-_FORMATS = {1: "NWC", 2: "NHWC", 3: "NDHWC"}
 #: intra-op threads at most: tconv's arrays are small, and sweeps run several workers at once.
 _MAX_THREADS = 4
 _configured = False
 
 
 
-def way_names(ndim: int) -> list[str]:
+def _way_names(ndim: int) -> list[str]:
     return ["tf.GradientTape(tf.nn.convolution)", f"tf.nn.conv{ndim}d_transpose",
             f"tf.nn.conv{ndim}d_transpose VALID + crop", "tf.nn.depthwise_conv2d_backprop_input"]
 
@@ -72,21 +76,49 @@ def import_tf():
     return tf
 
 
+# -- what this build's CPU kernels accept ------------------------------------------------------
+#
+# TensorFlow picks other CPU kernels when its oneDNN ops are on: by default on CPUs with
+# AVX-512 (VNNI and newer), or with TF_ENABLE_ONEDNN_OPTS=1; TF_ENABLE_ONEDNN_OPTS=0 turns them
+# off. For some dtypes and shapes (float32 and bfloat16, 'VALID'/'SAME') the oneDNN kernels
+# accept channels-first data and unequal depthwise strides, which the Eigen kernels refuse.
+# tconv leaves the setting to the user: the ways run whatever the build accepts and report its
+# refusal as the reason (never a refusal the build would not make), and the verify table names
+# the setting (TensorFlow.describe).
+
+def onednn_enabled() -> bool | None:
+    """Whether this process's TensorFlow runs its oneDNN kernels (None: it does not say)."""
+    import_tf()
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    check = getattr(_pywrap_util_port, "IsMklEnabled", None)
+    return None if check is None else bool(check())
+
+
+def _onednn_words() -> str:
+    enabled = onednn_enabled()
+    return {True: "oneDNN kernels on", False: "oneDNN kernels off",
+            None: "oneDNN setting unknown"}[enabled]
+
+
 # -- layouts ----------------------------------------------------------------------------------
 
-def _channels_last(a: np.ndarray) -> np.ndarray:
+def _to_channels_last(a: np.ndarray) -> np.ndarray:
     """``(N, C, *spatial)`` -> ``(N, *spatial, C)``."""
     return np.ascontiguousarray(np.moveaxis(a, 1, -1))
 
 
-def _channels_first(a: np.ndarray) -> np.ndarray:
+def _to_channels_first(a: np.ndarray) -> np.ndarray:
     """``(N, *spatial, C)`` -> ``(N, C, *spatial)``."""
     return np.ascontiguousarray(np.moveaxis(a, -1, 1))
 
 
 def _tf_filter(w: np.ndarray) -> np.ndarray:
-    """``(C_out, C_in/groups, *k)`` -> ``[*k, C_in/groups, C_out]`` (conv and conv_transpose)."""
-    return np.ascontiguousarray(np.transpose(w, tuple(range(2, w.ndim)) + (1, 0)))
+    """``(C_out, C_in/groups, *k)`` -> ``[*k, C_in/groups, C_out]`` (conv and conv_transpose):
+    TF's filter axes (:func:`~tconv.convert.layout.kernel_last`)."""
+    return np.ascontiguousarray(np.transpose(w, kernel_last(w.ndim - 2)))
 
 
 def _depthwise_filter(w: np.ndarray, in_channels: int) -> np.ndarray:
@@ -101,7 +133,7 @@ def _nhwc_shape(shape: tuple[int, ...]) -> list[int]:
 
 # -- which TF padding expresses the spec ---------------------------------------------------------
 
-def _tf_padding(spec: ConvSpec):
+def _padding_of(spec: ConvSpec):
     """``'VALID'``, ``'SAME'``, explicit per-dim pairs (a list), or None if only a list would do.
 
     'SAME' is TF's rule, which is tconv's ``padding="same"``: output ``ceil(in / stride)``, the
@@ -190,7 +222,7 @@ def _gradient_tape(tf, spec: ConvSpec, filters, g_last):
         # data_format must be given: with None, the eager gradient of Conv3D fails reading it
         y = tf.nn.convolution(tf.pad(x, pads), filters, strides=list(spec.stride),
                               padding="VALID", dilations=list(spec.dilation),
-                              data_format=_FORMATS[spec.ndim])
+                              data_format=_FORMATS[spec.ndim][0])
         # output_padding >= stride (dilation > stride): x has room for more outputs than g
         y = y[(slice(None),) + tuple(slice(0, m) for m in spec.output_size)]
     return tape.gradient(y, x, output_gradients=g_last)
@@ -199,7 +231,7 @@ def _gradient_tape(tf, spec: ConvSpec, filters, g_last):
 def _conv_transpose(tf, nd: int, g_last, filters, output_shape, stride, padding):
     transpose = getattr(tf.nn, f"conv{nd}d_transpose")
     return transpose(g_last, filters, output_shape, strides=list(stride), padding=padding,
-                     data_format=_FORMATS[nd])
+                     data_format=_FORMATS[nd][0])
 
 
 def _depthwise_limits(spec: ConvSpec, dtype: str) -> NotExpressible | None:
@@ -212,10 +244,6 @@ def _depthwise_limits(spec: ConvSpec, dtype: str) -> NotExpressible | None:
     if dtype not in _FLOATS:
         return NotExpressible(
             f"DepthwiseConv2dNativeBackpropInput takes half, bfloat16, float, double, not {dtype}")
-    if spec.stride[0] != spec.stride[1]:
-        return NotExpressible(
-            f"DepthwiseConv2dNativeBackpropInput 'only supports equal length strides in the row "
-            f"and column dimensions' (tensorflow#33005); stride {spec.stride}")
     if any(d > 1 for d in spec.dilation):
         return NotExpressible(
             f"DepthwiseConv2dNativeBackpropInput on CPU ignores its dilations {spec.dilation}: it "
@@ -223,14 +251,14 @@ def _depthwise_limits(spec: ConvSpec, dtype: str) -> NotExpressible | None:
     return _unreached_rows(spec)
 
 
-def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
+def _input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
     """dL/dx of ``spec`` for the upstream gradient ``g`` (``spec.output_shape``), every TF way.
 
     ``w`` is the forward weight ``(C_out, C_in/groups, *k)``; it is cast to ``g``'s dtype. Each
     result is ``spec.input_shape`` in ``g``'s dtype, or a :class:`NotExpressible` with the reason;
     nothing raises for a valid spec.
     """
-    names = way_names(spec.ndim)
+    names = _way_names(spec.ndim)
     if spec.ndim > 3:
         return dict.fromkeys(names, NotExpressible(
             f"TF has 1-d, 2-d and 3-d convolutions only, this spec has {spec.ndim}"))
@@ -243,17 +271,17 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
     nd = spec.ndim
     result = {}
     with tf.device("/CPU:0"):
-        g_last = tf.constant(_channels_last(g))
+        g_last = tf.constant(_to_channels_last(g))
         w = np.asarray(w).astype(g.dtype, copy=False)
         filters = tf.constant(_tf_filter(w))
         output_shape = _nhwc_shape(spec.input_shape)
 
         why = _tape_limits(spec, dtype)
-        result[names[0]] = why or _channels_first(
+        result[names[0]] = why or _to_channels_first(
             _gradient_tape(tf, spec, filters, g_last).numpy())
 
         why = _backprop_limits(spec, dtype)
-        padding = _tf_padding(spec)
+        padding = _padding_of(spec)
         if why is None and isinstance(padding, list):
             if nd == 2:
                 padding = [[0, 0], *padding, [0, 0]]
@@ -261,7 +289,7 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
                 why = NotExpressible(
                     f"conv{nd}d_transpose takes padding 'VALID' or 'SAME' only (explicit lists "
                     f"are 2-d only); padding {spec.padding} is neither")
-        result[names[1]] = why or _channels_first(_conv_transpose(
+        result[names[1]] = why or _to_channels_first(_conv_transpose(
             tf, nd, g_last, filters, output_shape, spec.stride, padding).numpy())
 
         # the full 'VALID' result, reaching as far as x does, then x's window of it
@@ -275,19 +303,469 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
         if why is None:
             out = _conv_transpose(tf, nd, g_last, filters, [spec.batch, *full, spec.in_channels],
                                   spec.stride, "VALID").numpy()
-            result[names[2]] = _channels_first(out[(slice(None),) + spec.input_window])
+            result[names[2]] = _to_channels_first(out[(slice(None),) + spec.input_window])
         else:
             result[names[2]] = why
 
         why = _depthwise_limits(spec, dtype)
         if why is None:
-            padding = _tf_padding(spec)
+            padding = _padding_of(spec)
             if isinstance(padding, list):
                 padding = [[0, 0], *padding, [0, 0]]
-            out = tf.nn.depthwise_conv2d_backprop_input(
-                output_shape, tf.constant(_depthwise_filter(w, spec.in_channels)), g_last,
-                strides=[1, *spec.stride, 1], padding=padding, data_format="NHWC")
-            result[names[3]] = _channels_first(out.numpy())
+            try:
+                out = tf.nn.depthwise_conv2d_backprop_input(
+                    output_shape, tf.constant(_depthwise_filter(w, spec.in_channels)), g_last,
+                    strides=[1, *spec.stride, 1], padding=padding, data_format="NHWC")
+            except tf.errors.InvalidArgumentError as error:
+                if "equal length strides" not in str(error):
+                    raise
+                # the Eigen kernel (and the oneDNN one for some dtypes and paddings) refuses
+                result[names[3]] = NotExpressible(
+                    f"DepthwiseConv2dNativeBackpropInput 'only supports equal length strides in "
+                    f"the row and column dimensions' (tensorflow#33005) in this TensorFlow's "
+                    f"{dtype} kernel ({_onednn_words()}) for stride {spec.stride}")
+            else:
+                result[names[3]] = _to_channels_first(out.numpy())
         else:
             result[names[3]] = why
     return result
+
+
+# -- the layers: tf.nn.conv_transpose and keras.layers.Conv{1,2,3}DTranspose ---------------------
+
+def _tf_layout(nd: int, last: bool = True) -> Layout:
+    """Channels-last data (or channels-first), the filter ``[*k, C_out, C_in]``."""
+    data = channels_last(nd) if last else identity(nd)
+    return Layout(data, data, kernel_last(nd))
+
+
+_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
+
+
+def _tf_window(dim: Dim, padding, size: int, i: int, call: str = "tf.nn.conv_transpose") -> Pair:
+    """The window of ``tf.nn.conv_transpose`` for output size ``size`` in one dim.
+
+    ``padding`` is ``"VALID"``, ``"SAME"`` or an explicit ``(low, high)`` pair. TF accepts only
+    a ``size`` whose forward convolution has the input's size: VALID and explicit
+    ``floor((size + P - K) / s) + 1 == o``; SAME ``ceil(size / s) == o``, with the total padding
+    ``max((o - 1) * s + K - size, 0)`` split low = floor (the odd cell at the end).
+    """
+    o, s, k = dim.size, dim.stride, dim.extent
+    if padding == "SAME":
+        if -(-size // s) != o:
+            raise ConvSpecError(
+                f"{call}: output size {size} in spatial dim {i} does not fit padding 'SAME': "
+                f"ceil({size}/{s}) must be the input size {o}, so {(o - 1) * s + 1}..{o * s}")
+        start = ConvSpec.split_padding(max((o - 1) * s + k - size, 0))[0]
+        return start, start + size
+    low, high = (0, 0) if padding == "VALID" else padding
+    room = size + low + high - k
+    if room < 0 or room // s + 1 != o:
+        least = dim.full - low - high
+        raise ConvSpecError(
+            f"{call}: output size {size} in spatial dim {i} does not fit padding {padding!r}: "
+            f"the forward convolution of that size must have the input size {o}, so "
+            f"{max(least, 1)}..{least + s - 1}")
+    return low, low + size
+
+
+def _read_tf(input_shape, filters_shape, output_shape=None, strides=1, padding="SAME",
+            data_format=None, dilations=None) :
+    """``tf.nn.conv_transpose(input, filters, output_shape, strides, padding, data_format,
+    dilations)`` for ``input.shape == input_shape`` and ``filters.shape == filters_shape``.
+
+    ``filters`` is ``[*k, C_out, C_in]``. ``padding`` is ``"SAME"``, ``"VALID"`` or (2-d only)
+    the explicit ``[[0, 0], [lo, hi], [lo, hi], [0, 0]]`` (in the data_format's order).
+    ``output_shape`` is required by TF; when omitted, tconv takes the size Keras would
+    (``in * stride`` for SAME, ``in * stride + max(K - stride, 0)`` for VALID).
+    """
+    filters_shape = shape_arg("filters_shape", filters_shape)
+    nd = len(filters_shape) - 2
+    need_dims("tf.nn.conv_transpose", nd)
+    input_shape = shape_arg("input_shape", input_shape, nd + 2)
+    formats = _FORMATS[nd]
+    if data_format is not None and data_format not in formats:
+        raise ConvSpecError(
+            f"tf.nn.conv_transpose data_format must be one of {formats} for {nd} spatial dims, "
+            f"got {data_format!r}")
+    last = data_format is None or data_format == formats[0]
+    layout = _tf_layout(nd, last)
+    batch, c_in = input_shape[0], input_shape[-1 if last else 1]
+    size = permuted(input_shape, inverse(layout.data))[2:]
+    *kernel, c_out, c_in_f = filters_shape
+    if c_in_f != c_in:
+        raise ConvSpecError(
+            f"tf.nn.conv_transpose: filters_shape[-1]={c_in_f} (in_channels of [*k, out, in]) "
+            f"must equal the input channels {c_in}")
+    stride = _tf_per_dim("strides", strides, nd, layout)
+    dilation = _tf_per_dim("dilations", 1 if dilations is None else dilations, nd, layout)
+    pads = _padding_arg(padding, nd, layout)
+    dims = layer_dims(size, kernel, stride, dilation)
+    sizes = _tf_output_size(output_shape, pads, dims, layout, batch, c_out)
+    if output_shape is None:        # state the size tconv took
+        output_shape = list(permuted((batch, c_out, *sizes), layout.output))
+    args = dict(input_shape=input_shape, filters_shape=filters_shape, output_shape=output_shape,
+                strides=strides, padding=padding, data_format=data_format, dilations=dilations)
+    wins = [_tf_window(dim, p, n, i) for i, (dim, p, n) in enumerate(zip(dims, pads, sizes))]
+    return make("tensorflow", "tf.nn.conv_transpose", args, batch=batch, c_in=c_in, c_out=c_out,
+                 kernel=kernel, stride=stride, dilation=dilation, groups=1, size=size,
+                 wins=wins, layout=layout)
+
+
+def _tf_per_dim(name: str, value, nd: int, layout: Layout) -> tuple[int, ...]:
+    """An int, ``nd`` ints, or ``nd + 2`` ints whose batch and channel entries are 1."""
+    values = tuple(iterable(value))
+    if len(values) == nd + 2:
+        full = ints(name, values, nd + 2)
+        canon = permuted(full, inverse(layout.data))
+        if canon[:2] != (1, 1):
+            raise ConvSpecError(f"tf.nn.conv_transpose {name}={list(full)} must be 1 in the batch "
+                                f"and channel dims")
+        return canon[2:]
+    return ints(name, value, nd)
+
+
+def _padding_arg(padding, nd: int, layout: Layout) -> list:
+    """Per dim ``"SAME"``, ``"VALID"`` or an explicit pair."""
+    if isinstance(padding, str):
+        if padding not in ("SAME", "VALID"):
+            raise ConvSpecError(f"tf.nn.conv_transpose padding must be 'SAME', 'VALID' or "
+                                f"explicit pairs (TF takes upper case only), got {padding!r}")
+        return [padding] * nd
+    if nd != 2:
+        raise ConvSpecError(f"tf.nn.conv{nd}d_transpose takes padding 'SAME' or 'VALID' only "
+                            f"(explicit padding is 2-d only), got {padding!r}")
+    pairs = pair_list("padding", padding, nd + 2, allow_negative=False)
+    canon = permuted(pairs, inverse(layout.data))
+    if canon[:2] != ((0, 0), (0, 0)):
+        raise ConvSpecError(f"tf.nn.conv_transpose explicit padding must be [0, 0] in the batch "
+                            f"and channel dims, got {padding!r}")
+    return list(canon[2:])
+
+
+def _tf_output_size(output_shape, pads, dims, layout, batch, c_out) -> tuple[int, ...]:
+    nd = len(dims)
+    if output_shape is None:
+        if not all(isinstance(p, str) for p in pads):
+            raise ConvSpecError("tf.nn.conv_transpose needs output_shape with explicit padding")
+        return tuple(d.size * d.stride + (max(d.extent - d.stride, 0) if p == "VALID" else 0)
+                     for d, p in zip(dims, pads))
+    shape = shape_arg("output_shape", output_shape)
+    if len(shape) == nd:
+        return shape
+    if len(shape) != nd + 2:
+        raise ConvSpecError(f"tf.nn.conv_transpose output_shape must have {nd + 2} entries "
+                            f"(or {nd} spatial sizes), got {shape}")
+    canon = permuted(shape, inverse(layout.output))
+    if canon[:2] != (batch, c_out):
+        raise ConvSpecError(
+            f"tf.nn.conv_transpose output_shape {shape} must have the batch {batch} and the "
+            f"filters' output channels {c_out}")
+    return canon[2:]
+
+
+def _write_tf(spec: ConvSpec, options: dict) -> dict:
+    """'VALID' or 'SAME' with an output_shape if exact, else explicit pairs (2-d), else the
+    closest with a crop. TF's output_shape is always one whose forward convolution fits."""
+    call = "tf.nn.conv_transpose"
+    need_dims(call, spec.ndim)
+    no_groups(call, spec)
+    dims, wants = spec_dims(spec), windows(spec)
+    sizes = {"VALID": lambda d: range(d.full, d.full + d.stride),
+             "SAME": lambda d: range((d.size - 1) * d.stride + 1, d.size * d.stride + 1)}
+    modes = {mode: [[(n, _tf_window(d, mode, n, i)) for n in sizes[mode](d)]
+                    for i, d in enumerate(dims)] for mode in sizes}
+    if spec.ndim == 2:
+        modes["EXPLICIT"] = [[_tf_explicit(d, want, i)] for i, (d, want) in
+                             enumerate(zip(dims, wants))]
+    mode, picks = choose(wants, [d.full for d in dims], modes)
+    layout = _tf_layout(spec.ndim)
+    if mode == "EXPLICIT":
+        sizes = [n for _, n in picks]
+        padding = [[0, 0], *[list(pair) for pair, _ in picks], [0, 0]]
+    else:
+        sizes, padding = picks, mode
+    # the layer's input is y (spec.out_channels channels), its output x (spec.in_channels)
+    return dict(input_shape=permuted(spec.output_shape, layout.data),
+                filters_shape=(*spec.kernel_size, spec.in_channels, spec.out_channels),
+                output_shape=[spec.batch, *sizes, spec.in_channels], strides=list(spec.stride),
+                padding=padding, data_format=_FORMATS[spec.ndim][0],
+                dilations=list(spec.dilation))
+
+
+def _tf_explicit(dim: Dim, want: Pair, i: int):
+    """Explicit pairs reach any window in ``[0, F + stride - 1)``: its start is the low pad, and
+    the high pad makes the forward convolution of the output size fit."""
+    start, stop = within(want, dim.full + dim.stride - 1)
+    pair = (start, max(dim.full - stop, 0))
+    return (pair, stop - start), _tf_window(dim, pair, stop - start, i)
+
+
+
+
+def _keras_size(dim: Dim, padding: str, output_padding) -> int:
+    """Keras' output size (``compute_conv_transpose_output_shape``), which it passes to
+    ``tf.nn.conv_transpose`` as output_shape; output_padding None and 0 differ
+    (tensorflow#50168)."""
+    k, s = dim.extent, dim.stride
+    if padding == "valid":
+        extra = max(k, s) - k if output_padding is None else output_padding
+        return (dim.size - 1) * s + k + extra
+    if output_padding is None:
+        return dim.size * s
+    return (dim.size - 1) * s + k % 2 + output_padding
+
+
+def _keras_window(dim: Dim, padding: str, output_padding, i: int, call: str) -> Pair:
+    return _tf_window(dim, padding.upper(), _keras_size(dim, padding, output_padding), i,
+                      f"{call} (through tf.nn.conv_transpose)")
+
+
+def _read_keras(input_shape, filters, kernel_size, strides=1, padding="valid",
+               output_padding=None, data_format=None, dilation_rate=1, use_bias=True) :
+    """``keras.layers.Conv{1,2,3}DTranspose(filters, kernel_size, ...)`` on ``input_shape``.
+
+    Keras 3 on the TensorFlow backend (the numbers every backend must give since keras PR
+    #22876): the output size comes from ``padding`` and ``output_padding`` (None differs from 0,
+    tensorflow#50168), then ``tf.nn.conv_transpose`` keeps TF's window for that size. Kernel
+    ``(*k, filters, C_in)``; ``data_format`` ``"channels_last"`` (default) or
+    ``"channels_first"``.
+    """
+    input_shape = shape_arg("input_shape", input_shape)
+    nd = len(input_shape) - 2
+    call = f"keras.layers.Conv{nd}DTranspose"
+    need_dims("keras.layers.ConvNDTranspose", nd)
+    if data_format not in (None, "channels_last", "channels_first"):
+        raise ConvSpecError(f"{call} data_format must be 'channels_last' or 'channels_first', "
+                            f"got {data_format!r}")
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ConvSpecError(f"{call} padding must be 'valid' or 'same', got {padding!r}")
+    mode = padding.lower()
+    layout = _tf_layout(nd, data_format != "channels_first")
+    kernel = ints("kernel_size", kernel_size, nd)
+    stride, dilation = ints("strides", strides, nd), ints("dilation_rate", dilation_rate, nd)
+    if max(stride) > 1 and max(dilation) > 1:
+        raise ConvSpecError(f"{call} refuses strides > 1 together with dilation_rate > 1, got "
+                            f"strides={show(stride)}, dilation_rate={show(dilation)}")
+    ops = [None] * nd if output_padding is None else ints("output_padding", output_padding, nd, 0)
+    for i, (op, s) in enumerate(zip(ops, stride)):
+        if op is not None and op >= s:
+            raise ConvSpecError(f"{call}: output_padding={show(ops)} must be smaller than "
+                                f"strides={show(stride)} (spatial dim {i})")
+    canon = permuted(input_shape, inverse(layout.data))
+    dims = layer_dims(canon[2:], kernel, stride, dilation)
+    args = dict(input_shape=input_shape, filters=filters, kernel_size=kernel_size, strides=strides,
+                padding=padding, output_padding=output_padding, data_format=data_format,
+                dilation_rate=dilation_rate, use_bias=use_bias)
+    wins = [_keras_window(dim, mode, op, i, call) for i, (dim, op) in enumerate(zip(dims, ops))]
+    return make("keras", call, args, batch=canon[0], c_in=canon[1], c_out=filters, kernel=kernel,
+                 stride=stride, dilation=dilation, groups=1, size=canon[2:], wins=wins,
+                 layout=layout)
+
+
+def _write_keras(spec: ConvSpec, options: dict) -> dict:
+    """'same'/'valid' with output_padding None if exact (the usual spelling), else with
+    output_padding per dim; the closest with a crop otherwise."""
+    call = f"keras.layers.Conv{spec.ndim}DTranspose"
+    need_dims("keras.layers.ConvNDTranspose", spec.ndim)
+    no_groups(call, spec)
+    if max(spec.stride) > 1 and max(spec.dilation) > 1:
+        raise ConvSpecError(
+            f"{call} refuses strides > 1 together with dilation_rate > 1 (stride "
+            f"{show(spec.stride)}, dilation {show(spec.dilation)}): no Keras layer expresses it")
+    dims, wants = spec_dims(spec), windows(spec)
+    modes = {}
+    for padding in ("valid", "same"):
+        modes[padding, None] = [_keras_candidates(d, padding, [None], i, call)
+                                for i, d in enumerate(dims)]
+    for padding in ("valid", "same"):
+        modes[padding, "ints"] = [_keras_candidates(d, padding, range(d.stride), i, call)
+                                  for i, d in enumerate(dims)]
+    (padding, kind), picks = choose(wants, [d.full for d in dims], modes)
+    layout = _tf_layout(spec.ndim)
+    return dict(input_shape=permuted(spec.output_shape, layout.data), filters=spec.in_channels,
+                kernel_size=compact(spec.kernel_size), strides=compact(spec.stride),
+                padding=padding, output_padding=None if kind is None else compact(picks),
+                data_format="channels_last", dilation_rate=compact(spec.dilation),
+                use_bias=False)
+
+
+def _keras_candidates(dim: Dim, padding: str, ops, i: int, call: str) -> list:
+    """(output_padding, window) for each output_padding Keras (and then TF) accepts."""
+    result = []
+    for op in ops:
+        try:
+            result.append((op, _keras_window(dim, padding, op, i, call)))
+        except ConvSpecError:       # e.g. 'same', even kernel, output_padding 0: TF refuses it
+            pass
+    return result
+
+
+
+
+def _flags_tf(size, k, in_channels, out_channels, stride, padding, output_shape, dilation, batch,
+              **_):
+    mode, explicit = padding_words("same" if padding is None else padding)
+    if mode is not None:
+        tf_padding = mode.upper()
+    else:
+        pairs = pair_list("--padding", explicit, len(size), allow_negative=False)
+        tf_padding = [[0, 0], *[list(p) for p in pairs], [0, 0]]
+    shape = None if output_shape is None else [batch, *per_dim("--output-shape", output_shape,
+                                                                 len(size)), out_channels]
+    return _read_tf((batch, *size, in_channels), (*k, out_channels, in_channels), shape, stride, tf_padding, None,
+                   dilation)
+
+
+
+
+def _flags_keras(size, k, in_channels, out_channels, stride, padding, output_padding, dilation,
+                 batch, **_):
+    mode, _explicit = padding_words("valid" if padding is None else padding)
+    if mode is None:
+        raise ConvSpecError(f"keras.layers.ConvNDTranspose takes --padding same or valid, got "
+                            f"{padding!r}")
+    return _read_keras((batch, *size, in_channels), out_channels, compact(k), stride, mode, output_padding,
+                      None, dilation, False)
+
+
+
+
+def _code_tf(layer, crop):
+    kwargs = {k: v for k, v in layer.kwargs.items() if v is not None}
+    shape = list(layer.output_shape)
+    if kwargs.get("output_shape") is not None and len(kwargs["output_shape"]) == len(shape):
+        shape = list(kwargs["output_shape"])
+    batch = layer.layout.output.index(0)
+    kwargs["output_shape"] = Code("[" + ", ".join(
+        "x.shape[0]" if i == batch else str(v) for i, v in enumerate(shape)) + "]")
+    return (["import tensorflow as tf"], ["filters = tf.constant(weight)"],
+            call_text("tf.nn.conv_transpose", ["x", "filters"], kwargs, "    "))
+
+
+
+
+def _code_keras(layer, crop):
+    kwargs = dict(layer.kwargs, use_bias=False)
+    return (["import keras"],
+            [f"layer = {call_text(layer.call, [], kwargs)}",
+             f"layer.build({(None, *layer.input_shape[1:])})", "layer.set_weights([weight])"],
+            "layer(x)")
+
+
+
+
+_CPU_DILATION = ("'Current CPU implementations do not yet support dilation rates larger than 1' "
+                 "(tensorflow#69103)")
+
+
+def _cannot_run(layer) -> str | None:
+    """Why this machine cannot run a TF or Keras layer: dilation. (Channels-first layers run:
+    the oneDNN kernels take some, and where the build refuses, the check reports its error.)"""
+    if any(d > 1 for d in layer.spec.dilation):
+        return (f"TensorFlow's CPU kernel rejects dilation {show(layer.spec.dilation)} "
+                f"({_CPU_DILATION})")
+    return None
+
+
+class TensorFlow(Framework):
+    """TensorFlow: tf.GradientTape, tf.nn.conv_transpose, the depthwise gradient, and the
+    ``tf.nn.conv_transpose`` layer."""
+
+    name = "tensorflow"
+    aliases = ("tf",)
+    title = "TensorFlow"
+    package = "tensorflow"
+    rank = 20
+    flag_call = "tf.nn.conv_transpose"
+    flags_taken = ("--output-shape",)
+    flag_hint = "its size is chosen by --output-shape; no groups"
+    shape_args = ("input_shape", "filters_shape")
+    crop_reason = ("tf.nn.conv_transpose takes only an output_shape whose forward convolution "
+                   "gives the input size (output_padding < stride), and explicit padding in 2-d "
+                   "only.")
+
+    def describe(self) -> str:
+        return f"{super().describe()} ({_onednn_words()})"
+
+    def way_names(self, ndim: int) -> list[str]:
+        return _way_names(ndim)
+
+    def input_grad_ways(self, spec: ConvSpec, w, g) -> dict:
+        return _input_grad_ways(spec, w, g)
+
+    def read(self, input_shape, filters_shape, output_shape=None, strides=1, padding="SAME",
+             data_format=None, dilations=None):
+        """``tf.nn.conv_transpose(input, filters, output_shape, strides, padding, data_format,
+        dilations)`` for ``input.shape == input_shape`` and ``filters.shape == filters_shape``.
+
+        ``filters`` is ``[*k, C_out, C_in]``. ``padding`` is ``"SAME"``, ``"VALID"`` or (2-d
+        only) the explicit ``[[0, 0], [lo, hi], [lo, hi], [0, 0]]`` (in the data_format's
+        order). ``output_shape`` is required by TF; when omitted, tconv takes the size Keras
+        would (``in * stride`` for SAME, ``in * stride + max(K - stride, 0)`` for VALID).
+        """
+        return _read_tf(input_shape, filters_shape, output_shape, strides, padding,
+                        data_format, dilations)
+
+    def write(self, spec: ConvSpec, options: dict) -> dict:
+        return _write_tf(spec, options)
+
+    def from_flags(self, **words):
+        return _flags_tf(**words)
+
+    def code(self, layer, crop, runnable: bool = False):
+        return _code_tf(layer, crop)
+
+    def pad_code(self, widths) -> str:
+        return f"y = tf.pad(y, {[list(w) for w in widths]})"
+
+    def cannot_run(self, layer) -> str | None:
+        return super().cannot_run(layer) or _cannot_run(layer)
+
+    def prepare(self) -> None:
+        import_tf()
+
+
+class Keras(Framework):
+    """Keras 3: the ``keras.layers.Conv{1,2,3}DTranspose`` layer, on the TensorFlow backend."""
+
+    name = "keras"
+    title = "Keras"
+    package = "keras"
+    rank = 25
+    flag_call = "keras.layers.ConvNDTranspose"
+    flags_taken = ("--output-padding",)
+    flag_hint = "its size is chosen by --padding and --output-padding; no groups"
+    shape_args = ("input_shape",)
+    crop_reason = "Keras has padding 'same'/'valid' and output_padding < stride only."
+
+    def read(self, input_shape, filters, kernel_size, strides=1, padding="valid",
+             output_padding=None, data_format=None, dilation_rate=1, use_bias=True):
+        """``keras.layers.Conv{1,2,3}DTranspose(filters, kernel_size, ...)`` on ``input_shape``.
+
+        Keras 3 on the TensorFlow backend (the numbers every backend must give since keras PR
+        #22876): the output size comes from ``padding`` and ``output_padding`` (None differs
+        from 0, tensorflow#50168), then ``tf.nn.conv_transpose`` keeps TF's window for that
+        size. Kernel ``(*k, filters, C_in)``; ``data_format`` ``"channels_last"`` (default) or
+        ``"channels_first"``.
+        """
+        return _read_keras(input_shape, filters, kernel_size, strides, padding, output_padding,
+                           data_format, dilation_rate, use_bias)
+
+    def write(self, spec: ConvSpec, options: dict) -> dict:
+        return _write_keras(spec, options)
+
+    def from_flags(self, **words):
+        return _flags_keras(**words)
+
+    def code(self, layer, crop, runnable: bool = False):
+        return _code_keras(layer, crop)
+
+    def pad_code(self, widths) -> str:
+        return f"y = keras.ops.pad(y, {[list(w) for w in widths]})"
+
+    def cannot_run(self, layer) -> str | None:
+        return super().cannot_run(layer) or _cannot_run(layer)
+
+    def prepare(self) -> None:
+        import_tf()

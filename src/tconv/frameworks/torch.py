@@ -1,28 +1,35 @@
-"""PyTorch: autograd, ``torch.nn.grad.conv{1,2,3}d_input`` and ``F.conv_transpose{1,2,3}d``.
+"""PyTorch: autograd, ``torch.nn.grad.conv{1,2,3}d_input``, ``F.conv_transpose{1,2,3}d`` and the
+``nn.ConvTranspose{1,2,3}d`` layer.
 
 PyTorch's layouts and meanings are tconv's, so the only conventions to translate are its limits:
 convolutions of 1-3 spatial dims, symmetric integer padding in the gradient and transposed
-functions (autograd can run behind an explicit ``F.pad``), and floating dtypes only.
+functions (autograd can run behind an explicit ``F.pad``), and floating dtypes only. Its layer
+keeps the window ``[padding, F + output_padding - padding)`` of the full result: symmetric up to
+output_padding, which is why converting to it may need a crop.
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 
-from ..spec import ConvSpec
-from . import NotExpressible
-
-NAME = "torch"
+from ..convert.code import call_text
+from ..convert.layer import (compact, ints, iterable, make, need_dims, padding_words, shape_arg,
+                             show)
+from ..convert.layout import Layout
+from ..convert.window import Dim, Pair, closest, layer_dims, spec_dims, windows
+from ..spec import ConvSpec, ConvSpecError
+from . import Framework, NotExpressible
 
 _DTYPES = ("float16", "float32", "float64")
 
 
-
-def way_names(ndim: int) -> list[str]:
+def _way_names(ndim: int) -> list[str]:
     return ["torch autograd", f"torch.nn.grad.conv{ndim}d_input", f"F.conv_transpose{ndim}d"]
 
 
-def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
-    names = way_names(spec.ndim)
+def _input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
+    names = _way_names(spec.ndim)
     if spec.ndim > 3:
         return dict.fromkeys(names, NotExpressible(
             f"torch has 1-d, 2-d and 3-d convolutions only, this spec has {spec.ndim}"))
@@ -66,7 +73,7 @@ def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
     return result
 
 
-def benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
+def _benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
                         g: np.ndarray) -> dict:
     """Zero-argument callables for ``tconv bench`` (inputs converted once), per ``op``:
     ``input_grad`` (dL/dx: conv_transpose and autograd), ``conv`` (the forward convolution) or
@@ -109,3 +116,161 @@ def benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
 
     x_in = torch.zeros_like(xt, requires_grad=True)
     return {"torch conv_transpose": conv_transpose, "torch autograd": autograd(x_in, wt, x_in)}
+
+
+# -- the layer ------------------------------------------------------------------------------------
+
+def _torch_window(dim: Dim, padding: int, output_padding: int) -> Pair:
+    """``nn.ConvTransposeNd``: crop ``padding`` at both ends, add output_padding at the end."""
+    return padding, dim.full + output_padding - padding
+
+
+def _read(input_shape, in_channels, out_channels, kernel_size, stride=1, padding=0,
+          output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+          output_size=None):
+    """See :meth:`Torch.read`."""
+    input_shape = shape_arg("input_shape", input_shape)
+    nd = len(input_shape) - 2
+    call = f"torch.nn.ConvTranspose{nd}d"
+    need_dims("torch.nn.ConvTransposeNd", nd)
+    if padding_mode != "zeros":
+        raise ConvSpecError(f"{call} supports padding_mode='zeros' only, got {padding_mode!r}")
+    if isinstance(padding, str) or any(isinstance(p, Iterable) for p in iterable(padding)):
+        raise ConvSpecError(
+            f"{call} takes padding as an int or one int per dim (it crops both ends alike), "
+            f"got padding={padding!r}")
+    if input_shape[1] != in_channels:
+        raise ConvSpecError(
+            f"{call}: input_shape {input_shape} has {input_shape[1]} channels, in_channels is "
+            f"{in_channels}")
+    kernel, stride_, dilation_ = (ints("kernel_size", kernel_size, nd),
+                                  ints("stride", stride, nd), ints("dilation", dilation, nd))
+    pads = ints("padding", padding, nd, 0)
+    dims = layer_dims(input_shape[2:], kernel, stride_, dilation_)
+    if output_size is not None:
+        ops = _torch_output_padding(call, dims, pads, output_size)
+    else:
+        ops = ints("output_padding", output_padding, nd, 0)
+        for i, (op, dim) in enumerate(zip(ops, dims)):
+            if op >= dim.limit:
+                raise ConvSpecError(
+                    f"{call}: output_padding={show(ops)} must be smaller than stride or dilation"
+                    f" ({dim.limit} in spatial dim {i})")
+    args = dict(input_shape=input_shape, in_channels=in_channels, out_channels=out_channels,
+                kernel_size=kernel_size, stride=stride, padding=padding,
+                output_padding=output_padding, groups=groups, bias=bias, dilation=dilation,
+                padding_mode=padding_mode, output_size=output_size)
+    wins = [_torch_window(dim, p, op) for dim, p, op in zip(dims, pads, ops)]
+    return make("torch", call, args, batch=input_shape[0], c_in=in_channels, c_out=out_channels,
+                kernel=kernel, stride=stride_, dilation=dilation_, groups=groups,
+                size=input_shape[2:], wins=wins, layout=Layout.plain(nd))
+
+
+def _torch_output_padding(call: str, dims, pads, output_size) -> tuple[int, ...]:
+    """The module's ``forward(x, output_size)``: sizes from the minimum to stride - 1 more."""
+    size = shape_arg("output_size", output_size)
+    size = size[2:] if len(size) == len(dims) + 2 else size
+    if len(size) != len(dims):
+        raise ConvSpecError(f"{call}: output_size must have {len(dims)} spatial sizes, got {size}")
+    ops = []
+    for i, (n, dim, p) in enumerate(zip(size, dims, pads)):
+        smallest = dim.full - 2 * p
+        if not smallest <= n < smallest + dim.stride:
+            raise ConvSpecError(
+                f"{call}: output_size={show(size)} is out of range in spatial dim {i}: valid "
+                f"sizes are {smallest}..{smallest + dim.stride - 1}")
+        ops.append(n - smallest)
+    return tuple(ops)
+
+
+def _write(spec: ConvSpec, options: dict) -> dict:
+    """Per dim the (padding, output_padding) keeping the closest window; padding beyond the
+    source's start would only add zeros at the start, so it stays <= start."""
+    need_dims("torch.nn.ConvTransposeNd", spec.ndim)
+    picks = []
+    for want, dim in zip(windows(spec), spec_dims(spec)):
+        candidates = (((p, op), _torch_window(dim, p, op)) for p in range(want[0] + 1)
+                      for op in range(dim.limit) if dim.full + op - 2 * p >= 1)
+        picks.append(closest(want, dim.full, candidates)[0])
+    # the layer's input is the forward output y: its channels are spec.out_channels
+    return dict(input_shape=spec.output_shape, in_channels=spec.out_channels,
+                out_channels=spec.in_channels,
+                kernel_size=compact(spec.kernel_size), stride=compact(spec.stride),
+                padding=compact(p for p, _ in picks),
+                output_padding=compact(op for _, op in picks), groups=spec.groups, bias=False,
+                dilation=compact(spec.dilation))
+
+
+def _from_flags(size, k, in_channels, out_channels, stride, padding, output_padding,
+                output_shape, dilation, groups, batch, **_):
+    mode, explicit = padding_words(0 if padding is None else padding)
+    if mode is not None or any(isinstance(p, Iterable) for p in iterable(explicit)):
+        raise ConvSpecError(f"torch.nn.ConvTransposeNd takes --padding as ints (it crops both "
+                            f"ends alike), got {padding!r}")
+    return _read((batch, in_channels, *size), in_channels, out_channels, compact(k), stride,
+                 explicit, 0 if output_padding is None else output_padding, groups, False,
+                 dilation, output_size=output_shape)
+
+
+def _code(layer, crop):
+    kwargs = {k: v for k, v in layer.kwargs.items() if k not in ("output_size", "padding_mode")}
+    kwargs["bias"] = False
+    call = "layer(torch.as_tensor(x))"
+    if layer.args.get("output_size") is not None:
+        call = f"layer(torch.as_tensor(x), output_size={list(layer.args['output_size'])})"
+    return (["import torch"],
+            [f"layer = {call_text(layer.call, [], kwargs)}", "with torch.no_grad():",
+             "    layer.weight.copy_(torch.as_tensor(weight))"], call)
+
+
+class Torch(Framework):
+    """PyTorch: three ways, the bench's reference, and ``nn.ConvTranspose{1,2,3}d``."""
+
+    name = "torch"
+    aliases = ("pytorch",)
+    title = "PyTorch"
+    package = "torch"
+    rank = 10
+    flag_call = "torch.nn.ConvTransposeNd"
+    flags_taken = ("--output-padding", "--output-shape", "--groups")
+    shape_args = ("input_shape",)
+    crop_reason = ("torch.nn.ConvTransposeNd crops `padding` cells at both ends and adds "
+                   "output_padding cells at the end only, so it keeps only windows symmetric up "
+                   "to output_padding (keras-core#774, onnx2torch#52, #68).")
+
+    def way_names(self, ndim: int) -> list[str]:
+        return _way_names(ndim)
+
+    def input_grad_ways(self, spec: ConvSpec, w, g) -> dict:
+        return _input_grad_ways(spec, w, g)
+
+    def benchmark_callables(self, op: str, spec: ConvSpec, x, w, g) -> dict:
+        return _benchmark_callables(op, spec, x, w, g)
+
+    def read(self, input_shape, in_channels, out_channels, kernel_size, stride=1, padding=0,
+             output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+             output_size=None):
+        """``torch.nn.ConvTranspose{1,2,3}d(...)`` applied to an input of ``input_shape``.
+
+        The arguments are the module's (``output_size`` is the one of its ``forward``); for
+        ``F.conv_transpose{N}d(x, w, ...)`` pass ``in_channels = w.shape[0]``,
+        ``out_channels = w.shape[1] * groups`` and ``kernel_size = w.shape[2:]``. Data
+        ``(N, C, *sp)``, weight ``(C_in, C_out/groups, *k)``: tconv's own conventions.
+        """
+        return _read(input_shape, in_channels, out_channels, kernel_size, stride, padding,
+                     output_padding, groups, bias, dilation, padding_mode, output_size)
+
+    def write(self, spec: ConvSpec, options: dict) -> dict:
+        return _write(spec, options)
+
+    def from_flags(self, **words):
+        return _from_flags(**words)
+
+    def code(self, layer, crop, runnable: bool = False):
+        return _code(layer, crop)
+
+    def pad_code(self, widths) -> str:
+        flat = [v for pair in reversed(widths) for v in pair]   # F.pad: the last axis first
+        while flat[-2:] == [0, 0]:
+            flat = flat[:-2]
+        return f"y = torch.nn.functional.pad(y, {flat})"
