@@ -6,6 +6,11 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: demo test clean
 
+# Headless Chromium from Debian's packages, for the browser tests of the explainer page
+# (tests/test_browser.py drive it with Playwright; no browser is downloaded any other way).
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
+
 # The virtualenv, with tconv and every extra at the versions in constraints.txt.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +20,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/tconv verify
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
+
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+.PHONY: chromium
+chromium: $(CHROMIUM)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis

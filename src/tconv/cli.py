@@ -449,6 +449,10 @@ from .commands import convert as convert_command  # noqa: E402
 
 app.command("convert")(convert_command.convert)
 
+from .commands import serve as serve_command  # noqa: E402
+
+app.command("serve")(serve_command.serve)
+
 
 def main() -> None:
     app()
