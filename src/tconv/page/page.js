@@ -645,13 +645,17 @@
     document.querySelectorAll("[aria-invalid]").forEach(function (n) { n.removeAttribute("aria-invalid"); });
   }
 
+  var asked = 0;     // the latest request: an older answer that arrives later is dropped
+
   function redraw(params, push) {
+    var mine = ++asked;
     $("form-status").textContent = "computing\u2026";
     return fetch("api/page?" + params.toString(), { headers: { Accept: "application/json" } })
       .then(function (response) {
         return response.json().then(function (body) { return { ok: response.ok, body: body }; });
       })
       .then(function (res) {
+        if (mine !== asked) return;
         clearErrors();
         if (!res.ok) {
           var field = res.body.field && $("err-" + res.body.field) ? res.body.field : "form";
@@ -666,6 +670,7 @@
         if (push) history.replaceState(null, "", "?" + params.toString());
       })
       .catch(function () {
+        if (mine !== asked) return;
         clearErrors();
         $("err-form").textContent = "no answer from the tconv server (is `tconv serve` still running?)";
         $("form-status").textContent = "";
