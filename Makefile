@@ -40,9 +40,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tables.py bench.json
 
 # docs/figures/, drawn by the engine: the original experiment step by step (--ints: exact,
-# readable numbers) and as an animation, a 1-d dilated example, the overlap maps, the matrix C.
+# readable numbers) and as an animation, a 1-d dilated example, the overlap maps, the matrix C,
+# and screenshots of the page of `tconv explain --html` at 360 and 1280 px (in Chromium).
 .PHONY: figures
-figures: $(STAMP)
+figures: $(STAMP) $(CHROMIUM)
 	rm -rf docs/figures && mkdir -p docs/figures
 	$(BIN)/tconv explain --ints --png docs/figures --gif docs/figures/explain.gif > /dev/null
 	$(BIN)/tconv explain --ints --input 1,1,8 --kernel 3 --stride 2 --padding 2 --dilation 2 \
@@ -50,3 +51,5 @@ figures: $(STAMP)
 	$(BIN)/tconv overlap --kernel 3 --stride 2 --png docs/figures/overlap-k3-s2.png > /dev/null
 	$(BIN)/tconv overlap --kernel 4 --stride 2 --png docs/figures/overlap-k4-s2.png > /dev/null
 	$(BIN)/tconv matrix --ints --png docs/figures/matrix.png > /dev/null
+	TCONV_SCREENSHOTS=docs/figures $(BIN)/python -m pytest -q -p no:cacheprovider \
+	    tests/test_browser.py -k screenshots > /dev/null

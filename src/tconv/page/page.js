@@ -8,7 +8,7 @@
   var boot = JSON.parse(document.getElementById("tconv-data").textContent);
   var D = null;                 // the page data of the spec drawn
   var state = { step: 0, timer: null, ci: 0, co: 0, direction: "transposed", numbers: true,
-                hover: null, focus: null };
+                hover: null, focus: null, keyboard: false };
   var cells = new Map();        // key -> [elements]
   var marked = [];              // elements carrying a highlight class
   var index = null;             // key -> term indices, per column of the terms
@@ -163,7 +163,9 @@
     inspect(key, r);
   }
 
-  function refresh() { show(state.hover || state.focus); }
+  // The last way of pointing wins: after a key press the focused cell, after the mouse moves
+  // the cell under it (a scroll that slides cells under a still mouse does not count).
+  function refresh() { show(state.keyboard ? state.focus : (state.hover || state.focus)); }
 
   // -- the inspector: the products behind the cell --------------------------------------------
 
@@ -407,8 +409,12 @@
   document.addEventListener("mouseover", function (ev) {
     var cell = ev.target.closest && ev.target.closest(".cell, .idx[data-key]");
     var key = cell ? keyOf(cell) : null;
-    if (key !== state.hover) { state.hover = key; refresh(); }
+    if (key !== state.hover) { state.hover = key; if (!state.keyboard) refresh(); }
   });
+  document.addEventListener("mousemove", function (ev) {
+    if (state.keyboard && (ev.movementX || ev.movementY)) { state.keyboard = false; refresh(); }
+  });
+  document.addEventListener("keydown", function () { state.keyboard = true; }, true);
 
   // -- the sections ------------------------------------------------------------------------------
 
