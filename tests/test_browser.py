@@ -10,7 +10,6 @@ downloaded. Without it these tests fail, saying how to install it.
 """
 import math
 import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -27,7 +26,14 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WIDTHS = (360, 1280, 3840)
-expect = None       # playwright.sync_api.expect, imported by the browser fixture
+
+
+def expect(locator):
+    """Playwright's waiting assertions (imported here: the browser fixture says when
+    Playwright is missing)."""
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +47,6 @@ def browser(tmp_path_factory):
     except ImportError:
         pytest.fail("Playwright is not installed: `make` installs the test extra "
                     "(pip install -c constraints.txt -e '.[test]')", pytrace=False)
-    global expect
-    from playwright.sync_api import expect
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM,

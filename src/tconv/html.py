@@ -191,7 +191,8 @@ def _flat(a) -> list:
     return np.asarray(a).ravel().tolist()
 
 
-def _slices(step: str, real: story.Panel, numbered: story.Panel, keys: _Keys, sizes) -> list:
+def _slices(step: str, real: story.Panel, numbered: story.Panel, keys: _Keys,
+            p_to_x_key: list) -> list:
     """The panel's slices (one per channel of sample 0, one per channel pair of a kernel, or
     one for a plain array), each with its values, kinds, crop marks, cell keys and the
     channels it shows."""
@@ -225,7 +226,7 @@ def _slices(step: str, real: story.Panel, numbered: story.Panel, keys: _Keys, si
             kind = "p" if role == "p" else role
             names = [f"{kind}{c * n + i}" for i in range(n)]
             if role == "p":   # a padded cell inside x is also that x cell
-                names = [f"{k} {x}".strip() for k, x in zip(names, sizes["p_to_x_key"][c])]
+                names = [f"{k} {x}".strip() for k, x in zip(names, p_to_x_key[c])]
             tag = {"co": c} if role == "g" else {"ci": c}
         entry = {**tag, "values": _flat(values), "keys": names}
         if real.kinds is not None:
@@ -317,7 +318,6 @@ def page_data(spec: ConvSpec, *, ints: bool = False, seed: int = 0) -> dict:
     n_pad = math.prod(padded_size)
     p_to_x_key = [[f"x{v}" if v >= 0 else "" for v in xmap[c].ravel()]
                   for c in range(one.in_channels)]
-    sizes = {"p_to_x_key": p_to_x_key}
 
     steps, views = [], {name: [] for name in VIEWS}
     for s_index, (step, num_step) in enumerate(zip(e.steps, e_num.steps)):
@@ -326,7 +326,7 @@ def page_data(spec: ConvSpec, *, ints: bool = False, seed: int = 0) -> dict:
             spatial = list(real.values.shape[2:] if real.lead == 2 else real.values.shape)
             panels.append({"name": real.name, "shape": spatial,
                            "role": _role(step.key, real.name, _SUMS) or "ids",
-                           "slices": _slices(step.key, real, numbered, keys, sizes)})
+                           "slices": _slices(step.key, real, numbered, keys, p_to_x_key)})
             for view, members in VIEWS.items():
                 for key, start in members:
                     if step.key == key and real.name.startswith(start):
