@@ -272,7 +272,8 @@
   function channelText(slice) {
     if (D.spec.in_channels === 1 && D.spec.out_channels === 1) return "";
     var parts = [];
-    if (slice.co !== undefined) parts.push("g channel " + slice.co);
+    if (slice.co !== undefined) parts.push((state.direction === "forward" ? "o" : "g") +
+                                           " channel " + slice.co);
     if (slice.ci !== undefined) parts.push("x channel " + slice.ci);
     return parts.length ? " \u2014 " + parts.join(", ") : "";
   }
