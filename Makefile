@@ -6,6 +6,11 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: demo test clean
 
+# Headless Chromium from Debian's packages, for the browser tests of the explainer page
+# (tests/test_browser.py drive it with Playwright; no browser is downloaded any other way).
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
+
 # The virtualenv, with tconv and every extra at the versions in constraints.txt.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +20,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/tconv verify
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
+
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+.PHONY: chromium
+chromium: $(CHROMIUM)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
@@ -28,9 +40,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tables.py bench.json
 
 # docs/figures/, drawn by the engine: the original experiment step by step (--ints: exact,
-# readable numbers) and as an animation, a 1-d dilated example, the overlap maps, the matrix C.
+# readable numbers) and as an animation, a 1-d dilated example, the overlap maps, the matrix C,
+# and screenshots of the page of `tconv explain --html` at 360 and 1280 px (in Chromium).
 .PHONY: figures
-figures: $(STAMP)
+figures: $(STAMP) $(CHROMIUM)
 	rm -rf docs/figures && mkdir -p docs/figures
 	$(BIN)/tconv explain --ints --png docs/figures --gif docs/figures/explain.gif > /dev/null
 	$(BIN)/tconv explain --ints --input 1,1,8 --kernel 3 --stride 2 --padding 2 --dilation 2 \
@@ -38,3 +51,5 @@ figures: $(STAMP)
 	$(BIN)/tconv overlap --kernel 3 --stride 2 --png docs/figures/overlap-k3-s2.png > /dev/null
 	$(BIN)/tconv overlap --kernel 4 --stride 2 --png docs/figures/overlap-k4-s2.png > /dev/null
 	$(BIN)/tconv matrix --ints --png docs/figures/matrix.png > /dev/null
+	TCONV_SCREENSHOTS=docs/figures $(BIN)/python -m pytest -q -p no:cacheprovider \
+	    tests/test_browser.py -k screenshots > /dev/null

@@ -450,6 +450,10 @@ from . import convert as convert_command  # noqa: E402
 
 app.command("convert")(convert_command.convert)
 
+from . import serve as serve_command  # noqa: E402
+
+app.command("serve")(serve_command.serve)
+
 
 def main() -> None:
     app()

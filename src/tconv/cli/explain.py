@@ -17,8 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import flags
-from ..explain import drawing
-from ..explain import story
+from ..explain import drawing, story
+from ..explain import html as html_page
 from ..explain.animation import animate
 from ..spec import ConvSpec, ConvSpecError
 
@@ -165,6 +165,11 @@ def explain(
         None, "--gif", help="Also write an animation of both views to this file: the scatter "
                             "(each g cell stamps the kernel) and zero insertion (the flipped "
                             "kernel slides over the stretched gradient); 1-d and 2-d specs."),
+    html: Optional[str] = typer.Option(
+        None, "--html", help="Also write one self-contained interactive page to this file: "
+                             "every step with a slider, the scatter and gather views side by "
+                             "side, C and C^T; point at a cell to see what it is made of. "
+                             "1-d and 2-d specs."),
     as_json: bool = JSON,
 ) -> None:
     """Show, step by step, why the transposed convolution is the backward pass of a convolution.
@@ -188,6 +193,7 @@ def explain(
         if png or gif:
             drawing.require()
             drawing.check_dims(spec.ndim)
+        page = html_page.render(html_page.page_data(spec, ints=ints, seed=seed)) if html else None
     except (ConvSpecError, drawing.PlotUnavailable) as e:
         _fail(str(e))
     if as_json:
@@ -195,12 +201,20 @@ def explain(
     else:
         print_explanation(Console(), explanation)
     written = []
+    if html:
+        written += [_write(_save_text, page, html)]
     if png:
         written += _write(drawing.save_steps, explanation, png)
     if gif:
         written += [_write(drawing.save_animation, animation, gif)]
     if written and not as_json:
         Console().print("wrote " + ", ".join(map(str, written)), highlight=False)
+
+
+def _save_text(text: str, path: str) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
 
 
 def _write(save, what, path):
