@@ -8,10 +8,33 @@ divided back (Python's int / int is correctly rounded). Integer inputs stay inte
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .methods import reference, scatter
 from .spec import ConvSpec, ConvSpecError
+
+#: The most products the exact loops take on for one call (they run about 6 million Python-integer
+#: products a second: this is about 10 s), and the most cells of one exact array (Python integers
+#: take about 40 bytes a cell).
+MAX_PRODUCTS = 60_000_000
+MAX_CELLS = 10_000_000
+
+
+def check_affordable(spec: ConvSpec) -> None:
+    """A ConvSpecError naming the sizes if exact arithmetic of ``spec`` would take more than
+    :data:`MAX_PRODUCTS` products or an array of more than :data:`MAX_CELLS` cells."""
+    products = (spec.batch * math.prod(spec.output_size) * spec.out_channels
+                * (spec.in_channels // spec.groups) * math.prod(spec.kernel_size))
+    cells = max(math.prod(spec.input_shape), math.prod(spec.output_shape),
+                math.prod(spec.weight_shape))
+    if products > MAX_PRODUCTS or cells > MAX_CELLS:
+        raise ConvSpecError(
+            f"exact arithmetic of {spec.describe()} needs {products:,} integer products and "
+            f"arrays of up to {cells:,} cells, over tconv.exact's limits of {MAX_PRODUCTS:,} "
+            f"products and {MAX_CELLS:,} cells (about 10 s); check a smaller spec (the methods "
+            f"themselves take any size that fits in memory: tconv.conv_transpose)", "input")
 
 
 def _scaled_ints(a: np.ndarray) -> tuple[np.ndarray, int]:

@@ -33,7 +33,33 @@ __all__ = ["ConvSpec", "ConvSpecError"]
 
 
 class ConvSpecError(ValueError):
-    """An invalid convolution parameter; the message names the parameter and the values."""
+    """An invalid convolution parameter; the message names the parameter and the values.
+
+    ``parameter`` is the parameter's name (a Python argument such as ``"stride"`` or a flag such
+    as ``"--stride"``): given by the raiser, or else the name the message starts with (tconv's
+    messages start with it: ``"stride must be >= 1 ..."``, ``"groups=3 must divide ..."``).
+    """
+
+    def __init__(self, message: str, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter if parameter is not None else _named_first(message)
+
+
+def _named_first(message: str) -> str | None:
+    """The parameter a message names first, if it starts with one."""
+    import re
+
+    match = re.match(r"(--[a-z][a-z-]*|[A-Za-z_][A-Za-z_0-9]*)", message)
+    if match is None:
+        return None
+    word = match.group(1)
+    return word if word.startswith("--") or word in _PARAMETERS else None
+
+
+#: The names of the public functions' parameters (and the shapes they check).
+_PARAMETERS = ("x", "y", "w", "grad_output", "input", "weight", "stride", "padding", "dilation",
+               "groups", "output_padding", "output_size", "kernel", "method", "dtype",
+               "input_shape", "weight_shape")
 
 
 Pair = tuple[int, int]

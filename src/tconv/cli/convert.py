@@ -14,15 +14,10 @@ import typer
 from .. import convert as conversions
 from .. import flags
 from ..spec import ConvSpecError
+from .common import user_errors
 
 _JAX_LIKE = ("jax", "flax")
 _CHOICES = ", ".join(conversions.FRAMEWORKS) + " (tf: tensorflow)"
-
-
-def _fail(message: str) -> None:
-    from .app import _fail as fail   # imported here: cli imports this module
-
-    fail(message)
 
 
 def _padding(text: str | None):
@@ -116,7 +111,7 @@ def convert(
     Example: tconv convert --from tf --to torch --input 8x8 --kernel 3 --stride 2 --padding same
     --check
     """
-    try:
+    with user_errors(as_json):
         _check_jax_options(source, target, transpose_kernel, consistent_padding)
         layer = _layer(source, input, in_channels, out_channels, kernel, stride, padding,
                        output_padding, output_shape, dilation, groups, auto_pad, transpose_kernel,
@@ -127,8 +122,6 @@ def convert(
                                      transpose_kernel=transpose_kernel and target in _JAX_LIKE,
                                      use_consistent_padding=consistent_padding
                                      and target == "jax")
-    except ConvSpecError as e:
-        _fail(str(e))
     outcome = None
     if check:
         _quiet_xla()

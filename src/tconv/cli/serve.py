@@ -6,6 +6,8 @@ import sys
 
 import typer
 
+from .common import fail
+
 
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. The default is "
@@ -24,14 +26,13 @@ def serve(
     Example: tconv serve --port 0
     """
     from ..explain.serve import serve as run
-    from .app import _fail
 
     if not 0 <= port <= 65535:
-        _fail(f"--port must be between 0 and 65535, got {port}")
+        fail(f"--port must be between 0 and 65535, got {port}")
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"tconv serve: binding {host}: other machines may reach this server",
               file=sys.stderr)
     try:
         run(host, port, verbose=verbose, announce=lambda line: print(line, flush=True))
     except OSError as e:
-        _fail(f"cannot serve on {host}:{port}: {e.strerror or e}")
+        fail(f"cannot serve on {host}:{port}: {e.strerror or e}")

@@ -370,10 +370,11 @@ def step_figures(explanation: Explanation) -> list:
 
 
 def save_steps(explanation: Explanation, directory) -> list[Path]:
-    """Write ``NN-key.png`` for every step into ``directory`` (created if missing)."""
+    """Write ``NN-key.png`` for every step into ``directory`` (created if missing; its parent
+    must exist: tconv makes no directory it was not asked for)."""
     directory = Path(directory)
     figures = step_figures(explanation)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(exist_ok=True)
     paths = []
     for number, (step, fig) in enumerate(zip(explanation.steps, figures), 1):
         path = directory / f"{number:02d}-{step.key}.png"
@@ -518,7 +519,6 @@ def save_animation(anim, path) -> Path:
     require()
     frames = _gif_frames(animation_images(anim))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     frames[0].save(path, save_all=True, append_images=frames[1:], loop=0, optimize=True,
                    duration=[DURATIONS[f.view] for f in anim.frames])
     return path
