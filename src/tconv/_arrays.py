@@ -13,9 +13,12 @@ def as_array(name: str, value) -> np.ndarray:
     """``np.asarray(value)``, or a ConvSpecError naming ``name`` when NumPy cannot make an
     array of it (ragged nested lists, say)."""
     try:
+        if hasattr(value, "detach") and hasattr(value, "numpy"):
+            # a torch tensor: its values, whether or not it requires grad or lives on a device
+            value = value.detach().cpu().numpy()
         return np.asarray(value)
-    except (ValueError, TypeError) as e:
-        raise ConvSpecError(f"{name} is not an array: {e}") from None
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ConvSpecError(f"{name} is not an array: {e}", name) from None
 
 
 def result_dtype(*arrays: np.ndarray) -> np.dtype:

@@ -17,11 +17,15 @@ def ints(flag: str, text: str) -> tuple[int, ...]:
     try:
         return tuple(int(p) for p in parts)
     except ValueError:
-        raise ConvSpecError(f"{flag} takes integers separated by ',' or 'x', got {text!r}") from None
+        raise ConvSpecError(f"{flag} takes integers separated by ',' or 'x', got {text!r}",
+                            flag) from None
 
 
-def per_dim(flag: str, text: str):
+def per_dim(flag: str, text: str, minimum: int | None = None):
+    """One int (for every dim) or one per dim, each at least ``minimum`` if given."""
     values = ints(flag, text)
+    if minimum is not None and any(v < minimum for v in values):
+        raise ConvSpecError(f"{flag} must be >= {minimum} in every dim, got {text!r}", flag)
     return values[0] if len(values) == 1 else values
 
 
@@ -29,26 +33,29 @@ def padding(text: str):
     """``same`` / ``valid`` / ``1`` / ``1,2`` / ``1:2,0:1`` (low:high per dim)."""
     if text.lower() in ("same", "valid"):
         return text.lower()
-    if ":" in text:
-        pairs = []
-        for part in text.split(","):
-            lo, sep, hi = part.partition(":")
-            pair = ints("--padding", lo) + (ints("--padding", hi) if sep else ())
-            if len(pair) != 2:
-                raise ConvSpecError(f"--padding pairs are low:high, got {part!r}")
-            pairs.append(pair)
-        return tuple(pairs)
-    return per_dim("--padding", text)
+    if ":" not in text:
+        return per_dim("--padding", text)
+    pairs = []
+    for part in text.split(","):
+        halves = part.split(":")
+        if len(halves) != 2 or not all(halves):
+            raise ConvSpecError(f"--padding pairs are low:high, got {part!r} in {text!r}",
+                                "--padding")
+        pairs.append((ints("--padding", halves[0])[0], ints("--padding", halves[1])[0]))
+    return tuple(pairs)
 
 
 def dtype(text: str) -> np.dtype:
+    """A real NumPy dtype, in the machine's byte order (``'>f8'`` is float64: the values are
+    the same, and the frameworks take native byte order only)."""
     try:
         result = np.dtype(text)
     except TypeError:
-        raise ConvSpecError(f"--dtype {text!r} is not a NumPy dtype") from None
+        raise ConvSpecError(f"--dtype {text!r} is not a NumPy dtype", "--dtype") from None
     if result.kind not in "iuf":
-        raise ConvSpecError(f"--dtype must be a real integer or float dtype, got {result}")
-    return result
+        raise ConvSpecError(f"--dtype must be a real integer or float dtype, got {result}",
+                            "--dtype")
+    return result.newbyteorder("=")
 
 
 def build_spec(input: str, out_channels: int, kernel: str, stride: str, padding_: str,
@@ -57,14 +64,23 @@ def build_spec(input: str, out_channels: int, kernel: str, stride: str, padding_
     shape = ints("--input", input)
     if len(shape) < 3:
         raise ConvSpecError(f"--input must be N,C,*spatial with at least one spatial dim, "
-                            f"got {input!r}")
+                            f"got {input!r}", "--input")
+    if shape[1] < 1:
+        raise ConvSpecError(f"--input must have at least one channel (its second entry), got "
+                            f"{input!r}", "--input")
     ndim = len(shape) - 2
-    k = ints("--kernel", kernel)
-    k = k * ndim if len(k) == 1 else k
+    k = per_dim("--kernel", kernel, minimum=1)
+    k = (k,) * ndim if isinstance(k, int) else k
     if len(k) != ndim:
-        raise ConvSpecError(f"--kernel has {len(k)} sizes but --input has {ndim} spatial dims")
-    # with groups < 1 the weight shape is a placeholder: ConvSpec rejects groups first
-    w_shape = (out_channels, shape[1] // groups if groups >= 1 else shape[1]) + k
+        raise ConvSpecError(f"--kernel has {len(k)} sizes but --input has {ndim} spatial dims",
+                            "--kernel")
+    if out_channels < 1:
+        raise ConvSpecError(f"--out-channels must be >= 1, got {out_channels}", "--out-channels")
+    if groups < 1 or shape[1] % groups or out_channels % groups:
+        raise ConvSpecError(
+            f"--groups {groups} must be >= 1 and divide both the input channels {shape[1]} "
+            f"(--input {input}) and --out-channels {out_channels}", "--groups")
+    w_shape = (out_channels, shape[1] // groups) + k
     return ConvSpec.forward(
         shape, w_shape, stride=per_dim("--stride", stride), padding=padding(padding_),
         dilation=per_dim("--dilation", dilation), groups=groups,

@@ -68,12 +68,15 @@ def main(args: list[str] | None = None) -> None:
         if not message:                          # no command: the help was printed
             _flush_quietly()
             sys.exit(0)
+        options = getattr(getattr(e, "param", None), "opts", None) or [None]
+        typed = _typed(args, options)
+        if typed is not None and repr(typed) not in message:
+            message = f"{message} (got {typed!r})"
         if e.ctx is not None and e.ctx.command_path != "tconv":
             message = f"{e.ctx.command_path.removeprefix('tconv ')}: {message}"
         print(f"tconv: error: {message}", file=sys.stderr)
         if "--json" in args:
-            option = getattr(getattr(e, "param", None), "opts", [None])[0]
-            print(json.dumps({"error": message, "parameter": option}))
+            print(json.dumps({"error": message, "parameter": options[0]}))
         code = 2
     except (typer.Abort, KeyboardInterrupt):
         print("tconv: interrupted", file=sys.stderr)
@@ -82,6 +85,17 @@ def main(args: list[str] | None = None) -> None:
         code = 0
     _flush_quietly()
     sys.exit(code)
+
+
+def _typed(args: list[str], options: list) -> str | None:
+    """What the user typed for an option (``--groups abc`` or ``--groups=abc``), if anything."""
+    for i, arg in enumerate(args):
+        for option in filter(None, options):
+            if arg == option and i + 1 < len(args):
+                return args[i + 1]
+            if arg.startswith(option + "="):
+                return arg[len(option) + 1:]
+    return None
 
 
 def _flush_quietly() -> None:

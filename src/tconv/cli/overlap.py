@@ -40,9 +40,10 @@ def overlap(
             writable_file("--png", png)
         if dims not in (1, 2):
             raise ConvSpecError(f"--dims must be 1 or 2, got {dims}", "--dims")
-        ov = story.overlap(flags.per_dim("--kernel", kernel), flags.per_dim("--stride", stride),
-                           flags.per_dim("--dilation", dilation), dims=dims,
-                           size=flags.per_dim("--size", size))
+        ov = story.overlap(flags.per_dim("--kernel", kernel, 1),
+                           flags.per_dim("--stride", stride, 1),
+                           flags.per_dim("--dilation", dilation, 1), dims=dims,
+                           size=flags.per_dim("--size", size, 1))
         if png:
             drawing.require()
     if as_json:
