@@ -76,9 +76,11 @@ def build_spec(input: str, out_channels: int, kernel: str, stride: str, padding_
                             "--kernel")
     if out_channels < 1:
         raise ConvSpecError(f"--out-channels must be >= 1, got {out_channels}", "--out-channels")
-    if groups < 1 or shape[1] % groups or out_channels % groups:
+    if groups < 1:
+        raise ConvSpecError(f"--groups must be >= 1, got {groups}", "--groups")
+    if shape[1] % groups or out_channels % groups:
         raise ConvSpecError(
-            f"--groups {groups} must be >= 1 and divide both the input channels {shape[1]} "
+            f"--groups {groups}: groups={groups} must divide the input channels {shape[1]} "
             f"(--input {input}) and --out-channels {out_channels}", "--groups")
     w_shape = (out_channels, shape[1] // groups) + k
     return ConvSpec.forward(

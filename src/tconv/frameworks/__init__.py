@@ -21,9 +21,12 @@ Framework conventions live in these modules and nowhere else.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import os
 import pkgutil
+import sys
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -106,10 +109,13 @@ class Framework:
         """One line for reports: the installed version and any setting that changes results."""
         from importlib.metadata import PackageNotFoundError, version
 
-        try:
-            return f"{self.package} {version(self.package)}"
-        except PackageNotFoundError:
-            return self.package
+        number = getattr(sys.modules.get(self.package), "__version__", None)
+        if number is None:
+            try:
+                number = version(self.package)
+            except PackageNotFoundError:
+                return self.package
+        return f"{self.package} {number}"
 
     # -- ways -----------------------------------------------------------------------------------
 
@@ -163,6 +169,25 @@ class Framework:
 
     def prepare(self) -> None:
         """Set the framework up (quietly) before tconv runs a snippet of it."""
+
+
+@contextlib.contextmanager
+def native_logs_silenced():
+    """Send what native code writes to stderr (file descriptor 2) to nothing while the body
+    runs: the log lines TensorFlow, XLA and absl print as they start, before any setting of
+    theirs can stop them. Python's own warnings and tconv's messages are not affected outside
+    the body; what matters of a framework's state is said on its rows instead
+    (:meth:`Framework.describe`)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 _DISCOVERED: list[bool] = []

@@ -532,3 +532,8 @@ class Onnx(Framework):
         if not _ort_available():
             return "onnxruntime is not installed"
         return None
+
+    def prepare(self) -> None:
+        import onnxruntime
+
+        onnxruntime.set_default_logger_severity(3)      # errors only: no shape warnings

@@ -34,7 +34,7 @@ from ..convert.layer import (compact, ints, iterable, make, need_dims, no_groups
 from ..convert.layout import Layout, channels_last, identity, inverse, kernel_last, permuted
 from ..convert.window import Dim, Pair, choose, layer_dims, spec_dims, windows, within
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, NotExpressible
+from . import Framework, NotExpressible, native_logs_silenced
 
 
 _FLOATS = ("bfloat16", "float16", "float32", "float64")  # bfloat16 through ml_dtypes
@@ -52,10 +52,20 @@ def _way_names(ndim: int) -> list[str]:
 def import_tf():
     """Import TensorFlow quietly; on first use, keep its thread pools small and let it take a
     GPU's memory only as needed (the ways themselves run on the CPU)."""
-    global _configured
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    if _configured:
+        import tensorflow as tf
 
+        return tf
+    with native_logs_silenced():    # 'oneDNN custom operations are on', 'optimized to use ...'
+        import tensorflow as tf
+
+        _configure(tf)
+    return tf
+
+
+def _configure(tf) -> None:
+    global _configured
     if not _configured:
         _configured = True
         try:
@@ -73,7 +83,7 @@ def import_tf():
                 tf.config.experimental.set_memory_growth(gpu, True)  # don't reserve it all
             except RuntimeError:
                 pass
-    return tf
+        tf.constant(0)                              # start the device (it logs) here
 
 
 # -- what this build's CPU kernels accept ------------------------------------------------------
