@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tconv.explain import html as page
+from tconv.explain import page
 from tconv.explain import serve
 from tconv.explain.story import sample_data
 from tconv.spec import ConvSpec

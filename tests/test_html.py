@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import tconv
-from tconv.explain import html as page
+from tconv.explain import page
+from tconv.explain.page import builder
 from tconv.explain import serve, story
 from tconv.spec import ConvSpec, ConvSpecError
 
@@ -177,7 +178,7 @@ def test_matrix_entries_are_the_terms_inside_x(name):
     t = data["terms"]
     assert keys == {f"m{g}_{x}" for g, x in zip(t["g"], t["x"]) if x >= 0}
     # C itself, as tconv matrix builds it
-    view = story.matrix_view(page._one_sample(spec), story.sample_data(
+    view = story.matrix_view(builder._one_sample(spec), story.sample_data(
         spec, ints=True)[1])
     np.testing.assert_array_equal(np.reshape(c["values"], view.c.shape), view.c)
 
@@ -211,19 +212,19 @@ def test_three_dims_are_refused_with_a_clear_message():
 def test_a_page_too_large_is_refused_before_any_array_is_made():
     spec = ConvSpec.forward((1, 8, 30, 30), (8, 8, 3, 3), padding=1)
     with pytest.raises(ConvSpecError) as err:
-        page.check_page_size(spec)
+        builder.check_page_size(spec)
     message = str(err.value)
     assert "518400 products (C_out 8 x C_in/groups 8 x 900 output cells x 9 kernel taps)" \
         in message
     assert "padded input of 8192 cells" in message            # 8 channels of 32 x 32
-    assert f"at most {page.MAX_TERMS} products and {page.MAX_CELLS} cells" in message
+    assert f"at most {builder.MAX_TERMS} products and {builder.MAX_CELLS} cells" in message
     # sizes far past memory are refused from the parameters alone
     huge = ConvSpec.forward((1, 1, 10**12, 10**12), (1, 1, 3, 3))
     with pytest.raises(ConvSpecError, match="products"):
         page.page_data(huge)
     # the limits themselves: the largest 1-channel 2-d input of 3x3 kernel that fits
     fits = ConvSpec.forward((1, 1, 47, 47), (1, 1, 3, 3), padding=1)
-    page.check_page_size(fits)      # 47*47*9 = 19881 products, 49*49 = 2401 cells
+    builder.check_page_size(fits)      # 47*47*9 = 19881 products, 49*49 = 2401 cells
 
 
 # -- the page file ------------------------------------------------------------------------------
@@ -242,7 +243,7 @@ def test_page_is_self_contained_and_embeds_the_data():
 
 
 def test_embedded_json_cannot_close_its_script():
-    text = page._json_for_script({"a": "</script><script>alert(1)</script> & <!--"})
+    text = builder._json_for_script({"a": "</script><script>alert(1)</script> & <!--"})
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == {"a": "</script><script>alert(1)</script> & <!--"}
 

@@ -41,7 +41,9 @@ REFERENCE = {"input_grad": "torch conv_transpose", "conv": "torch conv",
 
 
 @dataclass(frozen=True)
-class Layer:
+class BenchLayer:
+    """A named layer the bench times (its transposed convolution and the two others)."""
+
     name: str
     spec: ConvSpec
 
@@ -53,12 +55,12 @@ class Layer:
                 * (s.in_channels // s.groups) * math.prod(s.kernel_size))
 
 
-def _layer(name, y_shape, w_shape, stride, padding, groups=1, output_padding=0) -> Layer:
-    return Layer(name, ConvSpec.transpose(y_shape, w_shape, stride=stride, padding=padding,
+def _layer(name, y_shape, w_shape, stride, padding, groups=1, output_padding=0) -> BenchLayer:
+    return BenchLayer(name, ConvSpec.transpose(y_shape, w_shape, stride=stride, padding=padding,
                                           groups=groups, output_padding=output_padding))
 
 
-def layers(quick: bool = False) -> list[Layer]:
+def layers(quick: bool = False) -> list[BenchLayer]:
     """The issue's five layers (weight is (C_in, C_out, k): transposed-conv terms), plus two."""
     if quick:
         return [
@@ -180,7 +182,7 @@ DEFAULT_METHODS = ("auto", "fast_gemm", "fast_polyphase", "fast_polyphase_cf", "
 DEFAULT_CONV_METHODS = ("auto", "direct", "im2col")
 
 
-def run(layers_: list[Layer], *, dtypes=("float32", "float64"), methods=DEFAULT_METHODS,
+def run(layers_: list[BenchLayer], *, dtypes=("float32", "float64"), methods=DEFAULT_METHODS,
         ops=OPS, conv_methods=DEFAULT_CONV_METHODS, repeats: int = 5, frameworks: bool = True,
         progress: Callable[[], None] | None = None) -> tuple[list[Timing], dict[str, float]]:
     """Time every candidate of every op on every layer; rounds interleaved. ``methods`` are the

@@ -166,7 +166,7 @@ def verify(spec: ConvSpec, w: np.ndarray, g: np.ndarray, *, methods=METHODS,
     that cannot express the spec gives an ``N/A`` row with the reason, a converter that refuses
     the layer a ``REFUSED`` row with its message.
     """
-    from . import frameworks as registry
+    from . import frameworks
 
     dtype = np.result_type(g, w)
     truth = exact.conv_transpose(g, w, spec)
@@ -176,12 +176,12 @@ def verify(spec: ConvSpec, w: np.ndarray, g: np.ndarray, *, methods=METHODS,
     rows = [compare(f"tconv {m}", "tconv", transpose(g, w, spec, m), truth, bound)
             for m in methods]
     for name in backends:
-        for way, result in registry.get(name).input_grad_ways(spec, w, g).items():
-            if isinstance(result, registry.NotExpressible):
+        for way, result in frameworks.get(name).input_grad_ways(spec, w, g).items():
+            if isinstance(result, frameworks.NotExpressible):
                 rows.append(Row(way, name, "N/A", note=f"not expressible: {result.reason}"))
-            elif isinstance(result, registry.Refused):
+            elif isinstance(result, frameworks.Refused):
                 rows.append(Row(way, name, "REFUSED", note=f"refused: {result.reason}"))
-            elif isinstance(result, registry.KnownDifference):
+            elif isinstance(result, frameworks.KnownDifference):
                 row = compare(way, name, result.result, truth, bound)
                 if row.status == "FAIL":
                     row.status, row.note = "KNOWN", f"known difference: {result.reason}"

@@ -45,12 +45,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """
 
 
-for module, names in ((verify, ["verify"]), (sweep, ["sweep"]), (check, ["check"]),
-                      (bench, ["bench"]), (explain, ["explain"]), (shape, ["shape"]),
-                      (overlap, ["overlap"]), (matrix, ["matrix"]), (convert, ["convert"]),
-                      (serve, ["serve"])):
-    for name in names:
-        app.command(name)(getattr(module, name))
+for module in (verify, sweep, check, bench, explain, shape, overlap, matrix, convert, serve):
+    app.command(module.__name__.rpartition(".")[2])(module.command)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -12,7 +12,7 @@ from ..spec import ConvSpecError
 from .common import at_least_one, new_console, number, user_errors
 
 
-def bench(
+def command(
     quick: bool = typer.Option(False, "--quick", help="Small layers, 2 rounds: a smoke test."),
     dtypes: str = typer.Option("float32,float64", "--dtypes", help="Comma list of dtypes."),
     methods: str = typer.Option(
@@ -46,7 +46,7 @@ def bench(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
-    from .. import bench as bench_
+    from .. import bench
     from ..methods import METHODS
 
     with user_errors(as_json):
@@ -59,12 +59,12 @@ def bench(
                 raise ConvSpecError(f"--methods: {m!r} is not one of {('auto',) + METHODS}",
                                     "--methods")
         op_names = [o.strip() for o in ops.split(",") if o.strip()]
-        if not op_names or any(o not in bench_.OPS for o in op_names):
-            raise ConvSpecError(f"--ops {ops!r}: each must be one of {bench_.OPS}", "--ops")
+        if not op_names or any(o not in bench.OPS for o in op_names):
+            raise ConvSpecError(f"--ops {ops!r}: each must be one of {bench.OPS}", "--ops")
         dts = [flags.dtype(d).name for d in dtypes.split(",")]
         if any(np.dtype(d).kind != "f" for d in dts):
             raise ConvSpecError(f"--dtypes must be float dtypes, got {dtypes!r}", "--dtypes")
-        chosen = [ly for ly in bench_.layers(quick) if layer is None or layer in ly.name]
+        chosen = [ly for ly in bench.layers(quick) if layer is None or layer in ly.name]
         if not chosen:
             raise ConvSpecError(f"--layer {layer!r} matches no layer", "--layer")
         at_least_one("--repeats", repeats)
@@ -72,12 +72,12 @@ def bench(
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=new_console(stderr=True), transient=True) as bar:
         task = bar.add_task("bench", total=len(chosen) * len(op_names) * len(dts) * rounds)
-        timings, gemm = bench_.run(chosen, dtypes=dts, methods=names, ops=op_names,
+        timings, gemm = bench.run(chosen, dtypes=dts, methods=names, ops=op_names,
                                    repeats=rounds, frameworks=frameworks,
                                    progress=lambda: bar.advance(task))
     rows = []
     for t in timings:
-        ref = next((r.median for r in timings if r.candidate == bench_.REFERENCE[t.op]
+        ref = next((r.median for r in timings if r.candidate == bench.REFERENCE[t.op]
                     and (r.layer, r.op, r.dtype) == (t.layer, t.op, t.dtype)), None)
         rows.append(t.to_dict(gemm[t.dtype], ref))
     if as_json:
@@ -95,7 +95,7 @@ def bench(
         table = Table(title=f"{name}, {op}, {dt}", caption=(
             f"multiplies: zero_insertion {zi:,}, polyphase {pp:,} = 1/{zi / pp:g} "
             f"(prod(stride) = {int(np.prod(spec.stride))})" if op == "input_grad" else
-            f"x torch: over {bench_.REFERENCE[op]}"))
+            f"x torch: over {bench.REFERENCE[op]}"))
         table.add_column("candidate", no_wrap=True)
         for col in ("ms", "min-max", "GFLOP/s", "of GEMM", "x torch", "MB"):
             table.add_column(col, justify="right", no_wrap=True)

@@ -9,11 +9,10 @@ import typer
 from .. import flags
 from ..spec import ConvSpecError
 from .common import (DILATION, GROUPS, KERNEL, OUTPUT_PADDING, OUT_CHANNELS, PADDING, STRIDE,
-                     at_least_one, check_seed, new_console, spec_from, user_errors)
-from .common import dims as dims_arg
+                     at_least_one, check_seed, parse_dims, new_console, spec_from, user_errors)
 
 
-def check(
+def command(
     target: str = typer.Argument(..., help="module:function or path/to/file.py:function."),
     api: str = typer.Option("torch-conv-transpose", help="torch-conv-transpose (the signature "
                             "of F.conv_transpose2d) or torch-input-grad (torch.nn.grad."
@@ -41,28 +40,28 @@ def check(
 
     Example: tconv check my_conv.py:conv_transpose --count 500
     """
-    from .. import check as checker
+    from .. import check
 
     with user_errors(as_json):
-        if api not in checker.APIS:
-            raise ConvSpecError(f"--api must be one of {', '.join(checker.APIS)}, got {api!r}",
+        if api not in check.APIS:
+            raise ConvSpecError(f"--api must be one of {', '.join(check.APIS)}, got {api!r}",
                                 "--api")
-        if arrays not in checker.ARRAYS:
+        if arrays not in check.ARRAYS:
             raise ConvSpecError(f"--arrays must be numpy or torch, got {arrays!r}", "--arrays")
         at_least_one("--count", count)
         check_seed(seed)
         flags.dtype(dtype)
-        dims_ = dims_arg(dims)
+        dims_ = parse_dims(dims)
         one = None
         if input is not None:
             one = spec_from(input, out_channels, kernel, stride, padding, dilation, groups,
                             output_padding)
-            if not checker.expressible(one, api):
+            if not check.expressible(one, api):
                 raise ConvSpecError(f"--api {api} cannot express {one.describe()}", "--api")
-        fn = checker.load_target(target)
+        fn = check.load_target(target)
     out = new_console()
     if one is not None:
-        outcome = checker.check_spec(fn, api, one, dtype=dtype, seed=seed, arrays=arrays)
+        outcome = check.check_spec(fn, api, one, dtype=dtype, seed=seed, arrays=arrays)
         result = {"spec": one.describe(), "passed": outcome.passed, "message": outcome.message}
         if as_json:
             print(json.dumps(result, indent=2))
@@ -76,7 +75,7 @@ def check(
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   console=new_console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"check {target}", total=count)
-        report = checker.check(fn, target, api, count=count, seed=seed, dims=dims_, dtype=dtype,
+        report = check.check(fn, target, api, count=count, seed=seed, dims=dims_, dtype=dtype,
                                arrays=arrays,
                                progress=lambda n, total: bar.update(task, completed=n,
                                                                     total=total))

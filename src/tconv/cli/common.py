@@ -80,7 +80,7 @@ def at_least_one(flag: str, value: int) -> None:
         raise ConvSpecError(f"{flag} must be >= 1, got {value}", flag)
 
 
-def dims(text: str) -> tuple[int, ...]:
+def parse_dims(text: str) -> tuple[int, ...]:
     values = flags.ints("--dims", text)
     if any(d < 1 for d in values):
         raise ConvSpecError(f"--dims must be >= 1, got {text!r}", "--dims")

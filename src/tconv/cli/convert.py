@@ -11,13 +11,13 @@ from typing import Optional
 
 import typer
 
-from .. import convert as conversions
+from .. import convert
 from .. import flags
 from ..spec import ConvSpecError
 from .common import user_errors
 
 _JAX_LIKE = ("jax", "flax")
-_CHOICES = ", ".join(conversions.FRAMEWORKS) + " (tf: tensorflow)"
+_CHOICES = ", ".join(convert.FRAMEWORKS) + " (tf: tensorflow)"
 
 
 def _padding(text: str | None):
@@ -37,7 +37,7 @@ def _layer(source, input, in_channels, out_channels, kernel, stride, padding, ou
     for flag, value in (("--from", source), ("--input", input), ("--kernel", kernel)):
         if value is None:
             raise ConvSpecError(f"{flag} is required (see tconv convert --help)")
-    return conversions.from_flags(
+    return convert.from_flags(
         source, input_size=flags.ints("--input", input), kernel=flags.per_dim("--kernel", kernel),
         in_channels=in_channels, out_channels=out_channels,
         stride=flags.per_dim("--stride", stride), padding=_padding(padding),
@@ -67,7 +67,7 @@ def _quiet_xla() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def convert(
+def command(
     source: Optional[str] = typer.Option(None, "--from", help=f"Source framework: {_CHOICES}."),
     target: Optional[str] = typer.Option(None, "--to", help=f"Target framework: {_CHOICES}."),
     input: Optional[str] = typer.Option(
@@ -118,14 +118,14 @@ def convert(
                        consistent_padding)
         if target is None:
             raise ConvSpecError(f"--to is required: one of {_CHOICES}")
-        result = conversions.convert(layer, target,
+        result = convert.convert(layer, target,
                                      transpose_kernel=transpose_kernel and target in _JAX_LIKE,
                                      use_consistent_padding=consistent_padding
                                      and target == "jax")
     outcome = None
     if check:
         _quiet_xla()
-        outcome = conversions.check(result, seed=seed)
+        outcome = convert.check(result, seed=seed)
     if as_json:
         data = result.to_dict()
         if outcome is not None:
@@ -136,7 +136,7 @@ def convert(
     raise typer.Exit(0 if outcome is None or outcome.passed else 1)
 
 
-def _print(result: conversions.Conversion, outcome) -> None:
+def _print(result: convert.Conversion, outcome) -> None:
     source, target = result.source, result.target
     verdict = "exact" if result.exact else "exact with a crop"
     print(f"tconv convert: {source.call} -> {target.call} ({verdict})")

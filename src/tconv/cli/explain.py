@@ -11,7 +11,7 @@ from .common import (DILATION, GROUPS, INPUT, INTS, JSON, KERNEL, OUTPUT_PADDING
                      spec_from, user_errors, writable_file)
 
 
-def explain(
+def command(
     input: str = INPUT, out_channels: int = OUT_CHANNELS, kernel: str = KERNEL,
     stride: str = STRIDE, padding: str = PADDING, dilation: str = DILATION,
     groups: int = GROUPS, output_padding: Optional[str] = OUTPUT_PADDING,
@@ -44,7 +44,7 @@ def explain(
     Example: tconv explain --ints --gif out.gif
     """
     from ..explain import drawing, story
-    from ..explain import html as html_page
+    from ..explain import page
     from ..explain.animation import animate
     from ..explain.text import print_explanation
 
@@ -60,7 +60,7 @@ def explain(
         if png or gif:
             drawing.require()
             drawing.check_dims(spec.ndim)
-        page = html_page.render(html_page.page_data(spec, ints=ints, seed=seed)) if html else None
+        document = page.render(page.page_data(spec, ints=ints, seed=seed)) if html else None
         explanation = story.explain(spec, ints=ints, seed=seed)
         animation = animate(spec, explanation.g, explanation.w) if gif else None
     if as_json:
@@ -69,7 +69,7 @@ def explain(
         print_explanation(new_console(), explanation)
     written = []
     if html:
-        written += [write(_save_text, page, html, as_json)]
+        written += [write(_save_text, document, html, as_json)]
     if png:
         written += write(drawing.save_steps, explanation, png, as_json)
     if gif:

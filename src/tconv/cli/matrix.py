@@ -12,7 +12,7 @@ from .common import (DILATION, GROUPS, INPUT, INTS, JSON, KERNEL, OUTPUT_PADDING
 from .explain import write
 
 
-def matrix(
+def command(
     input: str = INPUT, out_channels: int = OUT_CHANNELS, kernel: str = KERNEL,
     stride: str = STRIDE, padding: str = PADDING, dilation: str = DILATION,
     groups: int = GROUPS, output_padding: Optional[str] = OUTPUT_PADDING,

@@ -12,7 +12,7 @@ from .common import JSON, new_console, user_errors, writable_file
 from .explain import write
 
 
-def overlap(
+def command(
     kernel: str = typer.Option("3", "--kernel", help="Kernel size: one int or one per dim."),
     stride: str = typer.Option("2", "--stride", help="Stride: one int or one per dim."),
     dilation: str = typer.Option("1", "--dilation", help="Dilation: one int or one per dim."),

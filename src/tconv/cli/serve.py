@@ -9,7 +9,7 @@ import typer
 from .common import fail
 
 
-def serve(
+def command(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. The default is "
                              "reachable from this machine only."),
     port: int = typer.Option(8765, "--port", help="Port; 0 picks any free port (the URL is "
@@ -25,7 +25,7 @@ def serve(
 
     Example: tconv serve --port 0
     """
-    from ..explain.serve import serve as run
+    from ..explain import serve
 
     if not 0 <= port <= 65535:
         fail(f"--port must be between 0 and 65535, got {port}")
@@ -33,6 +33,6 @@ def serve(
         print(f"tconv serve: binding {host}: other machines may reach this server",
               file=sys.stderr)
     try:
-        run(host, port, verbose=verbose, announce=lambda line: print(line, flush=True))
+        serve.serve(host, port, verbose=verbose, announce=lambda line: print(line, flush=True))
     except OSError as e:
         fail(f"cannot serve on {host}:{port}: {e.strerror or e}")

@@ -8,7 +8,7 @@ from .common import (DILATION, GROUPS, INPUT, JSON, KERNEL, OUTPUT_PADDING, OUT_
                      STRIDE, new_console, spec_from, user_errors)
 
 
-def shape(
+def command(
     input: str = INPUT, out_channels: int = OUT_CHANNELS, kernel: str = KERNEL,
     stride: str = STRIDE, padding: str = PADDING, dilation: str = DILATION,
     groups: int = GROUPS, output_padding: Optional[str] = OUTPUT_PADDING,

@@ -7,12 +7,12 @@ from typing import Optional
 import typer
 
 from .. import flags
-from .. import frameworks as registry
-from .common import at_least_one, check_seed, new_console, red, user_errors, writable_file
-from .common import dims as dims_arg
+from .. import frameworks
+from .common import (at_least_one, check_seed, new_console, parse_dims, red, user_errors,
+                     writable_file)
 
 
-def sweep(
+def command(
     count: int = typer.Option(200, help="How many specs to draw."),
     dims: str = typer.Option("1,2,3", help="Spatial dims to draw from, e.g. 2 or 1,2,3."),
     seed: int = typer.Option(0, help="Seed of the draw and of the data."),
@@ -35,11 +35,11 @@ def sweep(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from ..sweep import sweep as run_sweep
+    from ..sweep import sweep
 
     with user_errors(json_file is not None):
-        names = registry.parse(backends)
-        dims_ = dims_arg(dims)
+        names = frameworks.parse(backends)
+        dims_ = parse_dims(dims)
         flags.dtype(dtype)
         at_least_one("--count", count)
         at_least_one("--workers", workers)
@@ -52,7 +52,7 @@ def sweep(
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=new_console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"sweep ({', '.join(names) or 'tconv only'})", total=count)
-        report = run_sweep(count, seed=seed, dims=dims_, backends=names, dtype=dtype,
+        report = sweep(count, seed=seed, dims=dims_, backends=names, dtype=dtype,
                            workers=workers, progress=lambda n: bar.update(task, completed=n))
     table = Table(title=f"{report.count} specs, {report.dtype}, {report.seconds:.1f} s")
     table.add_column("way", overflow="fold")

@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from .. import flags
-from .. import frameworks as registry
+from .. import frameworks
 from ..spec import ConvSpecError
 from .common import (DILATION, GROUPS, INPUT, KERNEL, OUTPUT_PADDING, OUT_CHANNELS, PADDING,
                      STRIDE, check_seed, draw, new_console, number, spec_from, user_errors)
@@ -18,7 +18,7 @@ STYLE = {"PASS": "green", "FAIL": "bold red", "N/A": "yellow", "KNOWN": "magenta
          "REFUSED": "cyan"}
 
 
-def verify(
+def command(
     input: str = INPUT, out_channels: int = OUT_CHANNELS, kernel: str = KERNEL,
     stride: str = STRIDE, padding: str = PADDING, dilation: str = DILATION,
     groups: int = GROUPS, output_padding: Optional[str] = OUTPUT_PADDING,
@@ -55,13 +55,13 @@ def verify(
     from .. import exact
     from .._arrays import flip_spatial, insert_zeros, pad_or_crop
     from ..ops import convolve
-    from ..verify import verify as run_verify
+    from ..verify import verify
 
     with user_errors(as_json):
         spec = spec_from(input, out_channels, kernel, stride, padding, dilation, groups,
                          output_padding)
         data_dtype = flags.dtype(dtype)
-        names = registry.parse(backends)
+        names = frameworks.parse(backends)
         check_seed(seed)
         if gradient not in ("forward", "random"):
             raise ConvSpecError(f"--gradient must be 'forward' or 'random', got {gradient!r}",
@@ -76,8 +76,8 @@ def verify(
             x = draw(rng, spec.input_shape, data_dtype)
             w = draw(rng, spec.weight_shape, data_dtype)
             o = convolve(x, w, spec)
-        report = run_verify(spec, w, o, backends=names)
-    versions = {name: registry.get(name).describe() for name in names}
+        report = verify(spec, w, o, backends=names)
+    versions = {name: frameworks.get(name).describe() for name in names}
     if as_json:
         print(json.dumps(dict(report.to_dict(), frameworks=versions), indent=2))
         raise typer.Exit(0 if report.passed else 1)

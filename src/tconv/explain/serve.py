@@ -1,6 +1,6 @@
 """``tconv serve``: the explainer page as a local playground, on the standard library's HTTP server.
 
-``GET /`` sends the page of :mod:`tconv.html` with a form for the spec; the form asks
+``GET /`` sends the page of :mod:`tconv.explain.page` with a form for the spec; the form asks
 ``GET /api/page?dims=2&size=4&kernel=3&...`` (or ``POST /api/page`` with the same fields,
 form-encoded or as a JSON object) and the server answers with the page data of that spec,
 computed by the engine, or with ``400 {"error": message, "field": name}``: the
@@ -9,9 +9,9 @@ computed by the engine, or with ``400 {"error": message, "field": name}``: the
 Every request is bounded before it costs anything: the query string (:data:`MAX_QUERY` bytes)
 and the body (:data:`MAX_BODY` bytes, refused from its Content-Length before it is read), each
 field (:data:`MAX_FIELD` characters), and the spec itself: its sizes are checked by
-:func:`tconv.html.check_page_size` from the parameters alone, before any array is made. A
-connection that stalls is dropped after :data:`TIMEOUT` seconds, and at most :data:`WORKERS`
-pages are computed at a time. The server binds 127.0.0.1 unless told otherwise.
+:func:`tconv.explain.page.builder.check_page_size` from the parameters alone, before any
+array is made. A connection that stalls is dropped after :data:`TIMEOUT` seconds, and at most
+:data:`WORKERS` pages are computed at a time. The server binds 127.0.0.1 unless told otherwise.
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from .. import flags
 from ..spec import ConvSpec, ConvSpecError
-from . import html as page
+from . import page
+from .page import builder
 
 __all__ = ["MAX_QUERY", "MAX_BODY", "MAX_FIELD", "FIELDS", "FieldError", "spec_from_fields",
            "page_for", "make_server", "serve"]
@@ -112,9 +113,9 @@ def spec_from_fields(given: dict) -> tuple[ConvSpec, bool, int]:
             raise FieldError(name, f"{name} is {len(value)} characters long, more than "
                                    f"{MAX_FIELD}")
     dims = _int(fields, "dims", 1, 2)
-    c_in = _int(fields, "in_channels", 1, page.MAX_CELLS)
-    c_out = _int(fields, "out_channels", 1, page.MAX_CELLS)
-    groups = _int(fields, "groups", 1, page.MAX_CELLS)
+    c_in = _int(fields, "in_channels", 1, builder.MAX_CELLS)
+    c_out = _int(fields, "out_channels", 1, builder.MAX_CELLS)
+    groups = _int(fields, "groups", 1, builder.MAX_CELLS)
     seed = _int(fields, "seed", 0, 2**32 - 1)
     ints = fields["ints"].lower() in ("1", "true", "on", "yes")
     size = _per_dim(fields, "size", dims)
@@ -131,7 +132,7 @@ def spec_from_fields(given: dict) -> tuple[ConvSpec, bool, int]:
             raise FieldError("groups", f"groups={groups} must divide the in channels {c_in}")
         spec = flags.build_spec(shape, c_out, values["kernel"], values["stride"],
                                 values["padding"], values["dilation"], groups, op)
-        page.check_page_size(spec)
+        builder.check_page_size(spec)
     except FieldError:
         raise
     except ConvSpecError as e:

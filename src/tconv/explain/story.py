@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..methods import direct as forward
+from ..methods import direct
 from ..methods import scatter
 from .._arrays import flip_spatial, insert_zeros, pad_or_crop, swap_group_channels
 from ..methods import METHODS, matrix, polyphase
@@ -343,7 +343,7 @@ def _kernel_step(spec: ConvSpec, w) -> tuple[Step, np.ndarray]:
 
 
 def _convolution_step(spec: ConvSpec, padded, kinds, kernel, g, w, result) -> Step:
-    conv = forward.correlate(padded, kernel, spec.input_size, (1,) * spec.ndim, spec.dilation,
+    conv = direct.correlate(padded, kernel, spec.input_size, (1,) * spec.ndim, spec.dilation,
                              spec.groups)
     diffs = {m: float(np.max(np.abs(transpose(g, w, spec, m) - conv), initial=0.0))
              for m in METHODS}

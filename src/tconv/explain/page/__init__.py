@@ -1,4 +1,5 @@
-"""The page of ``tconv explain --html`` and ``tconv serve``: template.html, page.css, page.js.
+"""The page of ``tconv explain --html`` and ``tconv serve``: the data of a spec's explanation
+(:mod:`.builder`) written into template.html with page.js and page.css inline (package data)."""
+from .builder import page_data, render, write
 
-Package data, read by :func:`tconv.html.render` and written inline into every page.
-"""
+__all__ = ["page_data", "render", "write"]

@@ -1,6 +1,6 @@
 // tconv explain --html: draws the data tconv wrote into this page and looks things up in it.
 // Nothing here computes a convolution: every value, product and incidence comes from the
-// engine (tconv/html.py); this script lays out cells, indexes the incidence by cell and
+// engine (tconv/explain/page/builder.py); this script lays out cells, indexes the incidence by cell and
 // highlights what a cell is made of.
 (function () {
   "use strict";

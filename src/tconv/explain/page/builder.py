@@ -35,7 +35,7 @@ with one-hot kernels.
 """
 from __future__ import annotations
 
-import html as _html
+import html
 import itertools
 import json
 import math
@@ -43,12 +43,12 @@ from importlib import resources
 
 import numpy as np
 
-from .. import flags
-from .._arrays import insert_zeros, pad_or_crop
-from ..methods import matrix
-from ..methods.direct import correlate
-from ..spec import ConvSpec, ConvSpecError
-from . import story
+from ... import flags
+from ..._arrays import insert_zeros, pad_or_crop
+from ...methods import matrix
+from ...methods.direct import correlate
+from ...spec import ConvSpec, ConvSpecError
+from .. import story
 
 __all__ = ["MAX_TERMS", "MAX_CELLS", "check_page_size", "page_data", "render", "write",
            "page_sizes"]
@@ -389,7 +389,7 @@ def render(data: dict | None, *, serve: bool = False) -> str:
     page = _asset("template.html")
     title = "tconv explain" + (f": {data['spec']['describe']}" if data else "")
     parts = {
-        "{{TITLE}}": _html.escape(title),
+        "{{TITLE}}": html.escape(title),
         "{{CONNECT}}": "'self'" if serve else "'none'",
         "{{STYLE}}": _asset("page.css"),
         "{{SCRIPT}}": _asset("page.js"),
