@@ -73,8 +73,8 @@ def command(
                   TimeElapsedColumn(), console=new_console(stderr=True), transient=True) as bar:
         task = bar.add_task("bench", total=len(chosen) * len(op_names) * len(dts) * rounds)
         timings, gemm = bench.run(chosen, dtypes=dts, methods=names, ops=op_names,
-                                   repeats=rounds, frameworks=frameworks,
-                                   progress=lambda: bar.advance(task))
+                                  repeats=rounds, frameworks=frameworks,
+                                  progress=lambda: bar.advance(task))
     rows = []
     for t in timings:
         ref = next((r.median for r in timings if r.candidate == bench.REFERENCE[t.op]

@@ -76,8 +76,8 @@ def command(
                   console=new_console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"check {target}", total=count)
         report = check.check(fn, target, api, count=count, seed=seed, dims=dims_, dtype=dtype,
-                               arrays=arrays,
-                               progress=lambda n, total: bar.update(task, completed=n,
+                             arrays=arrays,
+                             progress=lambda n, total: bar.update(task, completed=n,
                                                                     total=total))
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))

@@ -119,9 +119,9 @@ def command(
         if target is None:
             raise ConvSpecError(f"--to is required: one of {_CHOICES}")
         result = convert.convert(layer, target,
-                                     transpose_kernel=transpose_kernel and target in _JAX_LIKE,
-                                     use_consistent_padding=consistent_padding
-                                     and target == "jax")
+                                 transpose_kernel=transpose_kernel and target in _JAX_LIKE,
+                                 use_consistent_padding=consistent_padding
+                                 and target == "jax")
     outcome = None
     if check:
         _quiet_xla()

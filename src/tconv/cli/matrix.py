@@ -50,14 +50,14 @@ def command(
         out = new_console()
         out.print(f"[bold]tconv matrix[/bold]: {spec.describe()}")
         out.print(f"C has shape {view.c.shape} (C_out*prod(out), C_in*prod(in)); {view.nnz} "
-                      f"of {view.c.size} entries stored ({view.nnz / view.c.size:.0%}). "
-                      f"o = C x; dL/dx = C^T g.", highlight=False)
+                  f"of {view.c.size} entries stored ({view.nnz / view.c.size:.0%}). "
+                  f"o = C x; dL/dx = C^T g.", highlight=False)
         kinds = np.where(view.taps > 0, "data", "empty")
         out.print(Text("C", style="underline"))
         out.print(grid(np.where(view.taps > 0, view.c, 0), kinds))
         dot = view.dot
         out.print(f"dot-product test <C x, y> = <x, C^T y>: {dot.lhs:g} = {dot.rhs:g}: "
-                      f"{'passed' if dot.passed else 'FAILED'}", highlight=False)
+                  f"{'passed' if dot.passed else 'FAILED'}", highlight=False)
     if png:
         path = write(drawing.save_matrix, view, png, as_json)
         if not as_json:

@@ -51,8 +51,8 @@ def command(
     else:
         out = new_console()
         out.print(f"[bold]tconv overlap[/bold]: kernel taps per output cell of a transposed "
-                      f"convolution, kernel {ov.kernel}, stride {ov.stride}, dilation "
-                      f"{ov.dilation}, input {ov.size} of ones -> output {ov.counts.shape}")
+                  f"convolution, kernel {ov.kernel}, stride {ov.stride}, dilation "
+                  f"{ov.dilation}, input {ov.size} of ones -> output {ov.counts.shape}")
         out.print(heat(ov.counts))
         out.print(story.overlap_summary(ov), highlight=False)
     if png:

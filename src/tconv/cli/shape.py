@@ -36,6 +36,10 @@ def command(
     from rich.table import Table
 
     out = new_console()
+
+    def print_per_dim(lines: list[str]) -> None:
+        out.print(story.per_dim_text(lines), highlight=False)
+
     out.print(f"[bold]tconv shape[/bold]: {spec.describe()}")
     sizes = Table(title="sizes per spatial dim")
     for col in ("dim", "input", "kernel (extent K)", "stride", "padding low:high", "dilation",
@@ -46,13 +50,11 @@ def command(
                       str(d["stride"]), f"{d['padding'][0]}:{d['padding'][1]}",
                       str(d["dilation"]), str(d["output_padding"]), str(d["output"]))
     out.print(sizes)
-    out.print(story.per_dim_text(
-        [f"forward out = floor((in + pad_low + pad_high - K) / stride) + 1 = "
-         f"{d['forward_formula']}; transposed in = (out - 1)*stride - pad_low - pad_high + K + "
-         f"output_padding = {d['transposed_formula']}" for d in facts["dims"]]),
-        highlight=False)
+    print_per_dim([f"forward out = floor((in + pad_low + pad_high - K) / stride) + 1 = "
+                   f"{d['forward_formula']}; transposed in = (out - 1)*stride - pad_low - pad_high "
+                   f"+ K + output_padding = {d['transposed_formula']}" for d in facts["dims"]])
     choices = Table(title="every valid output_padding (0 <= output_padding < max(stride, "
-                          "dilation)) and the transposed output it gives")
+                    "dilation)) and the transposed output it gives")
     for col in ("dim", "output_padding", "transposed output", "its forward output", "note"):
         choices.add_column(col)
     for d in facts["dims"]:
@@ -72,8 +74,8 @@ def command(
                             "-" if row["size"] is None else str(row["forward_size"]),
                             "; ".join(note))
     out.print(choices)
-    out.print(story.per_dim_text(
-        [f"input sizes {', '.join(str(r['size']) for r in d['choices'] if r['collapses'])} all "
-         f"give forward output {d['output']}; conv_transpose needs output_padding (or "
-         f"output_size) to know which one to produce." for d in facts["dims"]]),
-        highlight=False)
+    collapsing = [", ".join(str(r["size"]) for r in d["choices"] if r["collapses"])
+                  for d in facts["dims"]]
+    print_per_dim([f"input sizes {listed} all give forward output {d['output']}; conv_transpose "
+                   f"needs output_padding (or output_size) to know which one to produce."
+                   for listed, d in zip(collapsing, facts["dims"])])

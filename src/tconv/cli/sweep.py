@@ -53,7 +53,7 @@ def command(
                   TimeElapsedColumn(), console=new_console(stderr=True), transient=True) as bar:
         task = bar.add_task(f"sweep ({', '.join(names) or 'tconv only'})", total=count)
         report = sweep(count, seed=seed, dims=dims_, backends=names, dtype=dtype,
-                           workers=workers, progress=lambda n: bar.update(task, completed=n))
+                       workers=workers, progress=lambda n: bar.update(task, completed=n))
     table = Table(title=f"{report.count} specs, {report.dtype}, {report.seconds:.1f} s")
     table.add_column("way", overflow="fold")
     for col in ("agreed", "differed", "known", "N/A"):
@@ -75,5 +75,5 @@ def command(
         with open(json_file, "w") as f:
             json.dump(report.to_dict(), f, indent=2)
     out.print("all agree" if report.passed else
-                  f"{len(report.disagreements)} way(s) disagree")
+              f"{len(report.disagreements)} way(s) disagree")
     raise typer.Exit(0 if report.passed else 1)

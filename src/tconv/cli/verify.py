@@ -32,7 +32,7 @@ def command(
         None, help="Framework rows: a comma list of framework names (tconv verify --help lists "
                    "them under FRAMEWORKS), 'all' or 'none' (default: the installed ones)."),
     show: bool = typer.Option(False, "--show", help="Print x, w, o, the zero-inserted gradient, "
-                                                     "the flipped kernel and every result."),
+                              "the flipped kernel and every result."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (errors too)."),
 ) -> None:
     """Compute the input gradient of one convolution every way and compare with exact arithmetic.
@@ -91,7 +91,7 @@ def command(
         def show_array(title: str, a: np.ndarray) -> None:
             out.print(f"[bold]{title}[/bold] {tuple(a.shape)} {a.dtype}")
             out.print(np.array2string(np.asarray(a), precision=4, suppress_small=True,
-                                          max_line_width=out.width), highlight=False)
+                                      max_line_width=out.width), highlight=False)
 
         show_array("x (input)", x)
         show_array("w (kernel)", w)
@@ -126,5 +126,5 @@ def command(
     verdict = "all agree" if report.passed else "DISAGREEMENT"
     refused = f", {count['REFUSED']} refused by a converter" if count["REFUSED"] else ""
     out.print(f"{verdict}: {count['PASS']} pass, {count['FAIL']} fail, {count['KNOWN']} "
-                  f"known differences, {count['N/A']} not expressible{refused}")
+              f"known differences, {count['N/A']} not expressible{refused}")
     raise typer.Exit(0 if report.passed else 1)

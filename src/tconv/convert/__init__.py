@@ -307,7 +307,7 @@ def check(conversion: Conversion, *, seed: int = 0) -> Check:
             out = np.transpose(out, inverse(layer.layout.output))
         if out.shape != exact.shape:
             return Check(False, reason=f"the {name} gave shape {out.shape} (in tconv's layout), "
-                                       f"expected {exact.shape}", **ways)
+                         f"expected {exact.shape}", **ways)
         results[name] = out.astype(np.float64)
     errors = {name: np.abs(r - exact) for name, r in results.items()}
     return Check(all(bool(np.all(e <= bound)) for e in errors.values()),

@@ -68,7 +68,7 @@ def spec_keeping(y_shape, w_shape, stride, dilation, groups, wins, where: str) -
     (``(C_in, C_out/groups, *k)``) that keeps ``wins``; ``where`` names the layer in errors."""
     pads, ops = [], []
     for i, ((start, stop), dim) in enumerate(zip(wins, layer_dims(y_shape[2:], w_shape[2:],
-                                                                    stride, dilation))):
+                                                                  stride, dilation))):
         if start < 0:
             raise ConvSpecError(
                 f"{where} adds {-start} zero cells before the first output cell in spatial dim "

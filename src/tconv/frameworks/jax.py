@@ -61,7 +61,6 @@ _CONSISTENT = "lax.conv_transpose(use_consistent_padding=True)"
 _STRING = "lax.conv_transpose('SAME'/'VALID')"
 
 
-
 #: XLA pass that aborts the process on some lhs-dilated convolutions in jaxlib 0.10.2 CPU
 #: ("Window dimensions do not match RHS shape" in algebraic_simplifier.cc), e.g. a 2x3 input,
 #: 3x2 kernel, stride 2, padding ((0, 2), (0, 0)); tests/test_convert.py shows the abort.
@@ -84,49 +83,6 @@ def import_jax():
     import jax
 
     return jax
-
-
-def _way_names(ndim: int) -> list[str]:
-    """The ways, in table order; lax is N-d, so the names do not depend on ``ndim``."""
-    return [_VJP, _LINEAR, _DILATED, _EXPLICIT, _CONSISTENT, _STRING]
-
-
-def _input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
-    """dL/dx of ``spec`` for upstream gradient ``g`` every way JAX offers.
-
-    ``w`` is ``(C_out, C_in/groups, *k)``, ``g`` is ``spec.output_shape``. Both are cast to
-    ``np.result_type(g, w)`` (``g``'s dtype when they agree), the dtype of every result and the
-    one ``tconv.verify`` judges in. A way that cannot express the spec gives
-    :class:`NotExpressible`; nothing raises for a valid spec.
-    """
-    names = _way_names(spec.ndim)
-    dtype = np.result_type(g, w)
-    if dtype.name not in _FLOATS + _INTEGERS:
-        return dict.fromkeys(names, NotExpressible(
-            f"{REASONS['dtype']} {dtype.name} (floats: {', '.join(_FLOATS)}; "
-            f"integers: {', '.join(_INTEGERS)})"))
-    jax = import_jax()
-
-    w = np.ascontiguousarray(w, dtype=dtype)
-    g = np.ascontiguousarray(g, dtype=dtype)
-    result: dict = {}
-    with _x64(jax):                  # float64/int64 as themselves; undone on exit
-        if dtype.kind == "f":
-            result[_VJP] = _vjp(spec, w, g)
-            result[_LINEAR] = _linear_transpose(spec, w, g)
-        else:
-            why = (f"{REASONS['autodiff']}: jax.vjp and jax.linear_transpose give {dtype.name} "
-                   f"inputs a float0 cotangent (no values)")
-            result[_VJP] = result[_LINEAR] = NotExpressible(why)
-        result[_DILATED] = _lhs_dilated(spec, w, g)
-        result[_EXPLICIT] = _conv_transpose_explicit(spec, w, g)
-        result[_CONSISTENT] = _conv_transpose_consistent(spec, w, g)
-        result[_STRING] = _conv_transpose_string(spec, w, g)
-    bug = xla_negative_padding_bug(spec, dtype)
-    if bug:
-        result = {name: KnownDifference(bug, r) if isinstance(r, np.ndarray) else r
-                  for name, r in result.items()}
-    return {name: result[name] for name in names}
 
 
 def xla_negative_padding_bug(spec: ConvSpec, dtype) -> str | None:
@@ -339,27 +295,6 @@ def _version() -> str:
     return jax.__version__
 
 
-def _benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
-                        g: np.ndarray) -> dict:
-    """Zero-argument callables for ``tconv bench``, jitted, compiled and with their inputs on
-    the device before timing: the forward convolution (``op == "conv"``) or its pullback with
-    respect to x (``input_grad``, what ``jax.grad`` runs) or w (``weight_grad``). float32 only
-    (float64 would need x64 mode around every call)."""
-    if g.dtype != np.float32 or w.dtype != np.float32:
-        return {}
-    jax = import_jax()
-    forward = _conv(spec)
-    if op == "conv":
-        fn, name = jax.jit(forward), "jax conv (jit)"
-    else:
-        wrt = 0 if op == "input_grad" else 1
-        fn = jax.jit(lambda x, w, cotangent: jax.vjp(forward, x, w)[1](cotangent)[wrt])
-        name = "jax vjp (jit)"
-    args = [jax.device_put(a) for a in (x, w, g)][:2 if op == "conv" else 3]
-    fn(*args).block_until_ready()
-    return {name: lambda: fn(*args).block_until_ready()}
-
-
 # -- the layers: lax.conv_transpose, lax.conv_general_dilated and flax ConvTranspose ----------
 
 _LAX_DEFAULT = {1: ("NHC", "HIO", "NHC"), 2: ("NHWC", "HWIO", "NHWC"),
@@ -400,7 +335,7 @@ def _lax_from_strings(lhs: str, rhs: str, out: str, nd: int):
     for text, pair in ((lhs, "NC"), (rhs, "OI"), (out, "NC")):
         spatial = set(text) - set(pair)
         if (len(text) != nd + 2 or len(set(text)) != len(text) or not set(pair) <= set(text)
-                or spatial != set(rhs) - set("OI")):
+            or spatial != set(rhs) - set("OI")):
             raise ConvSpecError(
                 f"dimension_numbers ({lhs!r}, {rhs!r}, {out!r}) must each have {nd + 2} distinct "
                 f"letters: N and C (O and I for the kernel) and the same spatial letters")
@@ -462,61 +397,6 @@ def _provisional(batch, c_in, c_out, size, kernel, stride, dilation) -> ConvSpec
                               stride=stride, padding="valid", dilation=dilation)
 
 
-def _read_jax(lhs_shape, rhs_shape, strides=None, padding=None, rhs_dilation=None,
-             dimension_numbers=None, transpose_kernel=False, use_consistent_padding=False, *,
-             window_strides=None, lhs_dilation=None, feature_group_count=1) -> Layer:
-    """``lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation, dimension_numbers,
-    transpose_kernel, use_consistent_padding)``, or, given ``lhs_dilation``, the transposed
-    convolution written as ``lax.conv_general_dilated(lhs, rhs, window_strides=1, padding,
-    lhs_dilation=stride, rhs_dilation, dimension_numbers, feature_group_count)``.
-
-    conv_transpose: default layout NHWC / HWIO (1-3 dims). Without ``transpose_kernel`` the kernel
-    is used as it is, unflipped, as the ordinary kernel ``(I=C_in, O=C_out)`` (jax-ml/jax#11252);
-    with it, it is the forward kernel ``(I=C_out, O=C_in)``, TF's filter. Explicit pairs pad the
-    zero-inserted input, ``dilation * (k - 1) - padding`` in PyTorch's terms (jax-ml/jax#17618,
-    #32267), unless ``use_consistent_padding`` (#32268). ``'SAME'``/``'VALID'`` are TF's
-    (``'VALID'`` is longer than PyTorch's padding 0 when stride > K, samuela/torch2jax PR #3).
-    conv_general_dilated: default layout NCHW / OIHW; explicit pairs only (lax refuses strings
-    with lhs_dilation); the kernel is the ordinary one, groups allowed.
-    """
-    if lhs_dilation is not None or window_strides is not None:
-        return _from_lax_general(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation,
-                                 rhs_dilation, dimension_numbers, feature_group_count,
-                                 strides=strides)
-    call = "jax.lax.conv_transpose"
-    lhs_shape, rhs_shape = shape_arg("lhs_shape", lhs_shape), shape_arg("rhs_shape", rhs_shape)
-    nd = len(rhs_shape) - 2
-    if len(lhs_shape) != nd + 2:
-        raise ConvSpecError(f"{call}: lhs_shape {lhs_shape} and rhs_shape {rhs_shape} must have "
-                            f"the same rank")
-    if strides is None or padding is None:
-        raise ConvSpecError(f"{call} needs strides and padding (it has no defaults)")
-    specs = _lax_specs(dimension_numbers, nd, "channels_last")
-    layout = _lax_layout(specs, ordinary=not transpose_kernel)
-    lhs = permuted(lhs_shape, specs[0])
-    logical = permuted(rhs_shape, specs[1])       # (O, I, *k) as labelled
-    c_in = logical[0] if transpose_kernel else logical[1]
-    c_out = logical[1] if transpose_kernel else logical[0]
-    if lhs[1] != c_in:
-        raise ConvSpecError(
-            f"{call}: the input has {lhs[1]} channels but the kernel's "
-            f"{'O' if transpose_kernel else 'I'} axis has {c_in}"
-            + (" (transpose_kernel=True swaps I and O)" if transpose_kernel else ""))
-    kernel = logical[2:]
-    stride = _lax_ints(call, "strides", strides, nd)
-    dilation = _lax_ints(call, "rhs_dilation", rhs_dilation, nd)
-    dims = layer_dims(lhs[2:], kernel, stride, dilation)
-    wins = _lax_windows(call, padding, dims, lambda: _provisional(
-        lhs[0], c_in, c_out, lhs[2:], kernel, stride, dilation), use_consistent_padding, nd)
-    args = dict(lhs_shape=lhs_shape, rhs_shape=rhs_shape, strides=strides, padding=padding,
-                rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-                transpose_kernel=transpose_kernel,
-                use_consistent_padding=use_consistent_padding)
-    return make("jax", call, args, batch=lhs[0], c_in=c_in, c_out=c_out, kernel=kernel,
-                 stride=stride, dilation=dilation, groups=1, size=lhs[2:], wins=wins,
-                 layout=layout)
-
-
 def _from_lax_general(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation, rhs_dilation,
                       dimension_numbers, feature_group_count, strides=None) -> Layer:
     call = "jax.lax.conv_general_dilated"
@@ -554,8 +434,8 @@ def _from_lax_general(lhs_shape, rhs_shape, window_strides, padding, lhs_dilatio
                 dimension_numbers=dimension_numbers, feature_group_count=feature_group_count)
     wins = [_lax_window(dim, pair) for dim, pair in zip(dims, pairs)]
     return make("jax", call, args, batch=lhs[0], c_in=lhs[1], c_out=c_out, kernel=kernel,
-                 stride=stride, dilation=dilation, groups=groups, size=lhs[2:], wins=wins,
-                 layout=_lax_layout(specs, ordinary=True))
+                stride=stride, dilation=dilation, groups=groups, size=lhs[2:], wins=wins,
+                layout=_lax_layout(specs, ordinary=True))
 
 
 def _stride_one_string(call: str, padding: str, dims) -> list[Pair]:
@@ -588,7 +468,21 @@ def _jax_conv_transpose_args(spec: ConvSpec, padding, transpose_kernel: bool,
 
 
 def _lax_padding(spec: ConvSpec, consistent: bool):
-    """'VALID' or 'SAME' when one keeps the spec's windows, else explicit pairs (always exact)."""
+    """``lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation, dimension_numbers,
+    transpose_kernel, use_consistent_padding)``, or, given ``lhs_dilation``, the transposed
+    convolution written as ``lax.conv_general_dilated(lhs, rhs, window_strides=1, padding,
+    lhs_dilation=stride, rhs_dilation, dimension_numbers, feature_group_count)``.
+
+    conv_transpose: default layout NHWC / HWIO (1-3 dims). Without ``transpose_kernel`` the
+    kernel is used as it is, unflipped, as the ordinary kernel ``(I=C_in, O=C_out)``
+    (jax-ml/jax#11252); with it, it is the forward kernel ``(I=C_out, O=C_in)``, TF's
+    filter. Explicit pairs pad the zero-inserted input, ``dilation * (k - 1) - padding`` in
+    PyTorch's terms (jax-ml/jax#17618, #32267), unless ``use_consistent_padding`` (#32268).
+    ``'SAME'``/``'VALID'`` are TF's (``'VALID'`` is longer than PyTorch's padding 0 when
+    stride > K, samuela/torch2jax PR #3). conv_general_dilated: default layout NCHW / OIHW;
+    explicit pairs only (lax refuses strings with lhs_dilation); the kernel is the ordinary
+    one, groups allowed.
+    """
     wants = windows(spec)
     for mode, wins in sorted(_lax_string_windows(spec).items(), reverse=True):
         if wins == wants:
@@ -598,56 +492,6 @@ def _lax_padding(spec: ConvSpec, consistent: bool):
     return spec.transpose_padding      # the padding of the zero-inserted input (_lax_window)
 
 
-def _write_jax(spec: ConvSpec, options: dict) -> dict:
-    """lax.conv_transpose (lax's default channels-last layout) for one group and 1-3 dims, else
-    the lhs-dilated lax.conv_general_dilated (channels-last up to 3 dims). Always exact."""
-    if spec.groups == 1 and spec.ndim <= 3:
-        return _jax_conv_transpose_args(spec, _lax_padding(spec, options["consistent"]),
-                                        options["transpose_kernel"], options["consistent"])
-    numbers = _LAX_DEFAULT.get(spec.ndim)        # None (NCHW / OIHW) past 3 dims
-    layout = _lax_layout(_lax_specs(numbers, spec.ndim, "iota"), ordinary=True)
-    g = spec.groups
-    # the ordinary kernel maps y's spec.out_channels to x's spec.in_channels
-    return dict(lhs_shape=permuted(spec.output_shape, layout.data),
-                rhs_shape=permuted((spec.in_channels, spec.out_channels // g) + spec.kernel_size,
-                                   layout.weight),
-                window_strides=(1,) * spec.ndim, padding=spec.transpose_padding,
-                lhs_dilation=spec.stride,
-                rhs_dilation=spec.dilation, dimension_numbers=numbers, feature_group_count=g)
-
-
-def _read_flax(input_shape, features, kernel_size, strides=None, padding="SAME",
-              kernel_dilation=None, use_bias=True, transpose_kernel=False) -> Layer:
-    """``flax.linen.ConvTranspose(features, kernel_size, strides, padding, kernel_dilation,
-    use_bias, transpose_kernel)`` applied to ``input_shape`` (channels-last).
-
-    As documented (and in its source), the module calls ``lax.conv_transpose(x, kernel,
-    strides, padding, rhs_dilation=kernel_dilation, transpose_kernel=transpose_kernel)`` with
-    lax's default layout: so an int or pair padding is the padding of the zero-inserted input,
-    not PyTorch's (google/flax#4593, documented by flax PR #4990). The kernel is
-    ``(*k, C_in, features)``, or ``(*k, features, C_in)`` with ``transpose_kernel``. No groups;
-    ``'CIRCULAR'`` padding wraps the result around and is not a zero-padded transposed convolution.
-    """
-    call = "flax.linen.ConvTranspose"
-    kernel = (kernel_size,) if isinstance(kernel_size, int) else tuple(kernel_size)
-    nd = len(kernel)
-    need_dims(call, nd)
-    input_shape = shape_arg("input_shape", input_shape, nd + 2)
-    if isinstance(padding, str) and padding == "CIRCULAR":
-        raise ConvSpecError(f"{call} padding='CIRCULAR' sums the result periodically: it is not a "
-                            f"zero-padded transposed convolution, and no other framework has it")
-    lax_padding = padding if isinstance(padding, str) else _flax_pairs(padding, nd)
-    rhs = ((*kernel, features, input_shape[-1]) if transpose_kernel
-           else (*kernel, input_shape[-1], features))
-    lax_layer = _read_jax(input_shape, rhs, ints("strides", 1 if strides is None else strides, nd),
-                         lax_padding, ints("kernel_dilation", 1 if kernel_dilation is None
-                                            else kernel_dilation, nd), None, transpose_kernel)
-    args = dict(input_shape=input_shape, features=features, kernel_size=kernel_size,
-                strides=strides, padding=padding, kernel_dilation=kernel_dilation,
-                use_bias=use_bias, transpose_kernel=transpose_kernel)
-    return Layer("flax", call, args, lax_layer.spec, lax_layer.layout)
-
-
 def _flax_pairs(padding, nd: int) -> list[Pair]:
     """Flax's ``canonicalize_padding``: an int for every side, or per dim an int or a pair."""
     if isinstance(padding, int) and not isinstance(padding, bool):
@@ -655,65 +499,7 @@ def _flax_pairs(padding, nd: int) -> list[Pair]:
     return list(pair_list("padding", padding, nd, allow_negative=True))
 
 
-def _write_flax(spec: ConvSpec, options: dict) -> dict:
-    """What flax.linen.ConvTranspose passes to lax.conv_transpose: the same padding as the
-    jax target (strings when exact, else explicit pairs), channels-last. No groups."""
-    call = "flax.linen.ConvTranspose"
-    need_dims(call, spec.ndim)
-    no_groups(call, spec)
-    return dict(input_shape=permuted(spec.output_shape, channels_last(spec.ndim)),
-                features=spec.in_channels, kernel_size=spec.kernel_size, strides=spec.stride,
-                padding=_lax_padding(spec, consistent=False), kernel_dilation=spec.dilation,
-                use_bias=False, transpose_kernel=options["transpose_kernel"])
-
-
-def _flags_jax(size, k, in_channels, out_channels, stride, padding, dilation, groups, transpose_kernel,
-               consistent, batch, **_):
-    if padding is None:
-        raise ConvSpecError("jax.lax.conv_transpose has no default padding: give --padding same, "
-                            "valid or (low:high) pairs")
-    mode, explicit = padding_words(padding)
-    nd = len(size)
-    lax_padding = mode.upper() if mode is not None else pair_list("--padding", explicit, nd, True)
-    stride, dilation = ints("--stride", stride, nd), ints("--dilation", dilation, nd)
-    if groups > 1 or nd > 3:
-        if mode is not None or consistent or transpose_kernel:
-            raise ConvSpecError(
-                "with groups or more than 3 dims the JAX layer is lax.conv_general_dilated("
-                "lhs_dilation=stride), which takes explicit (transposed) padding pairs only: no "
-                "same/valid, --consistent-padding or --transpose-kernel")
-        if groups < 1 or in_channels % groups:
-            raise ConvSpecError(f"--groups {groups} must divide --in-channels {in_channels}")
-        numbers = _LAX_DEFAULT.get(nd)
-        layout = _lax_layout(_lax_specs(numbers, nd, "iota"), True)
-        return _read_jax(permuted((batch, in_channels, *size), layout.data),
-                        permuted((out_channels, in_channels // groups, *k), layout.weight), None, lax_padding,
-                        dilation, numbers, window_strides=(1,) * nd, lhs_dilation=stride,
-                        feature_group_count=groups)
-    rhs = (*k, out_channels, in_channels) if transpose_kernel else (*k, in_channels, out_channels)
-    return _read_jax((batch, *size, in_channels), rhs, stride, lax_padding, dilation, None,
-                    transpose_kernel, consistent)
-
-
-def _flags_flax(size, k, in_channels, out_channels, stride, padding, dilation, transpose_kernel, batch, **_):
-    mode, explicit = padding_words("same" if padding is None else padding)
-    return _read_flax((batch, *size, in_channels), out_channels, k, stride,
-                     mode.upper() if mode is not None else explicit, dilation, False,
-                     transpose_kernel)
-
-
-def _code_jax(layer, crop):
-    kwargs = {k: v for k, v in layer.kwargs.items() if v is not None}
-    if not kwargs.get("use_consistent_padding", True):
-        del kwargs["use_consistent_padding"]           # the default; older jax lacks the name
-    if layer.call.endswith("conv_general_dilated"):
-        kwargs.setdefault("window_strides", (1,) * layer.spec.ndim)
-    func = layer.call.replace("jax.lax.", "lax.")
-    return (["import jax.numpy as jnp", "from jax import lax"], ["weight = jnp.asarray(weight)"],
-            call_text(func, ["x", "weight"], kwargs, "    "))
-
-
-def _code_flax(layer, crop):
+def _code_flax(layer, crop, runnable: bool = False):
     kwargs = dict(layer.kwargs, use_bias=False)
     return (["import flax.linen as nn", "import jax.numpy as jnp"],
             [f"layer = {call_text('nn.ConvTranspose', [], kwargs)}",
@@ -721,15 +507,25 @@ def _code_flax(layer, crop):
             "layer.apply(variables, x)")
 
 
-def _code_flax_via_lax(layer, crop):
-    """flax.linen.ConvTranspose written as the lax call it makes (lax's default layout)."""
+def _code_flax_via_lax(layer, crop, runnable: bool = False):
+    """``flax.linen.ConvTranspose(features, kernel_size, strides, padding, kernel_dilation,
+    use_bias, transpose_kernel)`` applied to ``input_shape`` (channels-last).
+
+    As documented (and in its source), the module calls ``lax.conv_transpose(x, kernel,
+    strides, padding, rhs_dilation=kernel_dilation, transpose_kernel=transpose_kernel)``
+    with lax's default layout: so an int or pair padding is the padding of the zero-inserted
+    input, not PyTorch's (google/flax#4593, documented by flax PR #4990). The kernel is
+    ``(*k, C_in, features)``, or ``(*k, features, C_in)`` with ``transpose_kernel``. No
+    groups; ``'CIRCULAR'`` padding wraps the result around and is not a zero-padded
+    transposed convolution.
+    """
     kwargs, nd = layer.kwargs, layer.spec.ndim
     padding = kwargs["padding"]
     lax_kwargs = dict(
         strides=per_dim("strides", 1 if kwargs["strides"] is None else kwargs["strides"], nd),
         padding=padding if isinstance(padding, str) else _flax_pairs(padding, nd),
         rhs_dilation=per_dim("kernel_dilation", 1 if kwargs["kernel_dilation"] is None
-                              else kwargs["kernel_dilation"], nd),
+                             else kwargs["kernel_dilation"], nd),
         transpose_kernel=kwargs["transpose_kernel"])
     return (["import jax.numpy as jnp", "from jax import lax"], ["weight = jnp.asarray(weight)"],
             call_text("lax.conv_transpose", ["x", "weight"], lax_kwargs, "    "))
@@ -752,18 +548,74 @@ class Jax(Framework):
     flag_hint = "its size is chosen by --padding"
     shape_args = ("lhs_shape", "rhs_shape")
 
-    def way_names(self, ndim: int) -> list[str]:
-        return _way_names(ndim)
+    @staticmethod
+    def way_names(ndim: int) -> list[str]:
+        """The ways, in table order; lax is N-d, so the names do not depend on ``ndim``."""
+        return [_VJP, _LINEAR, _DILATED, _EXPLICIT, _CONSISTENT, _STRING]
 
-    def input_grad_ways(self, spec: ConvSpec, w, g) -> dict:
-        return _input_grad_ways(spec, w, g)
+    @staticmethod
+    def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
+        """dL/dx of ``spec`` for upstream gradient ``g`` every way JAX offers.
 
-    def benchmark_callables(self, op: str, spec: ConvSpec, x, w, g) -> dict:
-        return _benchmark_callables(op, spec, x, w, g)
+        ``w`` is ``(C_out, C_in/groups, *k)``, ``g`` is ``spec.output_shape``. Both are cast to
+        ``np.result_type(g, w)`` (``g``'s dtype when they agree), the dtype of every result and the
+        one ``tconv.verify`` judges in. A way that cannot express the spec gives
+        :class:`NotExpressible`; nothing raises for a valid spec.
+        """
+        names = Jax.way_names(spec.ndim)
+        dtype = np.result_type(g, w)
+        if dtype.name not in _FLOATS + _INTEGERS:
+            return dict.fromkeys(names, NotExpressible(
+                f"{REASONS['dtype']} {dtype.name} (floats: {', '.join(_FLOATS)}; "
+                f"integers: {', '.join(_INTEGERS)})"))
+        jax = import_jax()
 
-    def read(self, lhs_shape, rhs_shape, strides=None, padding=None, rhs_dilation=None,
+        w = np.ascontiguousarray(w, dtype=dtype)
+        g = np.ascontiguousarray(g, dtype=dtype)
+        result: dict = {}
+        with _x64(jax):                  # float64/int64 as themselves; undone on exit
+            if dtype.kind == "f":
+                result[_VJP] = _vjp(spec, w, g)
+                result[_LINEAR] = _linear_transpose(spec, w, g)
+            else:
+                why = (f"{REASONS['autodiff']}: jax.vjp and jax.linear_transpose give {dtype.name} "
+                       f"inputs a float0 cotangent (no values)")
+                result[_VJP] = result[_LINEAR] = NotExpressible(why)
+            result[_DILATED] = _lhs_dilated(spec, w, g)
+            result[_EXPLICIT] = _conv_transpose_explicit(spec, w, g)
+            result[_CONSISTENT] = _conv_transpose_consistent(spec, w, g)
+            result[_STRING] = _conv_transpose_string(spec, w, g)
+        bug = xla_negative_padding_bug(spec, dtype)
+        if bug:
+            result = {name: KnownDifference(bug, r) if isinstance(r, np.ndarray) else r
+                      for name, r in result.items()}
+        return {name: result[name] for name in names}
+
+    @staticmethod
+    def benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
+                            g: np.ndarray) -> dict:
+        """Zero-argument callables for ``tconv bench``, jitted, compiled and with their inputs on
+        the device before timing: the forward convolution (``op == "conv"``) or its pullback with
+        respect to x (``input_grad``, what ``jax.grad`` runs) or w (``weight_grad``). float32 only
+        (float64 would need x64 mode around every call)."""
+        if g.dtype != np.float32 or w.dtype != np.float32:
+            return {}
+        jax = import_jax()
+        forward = _conv(spec)
+        if op == "conv":
+            fn, name = jax.jit(forward), "jax conv (jit)"
+        else:
+            wrt = 0 if op == "input_grad" else 1
+            fn = jax.jit(lambda x, w, cotangent: jax.vjp(forward, x, w)[1](cotangent)[wrt])
+            name = "jax vjp (jit)"
+        args = [jax.device_put(a) for a in (x, w, g)][:2 if op == "conv" else 3]
+        fn(*args).block_until_ready()
+        return {name: lambda: fn(*args).block_until_ready()}
+
+    @staticmethod
+    def read(lhs_shape, rhs_shape, strides=None, padding=None, rhs_dilation=None,
              dimension_numbers=None, transpose_kernel=False, use_consistent_padding=False, *,
-             window_strides=None, lhs_dilation=None, feature_group_count=1):
+             window_strides=None, lhs_dilation=None, feature_group_count=1) -> Layer:
         """``lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation, dimension_numbers,
         transpose_kernel, use_consistent_padding)``, or, given ``lhs_dilation``, the transposed
         convolution written as ``lax.conv_general_dilated(lhs, rhs, window_strides=1, padding,
@@ -771,27 +623,109 @@ class Jax(Framework):
 
         conv_transpose: default layout NHWC / HWIO (1-3 dims). Without ``transpose_kernel`` the
         kernel is used as it is, unflipped, as the ordinary kernel ``(I=C_in, O=C_out)``
-        (jax-ml/jax#11252); with it, it is the forward kernel ``(I=C_out, O=C_in)``, TF's
-        filter. Explicit pairs pad the zero-inserted input, ``dilation * (k - 1) - padding`` in
-        PyTorch's terms (jax-ml/jax#17618, #32267), unless ``use_consistent_padding`` (#32268).
+        (jax-ml/jax#11252); with it, it is the forward kernel ``(I=C_out, O=C_in)``, TF's filter.
+        Explicit pairs pad the zero-inserted input, ``dilation * (k - 1) - padding`` in PyTorch's
+        terms (jax-ml/jax#17618, #32267), unless ``use_consistent_padding`` (#32268).
         ``'SAME'``/``'VALID'`` are TF's (``'VALID'`` is longer than PyTorch's padding 0 when
         stride > K, samuela/torch2jax PR #3). conv_general_dilated: default layout NCHW / OIHW;
         explicit pairs only (lax refuses strings with lhs_dilation); the kernel is the ordinary
         one, groups allowed.
         """
-        return _read_jax(lhs_shape, rhs_shape, strides, padding, rhs_dilation,
-                         dimension_numbers, transpose_kernel, use_consistent_padding,
-                         window_strides=window_strides, lhs_dilation=lhs_dilation,
-                         feature_group_count=feature_group_count)
+        if lhs_dilation is not None or window_strides is not None:
+            return _from_lax_general(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation,
+                                     rhs_dilation, dimension_numbers, feature_group_count,
+                                     strides=strides)
+        call = "jax.lax.conv_transpose"
+        lhs_shape, rhs_shape = shape_arg("lhs_shape", lhs_shape), shape_arg("rhs_shape", rhs_shape)
+        nd = len(rhs_shape) - 2
+        if len(lhs_shape) != nd + 2:
+            raise ConvSpecError(f"{call}: lhs_shape {lhs_shape} and rhs_shape {rhs_shape} must "
+                                f"have the same rank")
+        if strides is None or padding is None:
+            raise ConvSpecError(f"{call} needs strides and padding (it has no defaults)")
+        specs = _lax_specs(dimension_numbers, nd, "channels_last")
+        layout = _lax_layout(specs, ordinary=not transpose_kernel)
+        lhs = permuted(lhs_shape, specs[0])
+        logical = permuted(rhs_shape, specs[1])       # (O, I, *k) as labelled
+        c_in = logical[0] if transpose_kernel else logical[1]
+        c_out = logical[1] if transpose_kernel else logical[0]
+        if lhs[1] != c_in:
+            raise ConvSpecError(
+                f"{call}: the input has {lhs[1]} channels but the kernel's "
+                f"{'O' if transpose_kernel else 'I'} axis has {c_in}"
+                + (" (transpose_kernel=True swaps I and O)" if transpose_kernel else ""))
+        kernel = logical[2:]
+        stride = _lax_ints(call, "strides", strides, nd)
+        dilation = _lax_ints(call, "rhs_dilation", rhs_dilation, nd)
+        dims = layer_dims(lhs[2:], kernel, stride, dilation)
+        wins = _lax_windows(call, padding, dims, lambda: _provisional(
+            lhs[0], c_in, c_out, lhs[2:], kernel, stride, dilation), use_consistent_padding, nd)
+        args = dict(lhs_shape=lhs_shape, rhs_shape=rhs_shape, strides=strides, padding=padding,
+                    rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                    transpose_kernel=transpose_kernel,
+                    use_consistent_padding=use_consistent_padding)
+        return make("jax", call, args, batch=lhs[0], c_in=c_in, c_out=c_out, kernel=kernel,
+                    stride=stride, dilation=dilation, groups=1, size=lhs[2:], wins=wins,
+                    layout=layout)
 
-    def write(self, spec: ConvSpec, options: dict) -> dict:
-        return _write_jax(spec, options)
+    @staticmethod
+    def write(spec: ConvSpec, options: dict) -> dict:
+        """lax.conv_transpose (lax's default channels-last layout) for one group and 1-3 dims, else
+        the lhs-dilated lax.conv_general_dilated (channels-last up to 3 dims). Always exact."""
+        if spec.groups == 1 and spec.ndim <= 3:
+            return _jax_conv_transpose_args(spec, _lax_padding(spec, options["consistent"]),
+                                            options["transpose_kernel"], options["consistent"])
+        numbers = _LAX_DEFAULT.get(spec.ndim)        # None (NCHW / OIHW) past 3 dims
+        layout = _lax_layout(_lax_specs(numbers, spec.ndim, "iota"), ordinary=True)
+        g = spec.groups
+        # the ordinary kernel maps y's spec.out_channels to x's spec.in_channels
+        return dict(lhs_shape=permuted(spec.output_shape, layout.data),
+                    rhs_shape=permuted((spec.in_channels, spec.out_channels // g)
+                                       + spec.kernel_size, layout.weight),
+                    window_strides=(1,) * spec.ndim, padding=spec.transpose_padding,
+                    lhs_dilation=spec.stride,
+                    rhs_dilation=spec.dilation, dimension_numbers=numbers, feature_group_count=g)
 
-    def from_flags(self, **words):
-        return _flags_jax(**words)
+    @staticmethod
+    def from_flags(size, k, in_channels, out_channels, stride, padding, dilation, groups,
+                   transpose_kernel, consistent, batch, **_):
+        if padding is None:
+            raise ConvSpecError("jax.lax.conv_transpose has no default padding: give --padding "
+                                "same, valid or (low:high) pairs")
+        mode, explicit = padding_words(padding)
+        nd = len(size)
+        lax_padding = (mode.upper() if mode is not None
+                       else pair_list("--padding", explicit, nd, True))
+        stride, dilation = ints("--stride", stride, nd), ints("--dilation", dilation, nd)
+        if groups > 1 or nd > 3:
+            if mode is not None or consistent or transpose_kernel:
+                raise ConvSpecError(
+                    "with groups or more than 3 dims the JAX layer is lax.conv_general_dilated("
+                    "lhs_dilation=stride), which takes explicit (transposed) padding pairs only: "
+                    "no same/valid, --consistent-padding or --transpose-kernel")
+            if groups < 1 or in_channels % groups:
+                raise ConvSpecError(f"--groups {groups} must divide --in-channels {in_channels}")
+            numbers = _LAX_DEFAULT.get(nd)
+            layout = _lax_layout(_lax_specs(numbers, nd, "iota"), True)
+            return Jax.read(permuted((batch, in_channels, *size), layout.data),
+                            permuted((out_channels, in_channels // groups, *k), layout.weight),
+                            None, lax_padding, dilation, numbers, window_strides=(1,) * nd,
+                            lhs_dilation=stride, feature_group_count=groups)
+        rhs = ((*k, out_channels, in_channels) if transpose_kernel
+               else (*k, in_channels, out_channels))
+        return Jax.read((batch, *size, in_channels), rhs, stride, lax_padding, dilation, None,
+                        transpose_kernel, consistent)
 
-    def code(self, layer, crop, runnable: bool = False):
-        return _code_jax(layer, crop)
+    @staticmethod
+    def code(layer, crop, runnable: bool = False):
+        kwargs = {k: v for k, v in layer.kwargs.items() if v is not None}
+        if not kwargs.get("use_consistent_padding", True):
+            del kwargs["use_consistent_padding"]           # the default; older jax lacks the name
+        if layer.call.endswith("conv_general_dilated"):
+            kwargs.setdefault("window_strides", (1,) * layer.spec.ndim)
+        func = layer.call.replace("jax.lax.", "lax.")
+        return (["import jax.numpy as jnp", "from jax import lax"],
+                ["weight = jnp.asarray(weight)"], call_text(func, ["x", "weight"], kwargs, "    "))
 
     def pad_code(self, widths) -> str:
         return f"y = jnp.pad(y, {tuple(widths)})"
@@ -812,27 +746,60 @@ class Flax(Framework):
     flag_hint = "its size is chosen by --padding; no groups"
     shape_args = ("input_shape",)
 
-    def read(self, input_shape, features, kernel_size, strides=None, padding="SAME",
-             kernel_dilation=None, use_bias=True, transpose_kernel=False):
+    @staticmethod
+    def read(input_shape, features, kernel_size, strides=None, padding="SAME",
+             kernel_dilation=None, use_bias=True, transpose_kernel=False) -> Layer:
         """``flax.linen.ConvTranspose(features, kernel_size, strides, padding, kernel_dilation,
         use_bias, transpose_kernel)`` applied to ``input_shape`` (channels-last).
 
         As documented (and in its source), the module calls ``lax.conv_transpose(x, kernel,
-        strides, padding, rhs_dilation=kernel_dilation, transpose_kernel=transpose_kernel)``
-        with lax's default layout: so an int or pair padding is the padding of the zero-inserted
-        input, not PyTorch's (google/flax#4593, documented by flax PR #4990). The kernel is
+        strides, padding, rhs_dilation=kernel_dilation, transpose_kernel=transpose_kernel)`` with
+        lax's default layout: so an int or pair padding is the padding of the zero-inserted input,
+        not PyTorch's (google/flax#4593, documented by flax PR #4990). The kernel is
         ``(*k, C_in, features)``, or ``(*k, features, C_in)`` with ``transpose_kernel``. No
-        groups; ``'CIRCULAR'`` padding wraps the result around and is not a zero-padded
-        transposed convolution.
+        groups; ``'CIRCULAR'`` padding wraps the result around and is not a zero-padded transposed
+        convolution.
         """
-        return _read_flax(input_shape, features, kernel_size, strides, padding, kernel_dilation,
-                          use_bias, transpose_kernel)
+        call = "flax.linen.ConvTranspose"
+        kernel = (kernel_size,) if isinstance(kernel_size, int) else tuple(kernel_size)
+        nd = len(kernel)
+        need_dims(call, nd)
+        input_shape = shape_arg("input_shape", input_shape, nd + 2)
+        if isinstance(padding, str) and padding == "CIRCULAR":
+            raise ConvSpecError(f"{call} padding='CIRCULAR' sums the result periodically: it is "
+                                f"not a zero-padded transposed convolution, and no other "
+                                f"framework has it")
+        lax_padding = padding if isinstance(padding, str) else _flax_pairs(padding, nd)
+        rhs = ((*kernel, features, input_shape[-1]) if transpose_kernel
+               else (*kernel, input_shape[-1], features))
+        stride = ints("strides", 1 if strides is None else strides, nd)
+        dilation = ints("kernel_dilation", 1 if kernel_dilation is None else kernel_dilation, nd)
+        lax_layer = Jax.read(input_shape, rhs, stride, lax_padding, dilation, None,
+                             transpose_kernel)
+        args = dict(input_shape=input_shape, features=features, kernel_size=kernel_size,
+                    strides=strides, padding=padding, kernel_dilation=kernel_dilation,
+                    use_bias=use_bias, transpose_kernel=transpose_kernel)
+        return Layer("flax", call, args, lax_layer.spec, lax_layer.layout)
 
-    def write(self, spec: ConvSpec, options: dict) -> dict:
-        return _write_flax(spec, options)
+    @staticmethod
+    def write(spec: ConvSpec, options: dict) -> dict:
+        """What flax.linen.ConvTranspose passes to lax.conv_transpose: the same padding as the
+        jax target (strings when exact, else explicit pairs), channels-last. No groups."""
+        call = "flax.linen.ConvTranspose"
+        need_dims(call, spec.ndim)
+        no_groups(call, spec)
+        return dict(input_shape=permuted(spec.output_shape, channels_last(spec.ndim)),
+                    features=spec.in_channels, kernel_size=spec.kernel_size, strides=spec.stride,
+                    padding=_lax_padding(spec, consistent=False), kernel_dilation=spec.dilation,
+                    use_bias=False, transpose_kernel=options["transpose_kernel"])
 
-    def from_flags(self, **words):
-        return _flags_flax(**words)
+    @staticmethod
+    def from_flags(size, k, in_channels, out_channels, stride, padding, dilation, transpose_kernel,
+                   batch, **_):
+        mode, explicit = padding_words("same" if padding is None else padding)
+        return Flax.read((batch, *size, in_channels), out_channels, k, stride,
+                         mode.upper() if mode is not None else explicit, dilation, False,
+                         transpose_kernel)
 
     def code(self, layer, crop, runnable: bool = False):
         if runnable and not _flax_installed():

@@ -77,17 +77,12 @@ _OUTPUT_SHAPE_BUG = ("onnx.reference ignores output_shape when deriving pads wit
                      "NOTSET: pads stay 0 instead of total - total//2 at the start (onnx#4527)")
 
 
-
 def _ort_available() -> bool:
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         return False
     return True
-
-
-def _way_names(ndim: int) -> list[str]:
-    return [_NAMES[runtime, form] for form in _FORMS for runtime in (_ORT, _REF)]
 
 
 # -- choosing the attributes: one helper per form, each (attrs, None) or (None, reason) ---------
@@ -101,7 +96,7 @@ def pads_form(spec: ConvSpec):
     """``pads = [lo..., hi...]``, ``output_padding = op``; an op >= stride moves into pads_end."""
     ends, ops = [], []
     for i, ((lo, hi), op, s, d) in enumerate(zip(spec.padding, spec.output_padding,
-                                                  spec.stride, spec.dilation)):
+                                                 spec.stride, spec.dilation)):
         if op < s:
             ends.append(hi)
             ops.append(op)
@@ -258,56 +253,6 @@ def _known_bug(runtime: str, form: str, spec: ConvSpec) -> str | None:
     return None
 
 
-def _input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
-    """dL/dx of ``spec`` by ONNX ConvTranspose, each form in each runtime; see the module doc.
-
-    ``g`` is ``spec.output_shape`` (ConvTranspose's X), ``w`` the forward weight (its W); each
-    result is ``spec.input_shape`` in ``g``'s dtype.
-    """
-    dtype = np.dtype(g.dtype)
-    result = {}
-    if dtype.name not in _ONNX_DTYPES:
-        return dict.fromkeys(_way_names(spec.ndim), NotExpressible(
-            f"ONNX ConvTranspose takes bfloat16, float16, float32 and float64 tensors, "
-            f"not {dtype.name}"))
-    g = np.ascontiguousarray(g)
-    w = np.ascontiguousarray(w, dtype=dtype)
-    ort_why = None
-    if not _ort_available():
-        ort_why = "onnxruntime is not installed"
-    elif dtype.name not in _ORT_DTYPES:
-        ort_why = (f"onnxruntime's CPU ConvTranspose has {' and '.join(_ORT_DTYPES)} kernels "
-                   f"only, not {dtype.name}")
-    for form in _FORMS:
-        attrs, why = _FORM_BUILDERS[form](spec)
-        model = None if why else _model_bytes(attrs, g.shape, w.shape, dtype)
-        for runtime in (_ORT, _REF):
-            name = _NAMES[runtime, form]
-            if why:
-                result[name] = NotExpressible(why)
-                continue
-            if runtime == _ORT and ort_why:
-                result[name] = NotExpressible(ort_why)
-                continue
-            if runtime == _REF and spec.batch == 0:
-                result[name] = NotExpressible(
-                    "onnx.reference's ConvTranspose cannot run an empty batch (N = 0): it "
-                    "raises TypeError")
-                continue
-            bug = _known_bug(runtime, form, spec)
-            if bug is None:
-                result[name] = _run(runtime, model, g, w).astype(dtype, copy=False)
-                continue
-            try:
-                y = _run(runtime, model, g, w).astype(dtype, copy=False)
-            except Exception as error:  # the known bug raises: no result to compare
-                result[name] = NotExpressible(
-                    f"{bug}; here it raises {type(error).__name__}: {_first_line(error)}")
-            else:
-                result[name] = KnownDifference(bug, y)
-    return result
-
-
 def _first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0][:200] if text else ""
@@ -343,56 +288,6 @@ def _onnx_window(dim: Dim, op: int, auto_pad: str, pads: Pair, size, i: int) -> 
     return pads[0], dim.full + op - pads[1]
 
 
-def _read(x_shape, w_shape, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
-              output_padding=None, output_shape=None, pads=None, strides=None):
-    """An ONNX ``ConvTranspose`` node with these attributes, ``X`` of ``x_shape`` and ``W`` of
-    ``w_shape`` = ``(C_in, C_out/group, *k)`` (tconv's layout; data ``(N, C, *sp)``).
-
-    ``pads`` is ``[begin..., end...]``. onnxruntime and onnx.reference require
-    ``output_padding < stride`` (the text allows up to the dilation): tconv follows the runtimes.
-    """
-    call = "ONNX ConvTranspose"
-    x_shape, w_shape = shape_arg("x_shape", x_shape), shape_arg("w_shape", w_shape)
-    nd = len(w_shape) - 2
-    if len(x_shape) != nd + 2:
-        raise ConvSpecError(f"{call}: X {x_shape} and W {w_shape} must have the same rank")
-    if x_shape[1] != w_shape[0]:
-        raise ConvSpecError(f"{call}: W {w_shape} must be (C, M/group, *k) with C = the "
-                            f"{x_shape[1]} channels of X")
-    if kernel_shape is not None and shape_arg("kernel_shape", kernel_shape) != w_shape[2:]:
-        raise ConvSpecError(f"{call}: kernel_shape={list(kernel_shape)} differs from W's "
-                            f"{list(w_shape[2:])}")
-    if auto_pad not in _AUTO_PADS:
-        raise ConvSpecError(f"{call} auto_pad must be one of {_AUTO_PADS}, got {auto_pad!r}")
-    if pads is not None and auto_pad != "NOTSET":
-        raise ConvSpecError(f"{call}: pads and auto_pad={auto_pad} cannot be used together")
-    stride = ints("strides", 1 if strides is None else strides, nd)
-    dilation = ints("dilations", 1 if dilations is None else dilations, nd)
-    ops = ints("output_padding", 0 if output_padding is None else output_padding, nd, 0)
-    for i, (op, s) in enumerate(zip(ops, stride)):
-        if op >= s:
-            raise ConvSpecError(f"{call}: output_padding={list(ops)} must be smaller than "
-                                f"strides={list(stride)} (onnxruntime and onnx.reference refuse "
-                                f"it; spatial dim {i})")
-    pad_pairs = _onnx_pads(pads, nd)
-    sizes = [None] * nd
-    if output_shape is not None:
-        sizes = shape_arg("output_shape", output_shape)
-        sizes = sizes[2:] if len(sizes) == nd + 2 else sizes
-        if len(sizes) != nd:
-            raise ConvSpecError(f"{call} output_shape must have {nd} spatial sizes, got "
-                                f"{list(output_shape)}")
-    dims = layer_dims(x_shape[2:], w_shape[2:], stride, dilation)
-    args = dict(x_shape=x_shape, w_shape=w_shape, auto_pad=auto_pad, dilations=dilations,
-                group=group, kernel_shape=kernel_shape, output_padding=output_padding,
-                output_shape=output_shape, pads=pads, strides=strides)
-    wins = [_onnx_window(dim, op, auto_pad, pair, n, i)
-            for i, (dim, op, pair, n) in enumerate(zip(dims, ops, pad_pairs, sizes))]
-    return make("onnx", call, args, batch=x_shape[0], c_in=x_shape[1],
-                 c_out=w_shape[1] * group, kernel=w_shape[2:], stride=stride, dilation=dilation,
-                 groups=group, size=x_shape[2:], wins=wins, layout=Layout.plain(nd))
-
-
 def _onnx_pads(pads, nd: int) -> list[Pair]:
     """``[begin..., end...]`` as one (begin, end) pair per dim."""
     if pads is None:
@@ -402,89 +297,6 @@ def _onnx_pads(pads, nd: int) -> list[Pair]:
                             f"got {pads!r}")
     values = ints("pads", pads, 2 * nd, 0)
     return list(zip(values[:nd], values[nd:]))
-
-
-def _write(spec: ConvSpec, options: dict) -> dict:
-    """Explicit ``pads`` and ``output_padding`` (< stride); an output_padding past the stride
-    (PyTorch allows it below the dilation) becomes zero cells added after the node."""
-    reachable = [within(want, dim.full + dim.stride - 1)
-                 for dim, want in zip(spec_dims(spec), windows(spec))]
-    node_spec = spec_keeping(spec.output_shape, spec.weight_shape, spec.stride, spec.dilation,
-                      spec.groups, reachable, "ONNX ConvTranspose")
-    attrs, why = pads_form(node_spec)
-    if why:                                   # cannot happen for a canonical spec
-        raise ConvSpecError(why)
-    return dict(x_shape=spec.output_shape, w_shape=spec.weight_shape, **attrs)
-
-
-def _flags_onnx(size, k, in_channels, out_channels, stride, padding, output_padding, output_shape, dilation,
-                groups, auto_pad, batch, **_):
-    nd = len(size)
-    mode, explicit = padding_words(padding)
-    if mode is not None:
-        raise ConvSpecError(f"ONNX ConvTranspose takes --padding as pads (ints) and the mode as "
-                            f"--auto-pad SAME_UPPER/SAME_LOWER/VALID, got --padding {padding!r}")
-    pads = None
-    if explicit is not None:
-        flat = tuple(iterable(explicit))
-        if len(flat) == 2 * nd and not any(isinstance(p, Iterable) for p in flat):
-            pads = list(per_dim("--padding", flat, 2 * nd))
-        else:
-            pairs = pair_list("--padding", explicit, nd, allow_negative=False)
-            pads = [lo for lo, _ in pairs] + [hi for _, hi in pairs]
-    if groups < 1 or out_channels % groups:
-        raise ConvSpecError(f"ONNX ConvTranspose: --groups {groups} must divide --out-channels "
-                            f"{out_channels}")
-    optional = {"output_padding": output_padding, "output_shape": output_shape}
-    return _read((batch, in_channels, *size), (in_channels, out_channels // groups, *k),
-                     "NOTSET" if auto_pad is None else auto_pad.upper(), int_list(dilation, nd),
-                     groups, list(k), pads=pads, strides=int_list(stride, nd),
-                     **{k_: None if v is None else int_list(v, nd) for k_, v in optional.items()})
-
-
-def _code_onnx(layer, crop):
-    """A graph: the ConvTranspose node, then (only if the crop says so) Pad and Slice nodes."""
-    attrs = {k: list(v) if isinstance(v, tuple) else v for k, v in layer.kwargs.items()
-             if v is not None}
-    node = call_text("helper.make_node", ['"ConvTranspose"', '["x", "w"]', '["y"]'], attrs)
-    setup = [f"nodes = [{node}]",
-             'initializers = [numpy_helper.from_array(weight.astype(np.float32), "w")]']
-    final = "y"
-    pads = [(max(-lo, 0), max(-hi, 0)) for lo, hi in crop]
-    cuts = [(max(lo, 0), max(hi, 0)) for lo, hi in crop]
-    if any(any(p) for p in pads):
-        flat = [0, 0] + [lo for lo, _ in pads] + [0, 0] + [hi for _, hi in pads]
-        setup += [f"# zero cells added, [begins..., ends...] per axis (crop "
-                  f"{[list(c) for c in crop]})",
-                  f'initializers.append(numpy_helper.from_array(np.array({flat}, np.int64), '
-                  f'"pads"))',
-                  f'nodes.append(helper.make_node("Pad", ["{final}", "pads"], ["padded"]))']
-        final = "padded"
-    if any(any(c) for c in cuts):
-        dims = [i for i, c in enumerate(cuts) if any(c)]
-        values = {"starts": [cuts[i][0] for i in dims],
-                  "ends": [-cuts[i][1] if cuts[i][1] else np.iinfo(np.int64).max for i in dims],
-                  "axes": [i + 2 for i in dims]}
-        setup.append(f"# crop {[list(c) for c in crop]}: cells off the start and end of each "
-                     f"spatial dim")
-        setup += [f'initializers.append(numpy_helper.from_array(np.array({v}, np.int64), '
-                  f'"{name}"))' for name, v in values.items()]
-        setup.append(f'nodes.append(helper.make_node("Slice", ["{final}", "starts", "ends", '
-                     f'"axes"], ["cropped"]))')
-        final = "cropped"
-    x_shape = ["N", *layer.input_shape[1:]]
-    setup += [
-        'graph = helper.make_graph(',
-        '    nodes, "tconv_convert",',
-        f'    [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, {x_shape})],',
-        f'    [helper.make_tensor_value_info("{final}", onnx.TensorProto.FLOAT, None)],',
-        '    initializers)',
-        f'model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})], '
-        f'ir_version={IR_VERSION})',
-        'session = onnxruntime.InferenceSession(model.SerializeToString(), '
-        'providers=["CPUExecutionProvider"])']
-    return (["import onnx", "import onnxruntime", "from onnx import helper, numpy_helper"], setup,
-            'session.run(None, {"x": np.asarray(x, dtype=np.float32)})[0]')
 
 
 class Onnx(Framework):
@@ -501,14 +313,63 @@ class Onnx(Framework):
     crop_reason = "onnxruntime and onnx.reference require output_padding < stride."
     crops_in_graph = True
 
-    def way_names(self, ndim: int) -> list[str]:
-        return _way_names(ndim)
+    @staticmethod
+    def way_names(ndim: int) -> list[str]:
+        return [_NAMES[runtime, form] for form in _FORMS for runtime in (_ORT, _REF)]
 
-    def input_grad_ways(self, spec: ConvSpec, w, g) -> dict:
-        return _input_grad_ways(spec, w, g)
+    @staticmethod
+    def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
+        """dL/dx of ``spec`` by ONNX ConvTranspose, each form in each runtime; see the module doc.
 
-    def read(self, x_shape, w_shape, auto_pad="NOTSET", dilations=None, group=1,
-             kernel_shape=None, output_padding=None, output_shape=None, pads=None, strides=None):
+        ``g`` is ``spec.output_shape`` (ConvTranspose's X), ``w`` the forward weight (its W); each
+        result is ``spec.input_shape`` in ``g``'s dtype.
+        """
+        dtype = np.dtype(g.dtype)
+        result = {}
+        if dtype.name not in _ONNX_DTYPES:
+            return dict.fromkeys(Onnx.way_names(spec.ndim), NotExpressible(
+                f"ONNX ConvTranspose takes bfloat16, float16, float32 and float64 tensors, "
+                f"not {dtype.name}"))
+        g = np.ascontiguousarray(g)
+        w = np.ascontiguousarray(w, dtype=dtype)
+        ort_why = None
+        if not _ort_available():
+            ort_why = "onnxruntime is not installed"
+        elif dtype.name not in _ORT_DTYPES:
+            ort_why = (f"onnxruntime's CPU ConvTranspose has {' and '.join(_ORT_DTYPES)} kernels "
+                       f"only, not {dtype.name}")
+        for form in _FORMS:
+            attrs, why = _FORM_BUILDERS[form](spec)
+            model = None if why else _model_bytes(attrs, g.shape, w.shape, dtype)
+            for runtime in (_ORT, _REF):
+                name = _NAMES[runtime, form]
+                if why:
+                    result[name] = NotExpressible(why)
+                    continue
+                if runtime == _ORT and ort_why:
+                    result[name] = NotExpressible(ort_why)
+                    continue
+                if runtime == _REF and spec.batch == 0:
+                    result[name] = NotExpressible(
+                        "onnx.reference's ConvTranspose cannot run an empty batch (N = 0): it "
+                        "raises TypeError")
+                    continue
+                bug = _known_bug(runtime, form, spec)
+                if bug is None:
+                    result[name] = _run(runtime, model, g, w).astype(dtype, copy=False)
+                    continue
+                try:
+                    y = _run(runtime, model, g, w).astype(dtype, copy=False)
+                except Exception as error:  # the known bug raises: no result to compare
+                    result[name] = NotExpressible(
+                        f"{bug}; here it raises {type(error).__name__}: {_first_line(error)}")
+                else:
+                    result[name] = KnownDifference(bug, y)
+        return result
+
+    @staticmethod
+    def read(x_shape, w_shape, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
+             output_padding=None, output_shape=None, pads=None, strides=None):
         """An ONNX ``ConvTranspose`` node with these attributes, ``X`` of ``x_shape`` and ``W`` of
         ``w_shape`` = ``(C_in, C_out/group, *k)`` (tconv's layout; data ``(N, C, *sp)``).
 
@@ -516,17 +377,131 @@ class Onnx(Framework):
         ``output_padding < stride`` (the text allows up to the dilation): tconv follows the
         runtimes.
         """
-        return _read(x_shape, w_shape, auto_pad, dilations, group, kernel_shape, output_padding,
-                     output_shape, pads, strides)
+        call = "ONNX ConvTranspose"
+        x_shape, w_shape = shape_arg("x_shape", x_shape), shape_arg("w_shape", w_shape)
+        nd = len(w_shape) - 2
+        if len(x_shape) != nd + 2:
+            raise ConvSpecError(f"{call}: X {x_shape} and W {w_shape} must have the same rank")
+        if x_shape[1] != w_shape[0]:
+            raise ConvSpecError(f"{call}: W {w_shape} must be (C, M/group, *k) with C = the "
+                                f"{x_shape[1]} channels of X")
+        if kernel_shape is not None and shape_arg("kernel_shape", kernel_shape) != w_shape[2:]:
+            raise ConvSpecError(f"{call}: kernel_shape={list(kernel_shape)} differs from W's "
+                                f"{list(w_shape[2:])}")
+        if auto_pad not in _AUTO_PADS:
+            raise ConvSpecError(f"{call} auto_pad must be one of {_AUTO_PADS}, got {auto_pad!r}")
+        if pads is not None and auto_pad != "NOTSET":
+            raise ConvSpecError(f"{call}: pads and auto_pad={auto_pad} cannot be used together")
+        stride = ints("strides", 1 if strides is None else strides, nd)
+        dilation = ints("dilations", 1 if dilations is None else dilations, nd)
+        ops = ints("output_padding", 0 if output_padding is None else output_padding, nd, 0)
+        for i, (op, s) in enumerate(zip(ops, stride)):
+            if op >= s:
+                raise ConvSpecError(f"{call}: output_padding={list(ops)} must be smaller than "
+                                    f"strides={list(stride)} (onnxruntime and onnx.reference "
+                                    f"refuse it; spatial dim {i})")
+        pad_pairs = _onnx_pads(pads, nd)
+        sizes = [None] * nd
+        if output_shape is not None:
+            sizes = shape_arg("output_shape", output_shape)
+            sizes = sizes[2:] if len(sizes) == nd + 2 else sizes
+            if len(sizes) != nd:
+                raise ConvSpecError(f"{call} output_shape must have {nd} spatial sizes, got "
+                                    f"{list(output_shape)}")
+        dims = layer_dims(x_shape[2:], w_shape[2:], stride, dilation)
+        args = dict(x_shape=x_shape, w_shape=w_shape, auto_pad=auto_pad, dilations=dilations,
+                    group=group, kernel_shape=kernel_shape, output_padding=output_padding,
+                    output_shape=output_shape, pads=pads, strides=strides)
+        wins = [_onnx_window(dim, op, auto_pad, pair, n, i)
+                for i, (dim, op, pair, n) in enumerate(zip(dims, ops, pad_pairs, sizes))]
+        return make("onnx", call, args, batch=x_shape[0], c_in=x_shape[1],
+                    c_out=w_shape[1] * group, kernel=w_shape[2:], stride=stride, dilation=dilation,
+                    groups=group, size=x_shape[2:], wins=wins, layout=Layout.plain(nd))
 
-    def write(self, spec: ConvSpec, options: dict) -> dict:
-        return _write(spec, options)
+    @staticmethod
+    def write(spec: ConvSpec, options: dict) -> dict:
+        """Explicit ``pads`` and ``output_padding`` (< stride); an output_padding past the stride
+        (PyTorch allows it below the dilation) becomes zero cells added after the node."""
+        reachable = [within(want, dim.full + dim.stride - 1)
+                     for dim, want in zip(spec_dims(spec), windows(spec))]
+        node_spec = spec_keeping(spec.output_shape, spec.weight_shape, spec.stride, spec.dilation,
+                                 spec.groups, reachable, "ONNX ConvTranspose")
+        attrs, why = pads_form(node_spec)
+        if why:                                   # cannot happen for a canonical spec
+            raise ConvSpecError(why)
+        return dict(x_shape=spec.output_shape, w_shape=spec.weight_shape, **attrs)
 
-    def from_flags(self, **words):
-        return _flags_onnx(**words)
+    @staticmethod
+    def from_flags(size, k, in_channels, out_channels, stride, padding, output_padding,
+                   output_shape, dilation, groups, auto_pad, batch, **_):
+        nd = len(size)
+        mode, explicit = padding_words(padding)
+        if mode is not None:
+            raise ConvSpecError(f"ONNX ConvTranspose takes --padding as pads (ints) and the mode "
+                                f"as --auto-pad SAME_UPPER/SAME_LOWER/VALID, got --padding "
+                                f"{padding!r}")
+        pads = None
+        if explicit is not None:
+            flat = tuple(iterable(explicit))
+            if len(flat) == 2 * nd and not any(isinstance(p, Iterable) for p in flat):
+                pads = list(per_dim("--padding", flat, 2 * nd))
+            else:
+                pairs = pair_list("--padding", explicit, nd, allow_negative=False)
+                pads = [lo for lo, _ in pairs] + [hi for _, hi in pairs]
+        if groups < 1 or out_channels % groups:
+            raise ConvSpecError(f"ONNX ConvTranspose: --groups {groups} must divide --out-channels "
+                                f"{out_channels}")
+        optional = {"output_padding": output_padding, "output_shape": output_shape}
+        return Onnx.read((batch, in_channels, *size), (in_channels, out_channels // groups, *k),
+                         "NOTSET" if auto_pad is None else auto_pad.upper(), int_list(dilation, nd),
+                         groups, list(k), pads=pads, strides=int_list(stride, nd),
+                         **{name: None if value is None else int_list(value, nd)
+                            for name, value in optional.items()})
 
-    def code(self, layer, crop, runnable: bool = False):
-        return _code_onnx(layer, crop)
+    @staticmethod
+    def code(layer, crop, runnable: bool = False):
+        """A graph: the ConvTranspose node, then (only if the crop says so) Pad and Slice nodes."""
+        attrs = {k: list(v) if isinstance(v, tuple) else v for k, v in layer.kwargs.items()
+                 if v is not None}
+        node = call_text("helper.make_node", ['"ConvTranspose"', '["x", "w"]', '["y"]'], attrs)
+        setup = [f"nodes = [{node}]",
+                 'initializers = [numpy_helper.from_array(weight.astype(np.float32), "w")]']
+        final = "y"
+        pads = [(max(-lo, 0), max(-hi, 0)) for lo, hi in crop]
+        cuts = [(max(lo, 0), max(hi, 0)) for lo, hi in crop]
+        if any(any(p) for p in pads):
+            flat = [0, 0] + [lo for lo, _ in pads] + [0, 0] + [hi for _, hi in pads]
+            setup += [f"# zero cells added, [begins..., ends...] per axis (crop "
+                      f"{[list(c) for c in crop]})",
+                      f'initializers.append(numpy_helper.from_array(np.array({flat}, np.int64), '
+                      f'"pads"))',
+                      f'nodes.append(helper.make_node("Pad", ["{final}", "pads"], ["padded"]))']
+            final = "padded"
+        if any(any(c) for c in cuts):
+            dims = [i for i, c in enumerate(cuts) if any(c)]
+            values = {"starts": [cuts[i][0] for i in dims],
+                      "ends": [-cuts[i][1] if cuts[i][1] else np.iinfo(np.int64).max for i in dims],
+                      "axes": [i + 2 for i in dims]}
+            setup.append(f"# crop {[list(c) for c in crop]}: cells off the start and end of each "
+                         f"spatial dim")
+            setup += [f'initializers.append(numpy_helper.from_array(np.array({v}, np.int64), '
+                      f'"{name}"))' for name, v in values.items()]
+            setup.append(f'nodes.append(helper.make_node("Slice", ["{final}", "starts", "ends", '
+                         f'"axes"], ["cropped"]))')
+            final = "cropped"
+        x_shape = ["N", *layer.input_shape[1:]]
+        setup += [
+            'graph = helper.make_graph(',
+            '    nodes, "tconv_convert",',
+            f'    [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, {x_shape})],',
+            f'    [helper.make_tensor_value_info("{final}", onnx.TensorProto.FLOAT, None)],',
+            '    initializers)',
+            f'model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})], '
+            f'ir_version={IR_VERSION})',
+            'session = onnxruntime.InferenceSession(model.SerializeToString(), '
+            'providers=["CPUExecutionProvider"])']
+        return (["import onnx", "import onnxruntime", "from onnx import helper, numpy_helper"],
+                setup, 'session.run(None, {"x": np.asarray(x, dtype=np.float32)})[0]')
 
     def cannot_run(self, layer) -> str | None:
         if not _ort_available():

@@ -43,12 +43,6 @@ _MAX_THREADS = 4
 _configured = False
 
 
-
-def _way_names(ndim: int) -> list[str]:
-    return ["tf.GradientTape(tf.nn.convolution)", f"tf.nn.conv{ndim}d_transpose",
-            f"tf.nn.conv{ndim}d_transpose VALID + crop", "tf.nn.depthwise_conv2d_backprop_input"]
-
-
 def import_tf():
     """Import TensorFlow quietly; on first use, keep its thread pools small and let it take a
     GPU's memory only as needed (the ways themselves run on the CPU)."""
@@ -180,14 +174,20 @@ def _backprop_limits(spec: ConvSpec, dtype: str) -> NotExpressible | None:
             f"implementations do not yet support dilation rates larger than 1' "
             f"(tensorflow#69103)")
     if spec.groups > 1:
-        if spec.ndim == 3:
-            return NotExpressible(
-                f"{op} has no grouped convolution (filter channels must equal the input "
-                f"channels); groups={spec.groups}")
-        return NotExpressible(
-            f"the CPU kernel of {op} rejects groups={spec.groups}: 'Gradients for grouped "
-            f"convolutions are not supported on CPU'")
+        return _grouped_on_cpu(spec, op)
     return _unreached_rows(spec)
+
+
+def _grouped_on_cpu(spec: ConvSpec, op3d: str) -> NotExpressible:
+    """Why a grouped spec has no input gradient on TF's CPU: the 3-d kernel ``op3d`` has no
+    groups at all, and the 2-d gradient kernel refuses them."""
+    if spec.ndim == 3:
+        return NotExpressible(
+            f"{op3d} has no grouped convolution (filter channels must equal the input "
+            f"channels); groups={spec.groups}")
+    return NotExpressible(
+        f"the CPU kernel of Conv2DBackpropInput (the gradient of a grouped convolution) rejects "
+        f"groups={spec.groups}: 'Gradients for grouped convolutions are not supported on CPU'")
 
 
 # -- the ways ---------------------------------------------------------------------------------
@@ -200,14 +200,7 @@ def _tape_limits(spec: ConvSpec, dtype: str) -> NotExpressible | None:
     strided = any(s > 1 for s in spec.stride)
     dilated = any(d > 1 for d in spec.dilation)
     if spec.groups > 1:
-        if spec.ndim == 3:
-            return NotExpressible(
-                f"the CPU Conv3D kernel has no grouped convolution (filter channels must equal "
-                f"the input channels); groups={spec.groups}")
-        return NotExpressible(
-            f"the gradient of a grouped convolution, Conv2DBackpropInput with groups="
-            f"{spec.groups}, is rejected on CPU: 'Gradients for grouped convolutions are not "
-            f"supported on CPU'")
+        return _grouped_on_cpu(spec, "the CPU Conv3D kernel")
     if strided and dilated:
         direct = ("tf.nn.conv3d on CPU rejects dilation > 1 ('CPU implementation of Conv3D "
                   "currently only supports dilated rates of 1')" if spec.ndim == 3 else
@@ -261,86 +254,6 @@ def _depthwise_limits(spec: ConvSpec, dtype: str) -> NotExpressible | None:
     return _unreached_rows(spec)
 
 
-def _input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
-    """dL/dx of ``spec`` for the upstream gradient ``g`` (``spec.output_shape``), every TF way.
-
-    ``w`` is the forward weight ``(C_out, C_in/groups, *k)``; it is cast to ``g``'s dtype. Each
-    result is ``spec.input_shape`` in ``g``'s dtype, or a :class:`NotExpressible` with the reason;
-    nothing raises for a valid spec.
-    """
-    names = _way_names(spec.ndim)
-    if spec.ndim > 3:
-        return dict.fromkeys(names, NotExpressible(
-            f"TF has 1-d, 2-d and 3-d convolutions only, this spec has {spec.ndim}"))
-    dtype = g.dtype.name
-    if dtype not in _FLOATS + ("int32",):
-        return dict.fromkeys(names, NotExpressible(
-            f"TF's convolution kernels take half, bfloat16, float, double (and int32 in "
-            f"Conv2D/Conv2DBackpropInput), not {dtype}"))
-    tf = import_tf()
-    nd = spec.ndim
-    result = {}
-    with tf.device("/CPU:0"):
-        g_last = tf.constant(_to_channels_last(g))
-        w = np.asarray(w).astype(g.dtype, copy=False)
-        filters = tf.constant(_tf_filter(w))
-        output_shape = _nhwc_shape(spec.input_shape)
-
-        why = _tape_limits(spec, dtype)
-        result[names[0]] = why or _to_channels_first(
-            _gradient_tape(tf, spec, filters, g_last).numpy())
-
-        why = _backprop_limits(spec, dtype)
-        padding = _padding_of(spec)
-        if why is None and isinstance(padding, list):
-            if nd == 2:
-                padding = [[0, 0], *padding, [0, 0]]
-            else:
-                why = NotExpressible(
-                    f"conv{nd}d_transpose takes padding 'VALID' or 'SAME' only (explicit lists "
-                    f"are 2-d only); padding {spec.padding} is neither")
-        result[names[1]] = why or _to_channels_first(_conv_transpose(
-            tf, nd, g_last, filters, output_shape, spec.stride, padding).numpy())
-
-        # the full 'VALID' result, reaching as far as x does, then x's window of it
-        full = [max(f, win.stop) for f, win in zip(spec.full_output_size, spec.input_window)]
-        why = _backprop_limits(spec, dtype)
-        if why is None and any(f - m >= s for f, m, s in
-                               zip(full, spec.full_output_size, spec.stride)):
-            why = NotExpressible(
-                f"x reaches {full}, beyond every output_shape 'VALID' accepts for "
-                f"{spec.output_size} outputs ({spec.full_output_size} + up to stride - 1)")
-        if why is None:
-            out = _conv_transpose(tf, nd, g_last, filters, [spec.batch, *full, spec.in_channels],
-                                  spec.stride, "VALID").numpy()
-            result[names[2]] = _to_channels_first(out[(slice(None),) + spec.input_window])
-        else:
-            result[names[2]] = why
-
-        why = _depthwise_limits(spec, dtype)
-        if why is None:
-            padding = _padding_of(spec)
-            if isinstance(padding, list):
-                padding = [[0, 0], *padding, [0, 0]]
-            try:
-                out = tf.nn.depthwise_conv2d_backprop_input(
-                    output_shape, tf.constant(_depthwise_filter(w, spec.in_channels)), g_last,
-                    strides=[1, *spec.stride, 1], padding=padding, data_format="NHWC")
-            except tf.errors.InvalidArgumentError as error:
-                if "equal length strides" not in str(error):
-                    raise
-                # the Eigen kernel (and the oneDNN one for some dtypes and paddings) refuses
-                result[names[3]] = NotExpressible(
-                    f"DepthwiseConv2dNativeBackpropInput 'only supports equal length strides in "
-                    f"the row and column dimensions' (tensorflow#33005) in this TensorFlow's "
-                    f"{dtype} kernel ({_onednn_words()}) for stride {spec.stride}")
-            else:
-                result[names[3]] = _to_channels_first(out.numpy())
-        else:
-            result[names[3]] = why
-    return result
-
-
 # -- the layers: tf.nn.conv_transpose and keras.layers.Conv{1,2,3}DTranspose ---------------------
 
 def _tf_layout(nd: int, last: bool = True) -> Layout:
@@ -377,49 +290,6 @@ def _tf_window(dim: Dim, padding, size: int, i: int, call: str = "tf.nn.conv_tra
             f"the forward convolution of that size must have the input size {o}, so "
             f"{max(least, 1)}..{least + s - 1}")
     return low, low + size
-
-
-def _read_tf(input_shape, filters_shape, output_shape=None, strides=1, padding="SAME",
-            data_format=None, dilations=None) :
-    """``tf.nn.conv_transpose(input, filters, output_shape, strides, padding, data_format,
-    dilations)`` for ``input.shape == input_shape`` and ``filters.shape == filters_shape``.
-
-    ``filters`` is ``[*k, C_out, C_in]``. ``padding`` is ``"SAME"``, ``"VALID"`` or (2-d only)
-    the explicit ``[[0, 0], [lo, hi], [lo, hi], [0, 0]]`` (in the data_format's order).
-    ``output_shape`` is required by TF; when omitted, tconv takes the size Keras would
-    (``in * stride`` for SAME, ``in * stride + max(K - stride, 0)`` for VALID).
-    """
-    filters_shape = shape_arg("filters_shape", filters_shape)
-    nd = len(filters_shape) - 2
-    need_dims("tf.nn.conv_transpose", nd)
-    input_shape = shape_arg("input_shape", input_shape, nd + 2)
-    formats = _FORMATS[nd]
-    if data_format is not None and data_format not in formats:
-        raise ConvSpecError(
-            f"tf.nn.conv_transpose data_format must be one of {formats} for {nd} spatial dims, "
-            f"got {data_format!r}")
-    last = data_format is None or data_format == formats[0]
-    layout = _tf_layout(nd, last)
-    batch, c_in = input_shape[0], input_shape[-1 if last else 1]
-    size = permuted(input_shape, inverse(layout.data))[2:]
-    *kernel, c_out, c_in_f = filters_shape
-    if c_in_f != c_in:
-        raise ConvSpecError(
-            f"tf.nn.conv_transpose: filters_shape[-1]={c_in_f} (in_channels of [*k, out, in]) "
-            f"must equal the input channels {c_in}")
-    stride = _tf_per_dim("strides", strides, nd, layout)
-    dilation = _tf_per_dim("dilations", 1 if dilations is None else dilations, nd, layout)
-    pads = _padding_arg(padding, nd, layout)
-    dims = layer_dims(size, kernel, stride, dilation)
-    sizes = _tf_output_size(output_shape, pads, dims, layout, batch, c_out)
-    if output_shape is None:        # state the size tconv took
-        output_shape = list(permuted((batch, c_out, *sizes), layout.output))
-    args = dict(input_shape=input_shape, filters_shape=filters_shape, output_shape=output_shape,
-                strides=strides, padding=padding, data_format=data_format, dilations=dilations)
-    wins = [_tf_window(dim, p, n, i) for i, (dim, p, n) in enumerate(zip(dims, pads, sizes))]
-    return make("tensorflow", "tf.nn.conv_transpose", args, batch=batch, c_in=c_in, c_out=c_out,
-                 kernel=kernel, stride=stride, dilation=dilation, groups=1, size=size,
-                 wins=wins, layout=layout)
 
 
 def _tf_per_dim(name: str, value, nd: int, layout: Layout) -> tuple[int, ...]:
@@ -474,43 +344,18 @@ def _tf_output_size(output_shape, pads, dims, layout, batch, c_out) -> tuple[int
     return canon[2:]
 
 
-def _write_tf(spec: ConvSpec, options: dict) -> dict:
-    """'VALID' or 'SAME' with an output_shape if exact, else explicit pairs (2-d), else the
-    closest with a crop. TF's output_shape is always one whose forward convolution fits."""
-    call = "tf.nn.conv_transpose"
-    need_dims(call, spec.ndim)
-    no_groups(call, spec)
-    dims, wants = spec_dims(spec), windows(spec)
-    sizes = {"VALID": lambda d: range(d.full, d.full + d.stride),
-             "SAME": lambda d: range((d.size - 1) * d.stride + 1, d.size * d.stride + 1)}
-    modes = {mode: [[(n, _tf_window(d, mode, n, i)) for n in sizes[mode](d)]
-                    for i, d in enumerate(dims)] for mode in sizes}
-    if spec.ndim == 2:
-        modes["EXPLICIT"] = [[_tf_explicit(d, want, i)] for i, (d, want) in
-                             enumerate(zip(dims, wants))]
-    mode, picks = choose(wants, [d.full for d in dims], modes)
-    layout = _tf_layout(spec.ndim)
-    if mode == "EXPLICIT":
-        sizes = [n for _, n in picks]
-        padding = [[0, 0], *[list(pair) for pair, _ in picks], [0, 0]]
-    else:
-        sizes, padding = picks, mode
-    # the layer's input is y (spec.out_channels channels), its output x (spec.in_channels)
-    return dict(input_shape=permuted(spec.output_shape, layout.data),
-                filters_shape=(*spec.kernel_size, spec.in_channels, spec.out_channels),
-                output_shape=[spec.batch, *sizes, spec.in_channels], strides=list(spec.stride),
-                padding=padding, data_format=_FORMATS[spec.ndim][0],
-                dilations=list(spec.dilation))
-
-
 def _tf_explicit(dim: Dim, want: Pair, i: int):
-    """Explicit pairs reach any window in ``[0, F + stride - 1)``: its start is the low pad, and
-    the high pad makes the forward convolution of the output size fit."""
+    """``tf.nn.conv_transpose(input, filters, output_shape, strides, padding, data_format,
+    dilations)`` for ``input.shape == input_shape`` and ``filters.shape == filters_shape``.
+
+    ``filters`` is ``[*k, C_out, C_in]``. ``padding`` is ``"SAME"``, ``"VALID"`` or (2-d
+    only) the explicit ``[[0, 0], [lo, hi], [lo, hi], [0, 0]]`` (in the data_format's
+    order). ``output_shape`` is required by TF; when omitted, tconv takes the size Keras
+    would (``in * stride`` for SAME, ``in * stride + max(K - stride, 0)`` for VALID).
+    """
     start, stop = within(want, dim.full + dim.stride - 1)
     pair = (start, max(dim.full - stop, 0))
     return (pair, stop - start), _tf_window(dim, pair, stop - start, i)
-
-
 
 
 def _keras_size(dim: Dim, padding: str, output_padding) -> int:
@@ -531,75 +376,6 @@ def _keras_window(dim: Dim, padding: str, output_padding, i: int, call: str) -> 
                       f"{call} (through tf.nn.conv_transpose)")
 
 
-def _read_keras(input_shape, filters, kernel_size, strides=1, padding="valid",
-               output_padding=None, data_format=None, dilation_rate=1, use_bias=True) :
-    """``keras.layers.Conv{1,2,3}DTranspose(filters, kernel_size, ...)`` on ``input_shape``.
-
-    Keras 3 on the TensorFlow backend (the numbers every backend must give since keras PR
-    #22876): the output size comes from ``padding`` and ``output_padding`` (None differs from 0,
-    tensorflow#50168), then ``tf.nn.conv_transpose`` keeps TF's window for that size. Kernel
-    ``(*k, filters, C_in)``; ``data_format`` ``"channels_last"`` (default) or
-    ``"channels_first"``.
-    """
-    input_shape = shape_arg("input_shape", input_shape)
-    nd = len(input_shape) - 2
-    call = f"keras.layers.Conv{nd}DTranspose"
-    need_dims("keras.layers.ConvNDTranspose", nd)
-    if data_format not in (None, "channels_last", "channels_first"):
-        raise ConvSpecError(f"{call} data_format must be 'channels_last' or 'channels_first', "
-                            f"got {data_format!r}")
-    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
-        raise ConvSpecError(f"{call} padding must be 'valid' or 'same', got {padding!r}")
-    mode = padding.lower()
-    layout = _tf_layout(nd, data_format != "channels_first")
-    kernel = ints("kernel_size", kernel_size, nd)
-    stride, dilation = ints("strides", strides, nd), ints("dilation_rate", dilation_rate, nd)
-    if max(stride) > 1 and max(dilation) > 1:
-        raise ConvSpecError(f"{call} refuses strides > 1 together with dilation_rate > 1, got "
-                            f"strides={show(stride)}, dilation_rate={show(dilation)}")
-    ops = [None] * nd if output_padding is None else ints("output_padding", output_padding, nd, 0)
-    for i, (op, s) in enumerate(zip(ops, stride)):
-        if op is not None and op >= s:
-            raise ConvSpecError(f"{call}: output_padding={show(ops)} must be smaller than "
-                                f"strides={show(stride)} (spatial dim {i})")
-    canon = permuted(input_shape, inverse(layout.data))
-    dims = layer_dims(canon[2:], kernel, stride, dilation)
-    args = dict(input_shape=input_shape, filters=filters, kernel_size=kernel_size, strides=strides,
-                padding=padding, output_padding=output_padding, data_format=data_format,
-                dilation_rate=dilation_rate, use_bias=use_bias)
-    wins = [_keras_window(dim, mode, op, i, call) for i, (dim, op) in enumerate(zip(dims, ops))]
-    return make("keras", call, args, batch=canon[0], c_in=canon[1], c_out=filters, kernel=kernel,
-                 stride=stride, dilation=dilation, groups=1, size=canon[2:], wins=wins,
-                 layout=layout)
-
-
-def _write_keras(spec: ConvSpec, options: dict) -> dict:
-    """'same'/'valid' with output_padding None if exact (the usual spelling), else with
-    output_padding per dim; the closest with a crop otherwise."""
-    call = f"keras.layers.Conv{spec.ndim}DTranspose"
-    need_dims("keras.layers.ConvNDTranspose", spec.ndim)
-    no_groups(call, spec)
-    if max(spec.stride) > 1 and max(spec.dilation) > 1:
-        raise ConvSpecError(
-            f"{call} refuses strides > 1 together with dilation_rate > 1 (stride "
-            f"{show(spec.stride)}, dilation {show(spec.dilation)}): no Keras layer expresses it")
-    dims, wants = spec_dims(spec), windows(spec)
-    modes = {}
-    for padding in ("valid", "same"):
-        modes[padding, None] = [_keras_candidates(d, padding, [None], i, call)
-                                for i, d in enumerate(dims)]
-    for padding in ("valid", "same"):
-        modes[padding, "ints"] = [_keras_candidates(d, padding, range(d.stride), i, call)
-                                  for i, d in enumerate(dims)]
-    (padding, kind), picks = choose(wants, [d.full for d in dims], modes)
-    layout = _tf_layout(spec.ndim)
-    return dict(input_shape=permuted(spec.output_shape, layout.data), filters=spec.in_channels,
-                kernel_size=compact(spec.kernel_size), strides=compact(spec.stride),
-                padding=padding, output_padding=None if kind is None else compact(picks),
-                data_format="channels_last", dilation_rate=compact(spec.dilation),
-                use_bias=False)
-
-
 def _keras_candidates(dim: Dim, padding: str, ops, i: int, call: str) -> list:
     """(output_padding, window) for each output_padding Keras (and then TF) accepts."""
     result = []
@@ -609,60 +385,6 @@ def _keras_candidates(dim: Dim, padding: str, ops, i: int, call: str) -> list:
         except ConvSpecError:       # e.g. 'same', even kernel, output_padding 0: TF refuses it
             pass
     return result
-
-
-
-
-def _flags_tf(size, k, in_channels, out_channels, stride, padding, output_shape, dilation, batch,
-              **_):
-    mode, explicit = padding_words("same" if padding is None else padding)
-    if mode is not None:
-        tf_padding = mode.upper()
-    else:
-        pairs = pair_list("--padding", explicit, len(size), allow_negative=False)
-        tf_padding = [[0, 0], *[list(p) for p in pairs], [0, 0]]
-    shape = None if output_shape is None else [batch, *per_dim("--output-shape", output_shape,
-                                                                 len(size)), out_channels]
-    return _read_tf((batch, *size, in_channels), (*k, out_channels, in_channels), shape, stride, tf_padding, None,
-                   dilation)
-
-
-
-
-def _flags_keras(size, k, in_channels, out_channels, stride, padding, output_padding, dilation,
-                 batch, **_):
-    mode, _explicit = padding_words("valid" if padding is None else padding)
-    if mode is None:
-        raise ConvSpecError(f"keras.layers.ConvNDTranspose takes --padding same or valid, got "
-                            f"{padding!r}")
-    return _read_keras((batch, *size, in_channels), out_channels, compact(k), stride, mode, output_padding,
-                      None, dilation, False)
-
-
-
-
-def _code_tf(layer, crop):
-    kwargs = {k: v for k, v in layer.kwargs.items() if v is not None}
-    shape = list(layer.output_shape)
-    if kwargs.get("output_shape") is not None and len(kwargs["output_shape"]) == len(shape):
-        shape = list(kwargs["output_shape"])
-    batch = layer.layout.output.index(0)
-    kwargs["output_shape"] = Code("[" + ", ".join(
-        "x.shape[0]" if i == batch else str(v) for i, v in enumerate(shape)) + "]")
-    return (["import tensorflow as tf"], ["filters = tf.constant(weight)"],
-            call_text("tf.nn.conv_transpose", ["x", "filters"], kwargs, "    "))
-
-
-
-
-def _code_keras(layer, crop):
-    kwargs = dict(layer.kwargs, use_bias=False)
-    return (["import keras"],
-            [f"layer = {call_text(layer.call, [], kwargs)}",
-             f"layer.build({(None, *layer.input_shape[1:])})", "layer.set_weights([weight])"],
-            "layer(x)")
-
-
 
 
 _CPU_DILATION = ("'Current CPU implementations do not yet support dilation rates larger than 1' "
@@ -678,9 +400,25 @@ def _cannot_run(layer) -> str | None:
     return None
 
 
-class TensorFlow(Framework):
-    """TensorFlow: tf.GradientTape, tf.nn.conv_transpose, the depthwise gradient, and the
-    ``tf.nn.conv_transpose`` layer."""
+class _OnTensorFlow(Framework):
+    """What TensorFlow and Keras layers share: they run on TensorFlow's CPU kernels."""
+
+    def cannot_run(self, layer) -> str | None:
+        return super().cannot_run(layer) or _cannot_run(layer)
+
+    def prepare(self) -> None:
+        import_tf()
+
+
+class TensorFlow(_OnTensorFlow):
+    """``keras.layers.Conv{1,2,3}DTranspose(filters, kernel_size, ...)`` on ``input_shape``.
+
+    Keras 3 on the TensorFlow backend (the numbers every backend must give since keras PR
+    #22876): the output size comes from ``padding`` and ``output_padding`` (None differs
+    from 0, tensorflow#50168), then ``tf.nn.conv_transpose`` keeps TF's window for that
+    size. Kernel ``(*k, filters, C_in)``; ``data_format`` ``"channels_last"`` (default) or
+    ``"channels_first"``.
+    """
 
     name = "tensorflow"
     aliases = ("tf",)
@@ -698,45 +436,197 @@ class TensorFlow(Framework):
     def describe(self) -> str:
         return f"{super().describe()} ({_onednn_words()})"
 
-    def way_names(self, ndim: int) -> list[str]:
-        return _way_names(ndim)
+    @staticmethod
+    def way_names(ndim: int) -> list[str]:
+        return ["tf.GradientTape(tf.nn.convolution)", f"tf.nn.conv{ndim}d_transpose",
+                f"tf.nn.conv{ndim}d_transpose VALID + crop",
+                "tf.nn.depthwise_conv2d_backprop_input"]
 
-    def input_grad_ways(self, spec: ConvSpec, w, g) -> dict:
-        return _input_grad_ways(spec, w, g)
+    @staticmethod
+    def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
+        """dL/dx of ``spec`` for the upstream gradient ``g`` (``spec.output_shape``), every TF way.
 
-    def read(self, input_shape, filters_shape, output_shape=None, strides=1, padding="SAME",
-             data_format=None, dilations=None):
+        ``w`` is the forward weight ``(C_out, C_in/groups, *k)``; it is cast to ``g``'s dtype.
+        Each result is ``spec.input_shape`` in ``g``'s dtype, or a :class:`NotExpressible` with
+        the reason; nothing raises for a valid spec.
+        """
+        names = TensorFlow.way_names(spec.ndim)
+        if spec.ndim > 3:
+            return dict.fromkeys(names, NotExpressible(
+                f"TF has 1-d, 2-d and 3-d convolutions only, this spec has {spec.ndim}"))
+        dtype = g.dtype.name
+        if dtype not in _FLOATS + ("int32",):
+            return dict.fromkeys(names, NotExpressible(
+                f"TF's convolution kernels take half, bfloat16, float, double (and int32 in "
+                f"Conv2D/Conv2DBackpropInput), not {dtype}"))
+        tf = import_tf()
+        nd = spec.ndim
+        result = {}
+        with tf.device("/CPU:0"):
+            g_last = tf.constant(_to_channels_last(g))
+            w = np.asarray(w).astype(g.dtype, copy=False)
+            filters = tf.constant(_tf_filter(w))
+            output_shape = _nhwc_shape(spec.input_shape)
+
+            why = _tape_limits(spec, dtype)
+            result[names[0]] = why or _to_channels_first(
+                _gradient_tape(tf, spec, filters, g_last).numpy())
+
+            why = _backprop_limits(spec, dtype)
+            padding = _padding_of(spec)
+            if why is None and isinstance(padding, list):
+                if nd == 2:
+                    padding = [[0, 0], *padding, [0, 0]]
+                else:
+                    why = NotExpressible(
+                        f"conv{nd}d_transpose takes padding 'VALID' or 'SAME' only (explicit lists "
+                        f"are 2-d only); padding {spec.padding} is neither")
+            result[names[1]] = why or _to_channels_first(_conv_transpose(
+                tf, nd, g_last, filters, output_shape, spec.stride, padding).numpy())
+
+            # the full 'VALID' result, reaching as far as x does, then x's window of it
+            full = [max(f, win.stop) for f, win in zip(spec.full_output_size, spec.input_window)]
+            why = _backprop_limits(spec, dtype)
+            if why is None and any(f - m >= s for f, m, s in
+                                   zip(full, spec.full_output_size, spec.stride)):
+                why = NotExpressible(
+                    f"x reaches {full}, beyond every output_shape 'VALID' accepts for "
+                    f"{spec.output_size} outputs ({spec.full_output_size} + up to stride - 1)")
+            if why is None:
+                out = _conv_transpose(tf, nd, g_last, filters,
+                                      [spec.batch, *full, spec.in_channels], spec.stride,
+                                      "VALID").numpy()
+                result[names[2]] = _to_channels_first(out[(slice(None),) + spec.input_window])
+            else:
+                result[names[2]] = why
+
+            why = _depthwise_limits(spec, dtype)
+            if why is None:
+                padding = _padding_of(spec)
+                if isinstance(padding, list):
+                    padding = [[0, 0], *padding, [0, 0]]
+                try:
+                    out = tf.nn.depthwise_conv2d_backprop_input(
+                        output_shape, tf.constant(_depthwise_filter(w, spec.in_channels)), g_last,
+                        strides=[1, *spec.stride, 1], padding=padding, data_format="NHWC")
+                except tf.errors.InvalidArgumentError as error:
+                    if "equal length strides" not in str(error):
+                        raise
+                    # the Eigen kernel (and the oneDNN one for some dtypes and paddings) refuses
+                    result[names[3]] = NotExpressible(
+                        f"DepthwiseConv2dNativeBackpropInput 'only supports equal length "
+                        f"strides in the row and column dimensions' (tensorflow#33005) in this "
+                        f"TensorFlow's {dtype} kernel ({_onednn_words()}) for stride "
+                        f"{spec.stride}")
+                else:
+                    result[names[3]] = _to_channels_first(out.numpy())
+            else:
+                result[names[3]] = why
+        return result
+
+    @staticmethod
+    def read(input_shape, filters_shape, output_shape=None, strides=1, padding="SAME",
+             data_format=None, dilations=None) :
         """``tf.nn.conv_transpose(input, filters, output_shape, strides, padding, data_format,
         dilations)`` for ``input.shape == input_shape`` and ``filters.shape == filters_shape``.
 
-        ``filters`` is ``[*k, C_out, C_in]``. ``padding`` is ``"SAME"``, ``"VALID"`` or (2-d
-        only) the explicit ``[[0, 0], [lo, hi], [lo, hi], [0, 0]]`` (in the data_format's
-        order). ``output_shape`` is required by TF; when omitted, tconv takes the size Keras
-        would (``in * stride`` for SAME, ``in * stride + max(K - stride, 0)`` for VALID).
+        ``filters`` is ``[*k, C_out, C_in]``. ``padding`` is ``"SAME"``, ``"VALID"`` or (2-d only)
+        the explicit ``[[0, 0], [lo, hi], [lo, hi], [0, 0]]`` (in the data_format's order).
+        ``output_shape`` is required by TF; when omitted, tconv takes the size Keras would
+        (``in * stride`` for SAME, ``in * stride + max(K - stride, 0)`` for VALID).
         """
-        return _read_tf(input_shape, filters_shape, output_shape, strides, padding,
-                        data_format, dilations)
+        filters_shape = shape_arg("filters_shape", filters_shape)
+        nd = len(filters_shape) - 2
+        need_dims("tf.nn.conv_transpose", nd)
+        input_shape = shape_arg("input_shape", input_shape, nd + 2)
+        formats = _FORMATS[nd]
+        if data_format is not None and data_format not in formats:
+            raise ConvSpecError(
+                f"tf.nn.conv_transpose data_format must be one of {formats} for {nd} spatial dims, "
+                f"got {data_format!r}")
+        last = data_format is None or data_format == formats[0]
+        layout = _tf_layout(nd, last)
+        batch, c_in = input_shape[0], input_shape[-1 if last else 1]
+        size = permuted(input_shape, inverse(layout.data))[2:]
+        *kernel, c_out, c_in_f = filters_shape
+        if c_in_f != c_in:
+            raise ConvSpecError(
+                f"tf.nn.conv_transpose: filters_shape[-1]={c_in_f} (in_channels of [*k, out, in]) "
+                f"must equal the input channels {c_in}")
+        stride = _tf_per_dim("strides", strides, nd, layout)
+        dilation = _tf_per_dim("dilations", 1 if dilations is None else dilations, nd, layout)
+        pads = _padding_arg(padding, nd, layout)
+        dims = layer_dims(size, kernel, stride, dilation)
+        sizes = _tf_output_size(output_shape, pads, dims, layout, batch, c_out)
+        if output_shape is None:        # state the size tconv took
+            output_shape = list(permuted((batch, c_out, *sizes), layout.output))
+        args = dict(input_shape=input_shape, filters_shape=filters_shape, output_shape=output_shape,
+                    strides=strides, padding=padding, data_format=data_format, dilations=dilations)
+        wins = [_tf_window(dim, p, n, i) for i, (dim, p, n) in enumerate(zip(dims, pads, sizes))]
+        return make("tensorflow", "tf.nn.conv_transpose", args, batch=batch, c_in=c_in, c_out=c_out,
+                    kernel=kernel, stride=stride, dilation=dilation, groups=1, size=size,
+                    wins=wins, layout=layout)
 
-    def write(self, spec: ConvSpec, options: dict) -> dict:
-        return _write_tf(spec, options)
+    @staticmethod
+    def write(spec: ConvSpec, options: dict) -> dict:
+        """'VALID' or 'SAME' with an output_shape if exact, else explicit pairs (2-d), else the
+        closest with a crop. TF's output_shape is always one whose forward convolution fits."""
+        call = "tf.nn.conv_transpose"
+        need_dims(call, spec.ndim)
+        no_groups(call, spec)
+        dims, wants = spec_dims(spec), windows(spec)
+        sizes = {"VALID": lambda d: range(d.full, d.full + d.stride),
+                 "SAME": lambda d: range((d.size - 1) * d.stride + 1, d.size * d.stride + 1)}
+        modes = {mode: [[(n, _tf_window(d, mode, n, i)) for n in sizes[mode](d)]
+                        for i, d in enumerate(dims)] for mode in sizes}
+        if spec.ndim == 2:
+            modes["EXPLICIT"] = [[_tf_explicit(d, want, i)] for i, (d, want) in
+                                 enumerate(zip(dims, wants))]
+        mode, picks = choose(wants, [d.full for d in dims], modes)
+        layout = _tf_layout(spec.ndim)
+        if mode == "EXPLICIT":
+            sizes = [n for _, n in picks]
+            padding = [[0, 0], *[list(pair) for pair, _ in picks], [0, 0]]
+        else:
+            sizes, padding = picks, mode
+        # the layer's input is y (spec.out_channels channels), its output x (spec.in_channels)
+        return dict(input_shape=permuted(spec.output_shape, layout.data),
+                    filters_shape=(*spec.kernel_size, spec.in_channels, spec.out_channels),
+                    output_shape=[spec.batch, *sizes, spec.in_channels], strides=list(spec.stride),
+                    padding=padding, data_format=_FORMATS[spec.ndim][0],
+                    dilations=list(spec.dilation))
 
-    def from_flags(self, **words):
-        return _flags_tf(**words)
+    @staticmethod
+    def from_flags(size, k, in_channels, out_channels, stride, padding, output_shape, dilation,
+                   batch, **_):
+        mode, explicit = padding_words("same" if padding is None else padding)
+        if mode is not None:
+            tf_padding = mode.upper()
+        else:
+            pairs = pair_list("--padding", explicit, len(size), allow_negative=False)
+            tf_padding = [[0, 0], *[list(p) for p in pairs], [0, 0]]
+        shape = None if output_shape is None else [batch, *per_dim("--output-shape", output_shape,
+                                                                   len(size)), out_channels]
+        return TensorFlow.read((batch, *size, in_channels), (*k, out_channels, in_channels), shape,
+                               stride, tf_padding, None, dilation)
 
-    def code(self, layer, crop, runnable: bool = False):
-        return _code_tf(layer, crop)
+    @staticmethod
+    def code(layer, crop, runnable: bool = False):
+        kwargs = {k: v for k, v in layer.kwargs.items() if v is not None}
+        shape = list(layer.output_shape)
+        if kwargs.get("output_shape") is not None and len(kwargs["output_shape"]) == len(shape):
+            shape = list(kwargs["output_shape"])
+        batch = layer.layout.output.index(0)
+        kwargs["output_shape"] = Code("[" + ", ".join(
+            "x.shape[0]" if i == batch else str(v) for i, v in enumerate(shape)) + "]")
+        return (["import tensorflow as tf"], ["filters = tf.constant(weight)"],
+                call_text("tf.nn.conv_transpose", ["x", "filters"], kwargs, "    "))
 
     def pad_code(self, widths) -> str:
         return f"y = tf.pad(y, {[list(w) for w in widths]})"
 
-    def cannot_run(self, layer) -> str | None:
-        return super().cannot_run(layer) or _cannot_run(layer)
 
-    def prepare(self) -> None:
-        import_tf()
-
-
-class Keras(Framework):
+class Keras(_OnTensorFlow):
     """Keras 3: the ``keras.layers.Conv{1,2,3}DTranspose`` layer, on the TensorFlow backend."""
 
     name = "keras"
@@ -749,33 +639,94 @@ class Keras(Framework):
     shape_args = ("input_shape",)
     crop_reason = "Keras has padding 'same'/'valid' and output_padding < stride only."
 
-    def read(self, input_shape, filters, kernel_size, strides=1, padding="valid",
-             output_padding=None, data_format=None, dilation_rate=1, use_bias=True):
+    @staticmethod
+    def read(input_shape, filters, kernel_size, strides=1, padding="valid",
+             output_padding=None, data_format=None, dilation_rate=1, use_bias=True) :
         """``keras.layers.Conv{1,2,3}DTranspose(filters, kernel_size, ...)`` on ``input_shape``.
 
         Keras 3 on the TensorFlow backend (the numbers every backend must give since keras PR
-        #22876): the output size comes from ``padding`` and ``output_padding`` (None differs
-        from 0, tensorflow#50168), then ``tf.nn.conv_transpose`` keeps TF's window for that
-        size. Kernel ``(*k, filters, C_in)``; ``data_format`` ``"channels_last"`` (default) or
+        #22876): the output size comes from ``padding`` and ``output_padding`` (None differs from 0,
+        tensorflow#50168), then ``tf.nn.conv_transpose`` keeps TF's window for that size. Kernel
+        ``(*k, filters, C_in)``; ``data_format`` ``"channels_last"`` (default) or
         ``"channels_first"``.
         """
-        return _read_keras(input_shape, filters, kernel_size, strides, padding, output_padding,
-                           data_format, dilation_rate, use_bias)
+        input_shape = shape_arg("input_shape", input_shape)
+        nd = len(input_shape) - 2
+        call = f"keras.layers.Conv{nd}DTranspose"
+        need_dims("keras.layers.ConvNDTranspose", nd)
+        if data_format not in (None, "channels_last", "channels_first"):
+            raise ConvSpecError(f"{call} data_format must be 'channels_last' or 'channels_first', "
+                                f"got {data_format!r}")
+        if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+            raise ConvSpecError(f"{call} padding must be 'valid' or 'same', got {padding!r}")
+        mode = padding.lower()
+        layout = _tf_layout(nd, data_format != "channels_first")
+        kernel = ints("kernel_size", kernel_size, nd)
+        stride, dilation = ints("strides", strides, nd), ints("dilation_rate", dilation_rate, nd)
+        if max(stride) > 1 and max(dilation) > 1:
+            raise ConvSpecError(f"{call} refuses strides > 1 together with dilation_rate > 1, got "
+                                f"strides={show(stride)}, dilation_rate={show(dilation)}")
+        ops = ([None] * nd if output_padding is None
+               else ints("output_padding", output_padding, nd, 0))
+        for i, (op, s) in enumerate(zip(ops, stride)):
+            if op is not None and op >= s:
+                raise ConvSpecError(f"{call}: output_padding={show(ops)} must be smaller than "
+                                    f"strides={show(stride)} (spatial dim {i})")
+        canon = permuted(input_shape, inverse(layout.data))
+        dims = layer_dims(canon[2:], kernel, stride, dilation)
+        args = dict(input_shape=input_shape, filters=filters, kernel_size=kernel_size,
+                    strides=strides, padding=padding, output_padding=output_padding,
+                    data_format=data_format, dilation_rate=dilation_rate, use_bias=use_bias)
+        wins = [_keras_window(dim, mode, op, i, call) for i, (dim, op) in enumerate(zip(dims, ops))]
+        return make("keras", call, args, batch=canon[0], c_in=canon[1], c_out=filters,
+                    kernel=kernel, stride=stride, dilation=dilation, groups=1, size=canon[2:],
+                    wins=wins, layout=layout)
 
-    def write(self, spec: ConvSpec, options: dict) -> dict:
-        return _write_keras(spec, options)
+    @staticmethod
+    def write(spec: ConvSpec, options: dict) -> dict:
+        """'same'/'valid' with output_padding None if exact (the usual spelling), else with
+        output_padding per dim; the closest with a crop otherwise."""
+        call = f"keras.layers.Conv{spec.ndim}DTranspose"
+        need_dims("keras.layers.ConvNDTranspose", spec.ndim)
+        no_groups(call, spec)
+        if max(spec.stride) > 1 and max(spec.dilation) > 1:
+            raise ConvSpecError(
+                f"{call} refuses strides > 1 together with dilation_rate > 1 (stride "
+                f"{show(spec.stride)}, dilation {show(spec.dilation)}): no Keras layer expresses "
+                f"it")
+        dims, wants = spec_dims(spec), windows(spec)
+        modes = {}
+        for padding in ("valid", "same"):
+            modes[padding, None] = [_keras_candidates(d, padding, [None], i, call)
+                                    for i, d in enumerate(dims)]
+        for padding in ("valid", "same"):
+            modes[padding, "ints"] = [_keras_candidates(d, padding, range(d.stride), i, call)
+                                      for i, d in enumerate(dims)]
+        (padding, kind), picks = choose(wants, [d.full for d in dims], modes)
+        layout = _tf_layout(spec.ndim)
+        return dict(input_shape=permuted(spec.output_shape, layout.data), filters=spec.in_channels,
+                    kernel_size=compact(spec.kernel_size), strides=compact(spec.stride),
+                    padding=padding, output_padding=None if kind is None else compact(picks),
+                    data_format="channels_last", dilation_rate=compact(spec.dilation),
+                    use_bias=False)
 
-    def from_flags(self, **words):
-        return _flags_keras(**words)
+    @staticmethod
+    def from_flags(size, k, in_channels, out_channels, stride, padding, output_padding, dilation,
+                   batch, **_):
+        mode, _explicit = padding_words("valid" if padding is None else padding)
+        if mode is None:
+            raise ConvSpecError(f"keras.layers.ConvNDTranspose takes --padding same or valid, got "
+                                f"{padding!r}")
+        return Keras.read((batch, *size, in_channels), out_channels, compact(k), stride, mode,
+                          output_padding, None, dilation, False)
 
-    def code(self, layer, crop, runnable: bool = False):
-        return _code_keras(layer, crop)
+    @staticmethod
+    def code(layer, crop, runnable: bool = False):
+        kwargs = dict(layer.kwargs, use_bias=False)
+        return (["import keras"],
+                [f"layer = {call_text(layer.call, [], kwargs)}",
+                 f"layer.build({(None, *layer.input_shape[1:])})", "layer.set_weights([weight])"],
+                "layer(x)")
 
     def pad_code(self, widths) -> str:
         return f"y = keras.ops.pad(y, {[list(w) for w in widths]})"
-
-    def cannot_run(self, layer) -> str | None:
-        return super().cannot_run(layer) or _cannot_run(layer)
-
-    def prepare(self) -> None:
-        import_tf()

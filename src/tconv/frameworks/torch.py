@@ -24,146 +24,11 @@ from . import Framework, NotExpressible
 _DTYPES = ("float16", "float32", "float64")
 
 
-def _way_names(ndim: int) -> list[str]:
-    return ["torch autograd", f"torch.nn.grad.conv{ndim}d_input", f"F.conv_transpose{ndim}d"]
-
-
-def _input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
-    names = _way_names(spec.ndim)
-    if spec.ndim > 3:
-        return dict.fromkeys(names, NotExpressible(
-            f"torch has 1-d, 2-d and 3-d convolutions only, this spec has {spec.ndim}"))
-    if g.dtype.name not in _DTYPES:
-        return dict.fromkeys(names, NotExpressible(
-            f"torch CPU convolutions take {', '.join(_DTYPES)}, not {g.dtype.name}"))
-    import torch
-    import torch.nn.functional as F
-
-    nd = spec.ndim
-    wt, gt = torch.from_numpy(np.ascontiguousarray(w)), torch.from_numpy(np.ascontiguousarray(g))
-    conv = getattr(F, f"conv{nd}d")
-    result = {}
-
-    # autograd: pad explicitly (any low/high), convolve, keep the outputs y has, backpropagate.
-    x = torch.zeros(spec.input_shape, dtype=gt.dtype, requires_grad=True)
-    pads = [p for lo_hi in reversed(spec.padding) for p in lo_hi]  # F.pad wants the last dim first
-    out = conv(F.pad(x, pads), wt, stride=spec.stride, dilation=spec.dilation, groups=spec.groups)
-    out = out[(slice(None),) * 2 + tuple(slice(0, m) for m in spec.output_size)]
-    (grad,) = torch.autograd.grad(out, x, gt)
-    result[names[0]] = grad.numpy()
-
-    padding = spec.symmetric_padding
-    if padding is None:
-        why = NotExpressible(f"torch pads symmetrically; padding {spec.padding} is not")
-        result[names[1]] = result[names[2]] = why
-        return result
-    if spec.output_padding_exceeds_stride:
-        result[names[1]] = NotExpressible(
-            f"input size {spec.input_size} is not a size the forward convolution maps to "
-            f"{spec.output_size} (output_padding {spec.output_padding} >= stride {spec.stride})")
-    else:
-        grad_input = getattr(torch.nn.grad, f"conv{nd}d_input")
-        result[names[1]] = grad_input(spec.input_shape, wt, gt, stride=spec.stride,
-                                      padding=padding, dilation=spec.dilation,
-                                      groups=spec.groups).numpy()
-    transpose = getattr(F, f"conv_transpose{nd}d")
-    result[names[2]] = transpose(gt, wt, stride=spec.stride, padding=padding,
-                                 output_padding=spec.output_padding, groups=spec.groups,
-                                 dilation=spec.dilation).numpy()
-    return result
-
-
-def _benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
-                        g: np.ndarray) -> dict:
-    """Zero-argument callables for ``tconv bench`` (inputs converted once), per ``op``:
-    ``input_grad`` (dL/dx: conv_transpose and autograd), ``conv`` (the forward convolution) or
-    ``weight_grad`` (dL/dw: torch.nn.grad and autograd). Autograd times the forward as well."""
-    if spec.ndim > 3 or g.dtype.name not in _DTYPES or spec.symmetric_padding is None:
-        return {}
-    import torch
-    import torch.nn.functional as F
-
-    nd = spec.ndim
-    xt, wt, gt = (torch.from_numpy(np.ascontiguousarray(a)) for a in (x, w, g))
-    kw = dict(stride=spec.stride, padding=spec.symmetric_padding, dilation=spec.dilation,
-              groups=spec.groups)
-    conv = getattr(F, f"conv{nd}d")
-    keep = (slice(None),) * 2 + tuple(slice(0, m) for m in spec.output_size)
-
-    def autograd(x_in: torch.Tensor, w_in: torch.Tensor, wrt: torch.Tensor):
-        def run():
-            return torch.autograd.grad(conv(x_in, w_in, **kw)[keep], wrt, gt)[0]
-        return run
-
-    if op == "conv":
-        def forward():
-            with torch.no_grad():
-                return conv(xt, wt, **kw)[keep]
-        return {"torch conv": forward}
-    if op == "weight_grad":
-        w_in = wt.clone().requires_grad_(True)
-        ways = {"torch autograd": autograd(xt, w_in, w_in)}
-        if not spec.output_padding_exceeds_stride:
-            # (otherwise x has cells past the last window and nn.grad refuses g's shape)
-            weight = getattr(torch.nn.grad, f"conv{nd}d_weight")
-            ways["torch nn.grad"] = lambda: weight(xt, spec.weight_shape, gt, **kw)
-        return ways
-    transpose = getattr(F, f"conv_transpose{nd}d")
-
-    def conv_transpose():
-        with torch.no_grad():
-            return transpose(gt, wt, output_padding=spec.output_padding, **kw)
-
-    x_in = torch.zeros_like(xt, requires_grad=True)
-    return {"torch conv_transpose": conv_transpose, "torch autograd": autograd(x_in, wt, x_in)}
-
-
 # -- the layer ------------------------------------------------------------------------------------
 
 def _torch_window(dim: Dim, padding: int, output_padding: int) -> Pair:
     """``nn.ConvTransposeNd``: crop ``padding`` at both ends, add output_padding at the end."""
     return padding, dim.full + output_padding - padding
-
-
-def _read(input_shape, in_channels, out_channels, kernel_size, stride=1, padding=0,
-          output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
-          output_size=None):
-    """See :meth:`Torch.read`."""
-    input_shape = shape_arg("input_shape", input_shape)
-    nd = len(input_shape) - 2
-    call = f"torch.nn.ConvTranspose{nd}d"
-    need_dims("torch.nn.ConvTransposeNd", nd)
-    if padding_mode != "zeros":
-        raise ConvSpecError(f"{call} supports padding_mode='zeros' only, got {padding_mode!r}")
-    if isinstance(padding, str) or any(isinstance(p, Iterable) for p in iterable(padding)):
-        raise ConvSpecError(
-            f"{call} takes padding as an int or one int per dim (it crops both ends alike), "
-            f"got padding={padding!r}")
-    if input_shape[1] != in_channels:
-        raise ConvSpecError(
-            f"{call}: input_shape {input_shape} has {input_shape[1]} channels, in_channels is "
-            f"{in_channels}")
-    kernel, stride_, dilation_ = (ints("kernel_size", kernel_size, nd),
-                                  ints("stride", stride, nd), ints("dilation", dilation, nd))
-    pads = ints("padding", padding, nd, 0)
-    dims = layer_dims(input_shape[2:], kernel, stride_, dilation_)
-    if output_size is not None:
-        ops = _torch_output_padding(call, dims, pads, output_size)
-    else:
-        ops = ints("output_padding", output_padding, nd, 0)
-        for i, (op, dim) in enumerate(zip(ops, dims)):
-            if op >= dim.limit:
-                raise ConvSpecError(
-                    f"{call}: output_padding={show(ops)} must be smaller than stride or dilation"
-                    f" ({dim.limit} in spatial dim {i})")
-    args = dict(input_shape=input_shape, in_channels=in_channels, out_channels=out_channels,
-                kernel_size=kernel_size, stride=stride, padding=padding,
-                output_padding=output_padding, groups=groups, bias=bias, dilation=dilation,
-                padding_mode=padding_mode, output_size=output_size)
-    wins = [_torch_window(dim, p, op) for dim, p, op in zip(dims, pads, ops)]
-    return make("torch", call, args, batch=input_shape[0], c_in=in_channels, c_out=out_channels,
-                kernel=kernel, stride=stride_, dilation=dilation_, groups=groups,
-                size=input_shape[2:], wins=wins, layout=Layout.plain(nd))
 
 
 def _torch_output_padding(call: str, dims, pads, output_size) -> tuple[int, ...]:
@@ -183,46 +48,6 @@ def _torch_output_padding(call: str, dims, pads, output_size) -> tuple[int, ...]
     return tuple(ops)
 
 
-def _write(spec: ConvSpec, options: dict) -> dict:
-    """Per dim the (padding, output_padding) keeping the closest window; padding beyond the
-    source's start would only add zeros at the start, so it stays <= start."""
-    need_dims("torch.nn.ConvTransposeNd", spec.ndim)
-    picks = []
-    for want, dim in zip(windows(spec), spec_dims(spec)):
-        candidates = (((p, op), _torch_window(dim, p, op)) for p in range(want[0] + 1)
-                      for op in range(dim.limit) if dim.full + op - 2 * p >= 1)
-        picks.append(closest(want, dim.full, candidates)[0])
-    # the layer's input is the forward output y: its channels are spec.out_channels
-    return dict(input_shape=spec.output_shape, in_channels=spec.out_channels,
-                out_channels=spec.in_channels,
-                kernel_size=compact(spec.kernel_size), stride=compact(spec.stride),
-                padding=compact(p for p, _ in picks),
-                output_padding=compact(op for _, op in picks), groups=spec.groups, bias=False,
-                dilation=compact(spec.dilation))
-
-
-def _from_flags(size, k, in_channels, out_channels, stride, padding, output_padding,
-                output_shape, dilation, groups, batch, **_):
-    mode, explicit = padding_words(0 if padding is None else padding)
-    if mode is not None or any(isinstance(p, Iterable) for p in iterable(explicit)):
-        raise ConvSpecError(f"torch.nn.ConvTransposeNd takes --padding as ints (it crops both "
-                            f"ends alike), got {padding!r}")
-    return _read((batch, in_channels, *size), in_channels, out_channels, compact(k), stride,
-                 explicit, 0 if output_padding is None else output_padding, groups, False,
-                 dilation, output_size=output_shape)
-
-
-def _code(layer, crop):
-    kwargs = {k: v for k, v in layer.kwargs.items() if k not in ("output_size", "padding_mode")}
-    kwargs["bias"] = False
-    call = "layer(torch.as_tensor(x))"
-    if layer.args.get("output_size") is not None:
-        call = f"layer(torch.as_tensor(x), output_size={list(layer.args['output_size'])})"
-    return (["import torch"],
-            [f"layer = {call_text(layer.call, [], kwargs)}", "with torch.no_grad():",
-             "    layer.weight.copy_(torch.as_tensor(weight))"], call)
-
-
 class Torch(Framework):
     """PyTorch: three ways, the bench's reference, and ``nn.ConvTranspose{1,2,3}d``."""
 
@@ -238,16 +63,106 @@ class Torch(Framework):
                    "output_padding cells at the end only, so it keeps only windows symmetric up "
                    "to output_padding (keras-core#774, onnx2torch#52, #68).")
 
-    def way_names(self, ndim: int) -> list[str]:
-        return _way_names(ndim)
+    @staticmethod
+    def way_names(ndim: int) -> list[str]:
+        return ["torch autograd", f"torch.nn.grad.conv{ndim}d_input", f"F.conv_transpose{ndim}d"]
 
-    def input_grad_ways(self, spec: ConvSpec, w, g) -> dict:
-        return _input_grad_ways(spec, w, g)
+    @staticmethod
+    def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
+        names = Torch.way_names(spec.ndim)
+        if spec.ndim > 3:
+            return dict.fromkeys(names, NotExpressible(
+                f"torch has 1-d, 2-d and 3-d convolutions only, this spec has {spec.ndim}"))
+        if g.dtype.name not in _DTYPES:
+            return dict.fromkeys(names, NotExpressible(
+                f"torch CPU convolutions take {', '.join(_DTYPES)}, not {g.dtype.name}"))
+        import torch
+        import torch.nn.functional as F
 
-    def benchmark_callables(self, op: str, spec: ConvSpec, x, w, g) -> dict:
-        return _benchmark_callables(op, spec, x, w, g)
+        nd = spec.ndim
+        wt = torch.from_numpy(np.ascontiguousarray(w))
+        gt = torch.from_numpy(np.ascontiguousarray(g))
+        conv = getattr(F, f"conv{nd}d")
+        result = {}
 
-    def read(self, input_shape, in_channels, out_channels, kernel_size, stride=1, padding=0,
+        # autograd: pad explicitly (any low/high), convolve, keep the outputs y has, backpropagate.
+        x = torch.zeros(spec.input_shape, dtype=gt.dtype, requires_grad=True)
+        # F.pad wants the last dim first
+        pads = [p for lo_hi in reversed(spec.padding) for p in lo_hi]
+        out = conv(F.pad(x, pads), wt, stride=spec.stride, dilation=spec.dilation,
+                   groups=spec.groups)
+        out = out[(slice(None),) * 2 + tuple(slice(0, m) for m in spec.output_size)]
+        (grad,) = torch.autograd.grad(out, x, gt)
+        result[names[0]] = grad.numpy()
+
+        padding = spec.symmetric_padding
+        if padding is None:
+            why = NotExpressible(f"torch pads symmetrically; padding {spec.padding} is not")
+            result[names[1]] = result[names[2]] = why
+            return result
+        if spec.output_padding_exceeds_stride:
+            result[names[1]] = NotExpressible(
+                f"input size {spec.input_size} is not a size the forward convolution maps to "
+                f"{spec.output_size} (output_padding {spec.output_padding} >= stride "
+                f"{spec.stride})")
+        else:
+            grad_input = getattr(torch.nn.grad, f"conv{nd}d_input")
+            result[names[1]] = grad_input(spec.input_shape, wt, gt, stride=spec.stride,
+                                          padding=padding, dilation=spec.dilation,
+                                          groups=spec.groups).numpy()
+        transpose = getattr(F, f"conv_transpose{nd}d")
+        result[names[2]] = transpose(gt, wt, stride=spec.stride, padding=padding,
+                                     output_padding=spec.output_padding, groups=spec.groups,
+                                     dilation=spec.dilation).numpy()
+        return result
+
+    @staticmethod
+    def benchmark_callables(op: str, spec: ConvSpec, x: np.ndarray, w: np.ndarray,
+                            g: np.ndarray) -> dict:
+        """Zero-argument callables for ``tconv bench`` (inputs converted once), per ``op``:
+        ``input_grad`` (dL/dx: conv_transpose and autograd), ``conv`` (the forward convolution) or
+        ``weight_grad`` (dL/dw: torch.nn.grad and autograd). Autograd times the forward as well."""
+        if spec.ndim > 3 or g.dtype.name not in _DTYPES or spec.symmetric_padding is None:
+            return {}
+        import torch
+        import torch.nn.functional as F
+
+        nd = spec.ndim
+        xt, wt, gt = (torch.from_numpy(np.ascontiguousarray(a)) for a in (x, w, g))
+        kw = dict(stride=spec.stride, padding=spec.symmetric_padding, dilation=spec.dilation,
+                  groups=spec.groups)
+        conv = getattr(F, f"conv{nd}d")
+        keep = (slice(None),) * 2 + tuple(slice(0, m) for m in spec.output_size)
+
+        def autograd(x_in: torch.Tensor, w_in: torch.Tensor, wrt: torch.Tensor):
+            def run():
+                return torch.autograd.grad(conv(x_in, w_in, **kw)[keep], wrt, gt)[0]
+            return run
+
+        if op == "conv":
+            def forward():
+                with torch.no_grad():
+                    return conv(xt, wt, **kw)[keep]
+            return {"torch conv": forward}
+        if op == "weight_grad":
+            w_in = wt.clone().requires_grad_(True)
+            ways = {"torch autograd": autograd(xt, w_in, w_in)}
+            if not spec.output_padding_exceeds_stride:
+                # (otherwise x has cells past the last window and nn.grad refuses g's shape)
+                weight = getattr(torch.nn.grad, f"conv{nd}d_weight")
+                ways["torch nn.grad"] = lambda: weight(xt, spec.weight_shape, gt, **kw)
+            return ways
+        transpose = getattr(F, f"conv_transpose{nd}d")
+
+        def conv_transpose():
+            with torch.no_grad():
+                return transpose(gt, wt, output_padding=spec.output_padding, **kw)
+
+        x_in = torch.zeros_like(xt, requires_grad=True)
+        return {"torch conv_transpose": conv_transpose, "torch autograd": autograd(x_in, wt, x_in)}
+
+    @staticmethod
+    def read(input_shape, in_channels, out_channels, kernel_size, stride=1, padding=0,
              output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
              output_size=None):
         """``torch.nn.ConvTranspose{1,2,3}d(...)`` applied to an input of ``input_shape``.
@@ -257,17 +172,81 @@ class Torch(Framework):
         ``out_channels = w.shape[1] * groups`` and ``kernel_size = w.shape[2:]``. Data
         ``(N, C, *sp)``, weight ``(C_in, C_out/groups, *k)``: tconv's own conventions.
         """
-        return _read(input_shape, in_channels, out_channels, kernel_size, stride, padding,
-                     output_padding, groups, bias, dilation, padding_mode, output_size)
+        input_shape = shape_arg("input_shape", input_shape)
+        nd = len(input_shape) - 2
+        call = f"torch.nn.ConvTranspose{nd}d"
+        need_dims("torch.nn.ConvTransposeNd", nd)
+        if padding_mode != "zeros":
+            raise ConvSpecError(f"{call} supports padding_mode='zeros' only, got {padding_mode!r}")
+        if isinstance(padding, str) or any(isinstance(p, Iterable) for p in iterable(padding)):
+            raise ConvSpecError(
+                f"{call} takes padding as an int or one int per dim (it crops both ends alike), "
+                f"got padding={padding!r}")
+        if input_shape[1] != in_channels:
+            raise ConvSpecError(
+                f"{call}: input_shape {input_shape} has {input_shape[1]} channels, in_channels is "
+                f"{in_channels}")
+        kernel, stride_, dilation_ = (ints("kernel_size", kernel_size, nd),
+                                      ints("stride", stride, nd), ints("dilation", dilation, nd))
+        pads = ints("padding", padding, nd, 0)
+        dims = layer_dims(input_shape[2:], kernel, stride_, dilation_)
+        if output_size is not None:
+            ops = _torch_output_padding(call, dims, pads, output_size)
+        else:
+            ops = ints("output_padding", output_padding, nd, 0)
+            for i, (op, dim) in enumerate(zip(ops, dims)):
+                if op >= dim.limit:
+                    raise ConvSpecError(
+                        f"{call}: output_padding={show(ops)} must be smaller than stride or "
+                        f"dilation ({dim.limit} in spatial dim {i})")
+        args = dict(input_shape=input_shape, in_channels=in_channels, out_channels=out_channels,
+                    kernel_size=kernel_size, stride=stride, padding=padding,
+                    output_padding=output_padding, groups=groups, bias=bias, dilation=dilation,
+                    padding_mode=padding_mode, output_size=output_size)
+        wins = [_torch_window(dim, p, op) for dim, p, op in zip(dims, pads, ops)]
+        return make("torch", call, args, batch=input_shape[0], c_in=in_channels, c_out=out_channels,
+                    kernel=kernel, stride=stride_, dilation=dilation_, groups=groups,
+                    size=input_shape[2:], wins=wins, layout=Layout.plain(nd))
 
-    def write(self, spec: ConvSpec, options: dict) -> dict:
-        return _write(spec, options)
+    @staticmethod
+    def write(spec: ConvSpec, options: dict) -> dict:
+        """Per dim the (padding, output_padding) keeping the closest window; padding beyond the
+        source's start would only add zeros at the start, so it stays <= start."""
+        need_dims("torch.nn.ConvTransposeNd", spec.ndim)
+        picks = []
+        for want, dim in zip(windows(spec), spec_dims(spec)):
+            candidates = (((p, op), _torch_window(dim, p, op)) for p in range(want[0] + 1)
+                          for op in range(dim.limit) if dim.full + op - 2 * p >= 1)
+            picks.append(closest(want, dim.full, candidates)[0])
+        # the layer's input is the forward output y: its channels are spec.out_channels
+        return dict(input_shape=spec.output_shape, in_channels=spec.out_channels,
+                    out_channels=spec.in_channels,
+                    kernel_size=compact(spec.kernel_size), stride=compact(spec.stride),
+                    padding=compact(p for p, _ in picks),
+                    output_padding=compact(op for _, op in picks), groups=spec.groups, bias=False,
+                    dilation=compact(spec.dilation))
 
-    def from_flags(self, **words):
-        return _from_flags(**words)
+    @staticmethod
+    def from_flags(size, k, in_channels, out_channels, stride, padding, output_padding,
+                   output_shape, dilation, groups, batch, **_):
+        mode, explicit = padding_words(0 if padding is None else padding)
+        if mode is not None or any(isinstance(p, Iterable) for p in iterable(explicit)):
+            raise ConvSpecError(f"torch.nn.ConvTransposeNd takes --padding as ints (it crops both "
+                                f"ends alike), got {padding!r}")
+        return Torch.read((batch, in_channels, *size), in_channels, out_channels, compact(k),
+                          stride, explicit, 0 if output_padding is None else output_padding,
+                          groups, False, dilation, output_size=output_shape)
 
-    def code(self, layer, crop, runnable: bool = False):
-        return _code(layer, crop)
+    @staticmethod
+    def code(layer, crop, runnable: bool = False):
+        kwargs = {k: v for k, v in layer.kwargs.items() if k not in ("output_size", "padding_mode")}
+        kwargs["bias"] = False
+        call = "layer(torch.as_tensor(x))"
+        if layer.args.get("output_size") is not None:
+            call = f"layer(torch.as_tensor(x), output_size={list(layer.args['output_size'])})"
+        return (["import torch"],
+                [f"layer = {call_text(layer.call, [], kwargs)}", "with torch.no_grad():",
+                 "    layer.weight.copy_(torch.as_tensor(weight))"], call)
 
     def pad_code(self, widths) -> str:
         flat = [v for pair in reversed(widths) for v in pair]   # F.pad: the last axis first

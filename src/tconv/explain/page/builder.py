@@ -379,6 +379,28 @@ def _json_for_script(data) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+#: The text fields of the playground's spec form: (name, label, default, most characters).
+FORM_FIELDS = (("size", "input size", "4", 64), ("kernel", "kernel", "3", 64),
+               ("stride", "stride", "2", 64), ("padding", "padding", "1", 64),
+               ("dilation", "dilation", "1", 64),
+               ("output_padding", "output_padding <small>(blank: derived)</small>", "", 64),
+               ("in_channels", "in channels", "1", 8), ("out_channels", "out channels", "1", 8),
+               ("groups", "groups", "1", 8), ("seed", "seed", "0", 10))
+
+
+def _form_fields() -> str:
+    """The form's text fields, each with its label and the slot its error is shown in."""
+    rows = []
+    for name, label, default, most in FORM_FIELDS:
+        numeric = ' inputmode="numeric"' if most < 64 else ""
+        rows.append(
+            f'    <div class="field"><label for="f-{name}">{label}</label>\n'
+            f'      <input id="f-{name}" name="{name}" value="{default}" maxlength="{most}"'
+            f'{numeric} aria-describedby="err-{name}">\n'
+            f'      <span class="field-error" id="err-{name}"></span></div>')
+    return "\n".join(rows)
+
+
 def render(data: dict | None, *, serve: bool = False) -> str:
     """The page: the template with its styles, script and ``data`` inline.
 
@@ -394,6 +416,7 @@ def render(data: dict | None, *, serve: bool = False) -> str:
         "{{STYLE}}": _asset("page.css"),
         "{{SCRIPT}}": _asset("page.js"),
         "{{DATA}}": _json_for_script({"serve": serve, "page": data}),
+        "{{FIELDS}}": _form_fields(),
     }
     for mark, text in parts.items():
         page = page.replace(mark, text)
