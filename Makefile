@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: demo test clean
 
 # Headless Chromium from Debian's packages, for the browser tests of the explainer page
-# (tests/test_browser.py drive it with Playwright; no browser is downloaded any other way).
+# (tests/explain/test_browser.py drive it with Playwright; no browser is downloaded any other way).
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -52,4 +52,4 @@ figures: $(STAMP) $(CHROMIUM)
 	$(BIN)/tconv overlap --kernel 4 --stride 2 --png docs/figures/overlap-k4-s2.png > /dev/null
 	$(BIN)/tconv matrix --ints --png docs/figures/matrix.png > /dev/null
 	TCONV_SCREENSHOTS=docs/figures $(BIN)/python -m pytest -q -p no:cacheprovider \
-	    tests/test_browser.py -k screenshots > /dev/null
+	    tests/explain/test_browser.py -k screenshots > /dev/null

@@ -2,7 +2,7 @@
 
 The page is loaded from a file and from ``tconv serve`` (started here on 127.0.0.1, port 0).
 The highlighted cells are compared with the incidence of the transposed convolution computed
-independently (tconv.conv_transpose of one-hot gradients and kernels, see test_html.py); every
+independently (tconv.conv_transpose of one-hot gradients and kernels, see test_page.py); every
 request the page makes is recorded and must stay on file:// or the local server.
 
 Chromium comes from Debian (``make chromium``, which ``make test`` runs); no browser is
@@ -20,7 +20,7 @@ from tconv.explain import serve
 from tconv.explain.story import sample_data
 from tconv.spec import ConvSpec
 
-from test_html import SPECS, _scatter_incidence
+from test_page import SPECS, _scatter_incidence
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -2,7 +2,7 @@
 
 Each named case runs the frameworks themselves (skipped when one is missing) and compares numbers
 with each other or with tconv's conv_transpose; the random layers are in
-tests/test_convert_frameworks.py.
+tests/convert/test_convert_frameworks.py.
 """
 import json
 import os
