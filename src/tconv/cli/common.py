@@ -38,6 +38,15 @@ SEED = typer.Option(0, "--seed", help="Seed of the random data (>= 0).")
 JSON = typer.Option(False, "--json", help="Print the result as JSON (errors too).")
 
 
+def backends_option() -> typer.Option:
+    """``--backends``: which frameworks' rows to compute (the names come from the registry)."""
+    from .. import frameworks
+
+    return typer.Option(
+        None, "--backends", help=f"Framework rows: a comma list of "
+        f"{', '.join(frameworks.with_ways())}, 'all' or 'none' (default: the installed ones).")
+
+
 def spec_from(input: str, out_channels: int, kernel: str, stride: str, padding: str,
               dilation: str, groups: int, output_padding: Optional[str]) -> ConvSpec:
     """The spec the spec options describe (``--input`` is the forward input, x)."""

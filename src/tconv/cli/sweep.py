@@ -8,17 +8,15 @@ import typer
 
 from .. import flags
 from .. import frameworks
-from .common import (at_least_one, check_seed, new_console, parse_dims, red, user_errors,
-                     writable_file)
+from .common import (at_least_one, backends_option, check_seed, new_console, parse_dims, red,
+                     user_errors, writable_file)
 
 
 def command(
     count: int = typer.Option(200, help="How many specs to draw."),
     dims: str = typer.Option("1,2,3", help="Spatial dims to draw from, e.g. 2 or 1,2,3."),
     seed: int = typer.Option(0, help="Seed of the draw and of the data."),
-    backends: Optional[str] = typer.Option(
-        None, help="Comma list of framework names (see tconv verify --help), 'all' or 'none' "
-                   "(default: the installed ones)."),
+    backends: Optional[str] = backends_option(),
     workers: int = typer.Option(1, help="Worker processes."),
     dtype: str = typer.Option("float32", help="Data dtype."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write the full report here."),

@@ -12,7 +12,8 @@ from .. import flags
 from .. import frameworks
 from ..spec import ConvSpecError
 from .common import (DILATION, GROUPS, INPUT, KERNEL, OUTPUT_PADDING, OUT_CHANNELS, PADDING,
-                     STRIDE, check_seed, draw, new_console, number, spec_from, user_errors)
+                     STRIDE, backends_option, check_seed, draw, new_console, number, spec_from,
+                     user_errors)
 
 STYLE = {"PASS": "green", "FAIL": "bold red", "N/A": "yellow", "KNOWN": "magenta",
          "REFUSED": "cyan"}
@@ -28,9 +29,7 @@ def command(
         "forward", help="The upstream gradient: 'forward' uses o = conv(x, w), as the original "
                         "experiment; 'random' draws w and g from --seed as `tconv sweep` does, "
                         "so that a sweep's repro command meets the same numbers."),
-    backends: Optional[str] = typer.Option(
-        None, help="Framework rows: a comma list of framework names (tconv verify --help lists "
-                   "them under FRAMEWORKS), 'all' or 'none' (default: the installed ones)."),
+    backends: Optional[str] = backends_option(),
     show: bool = typer.Option(False, "--show", help="Print x, w, o, the zero-inserted gradient, "
                               "the flipped kernel and every result."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (errors too)."),
