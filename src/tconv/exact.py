@@ -90,3 +90,29 @@ def wrap(ints: np.ndarray, dtype) -> np.ndarray:
     low = int(np.iinfo(dtype).min)
     reduced = [(int(v) - low) % (1 << bits) + low for v in np.asarray(ints).ravel()]
     return np.array(reduced, dtype=dtype).reshape(np.shape(ints))
+
+
+def conv_transpose_rounded(y: np.ndarray, w: np.ndarray, spec: ConvSpec, dtype) -> np.ndarray:
+    """The exact transposed convolution rounded once, to nearest (ties to even), into ``dtype``.
+
+    :func:`conv_transpose` rounds to float64; rounding that again to a narrower float can be off
+    by one unit in the last place (double rounding). Here each exact value, a Fraction, picks the
+    nearest of the float64 result's rounding in ``dtype`` and that value's two neighbours.
+    """
+    from fractions import Fraction
+
+    dtype = np.dtype(dtype)
+    yi, ey = _scaled_ints(y)
+    wi, ew = _scaled_ints(w)
+    ints = scatter.conv_transpose(yi, wi, spec)
+    scale = 1 << (ey + ew)
+    out = np.empty(ints.shape, dtype=dtype)
+    inf = np.array(np.inf, dtype=dtype)
+    for index, value in np.ndenumerate(ints):
+        exact_value = Fraction(int(value), scale)
+        guess = np.array(int(value) / scale).astype(dtype)
+        candidates = [guess, np.nextafter(guess, -inf), np.nextafter(guess, inf)]
+        out[index] = min(candidates, key=lambda c: (
+            abs(Fraction(float(c)) - exact_value) if np.isfinite(c) else Fraction(2) ** 2000,
+            int(c.view(f"u{dtype.itemsize}")) & 1))
+    return out

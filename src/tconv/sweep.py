@@ -2,9 +2,10 @@
 
 ``sweep`` draws specs with the hypothesis strategies the tests use, runs :func:`tconv.verify.verify`
 on each (in worker processes if asked), counts per way how often it agreed with exact
-arithmetic, differed, differed in a documented way, or could not express the spec, and for every
-way that differed shrinks the smallest failing spec greedily — fewer dims, batch, groups,
-channels, kernel, stride, dilation, padding, size, output_padding — until no smaller spec fails.
+arithmetic, differed, differed in a documented way, could not express the spec, was refused by a
+converter or crashed its process, and for every way that differed or crashed shrinks the
+smallest failing spec greedily — fewer dims, batch, groups, channels, kernel, stride, dilation,
+padding, size, output_padding — until no smaller spec fails.
 """
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from .spec import ConvSpec, ConvSpecError
 from .strategies import arrays_for, conv_specs
 from .verify import Report, Row, verify
 
-STATUSES = ("PASS", "FAIL", "KNOWN", "N/A", "REFUSED")
+STATUSES = ("PASS", "FAIL", "KNOWN", "N/A", "REFUSED", "CRASH")
+#: The statuses that are disagreements: shrunk, reported, and a failed sweep.
+FAILING = ("FAIL", "CRASH")
 
 
 def way_key(name: str) -> str:
@@ -179,6 +182,8 @@ class SweepReport:
     tallies: dict[str, Counter] = field(default_factory=dict)
     disagreements: list[Disagreement] = field(default_factory=list)
     notes: dict[str, Counter] = field(default_factory=dict)
+    #: per spec drawn: the spec and each way's status, for tables computed from a run
+    records: list[tuple[ConvSpec, dict[str, str]]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -191,7 +196,24 @@ class SweepReport:
                 "ways": {key: {s: tally.get(s, 0) for s in STATUSES}
                          | {"notes": dict(self.notes.get(key, Counter()).most_common(10))}
                          for key, tally in self.tallies.items()},
-                "disagreements": [d.to_dict() for d in self.disagreements]}
+                "disagreements": [d.to_dict() for d in self.disagreements],
+                "specs": [{"spec": spec_dict(spec), "status": status}
+                          for spec, status in self.records]}
+
+
+def spec_dict(spec: ConvSpec) -> dict:
+    """The fields that rebuild ``spec`` with :meth:`ConvSpec.forward` (JSON-ready)."""
+    return {"input_shape": list(spec.input_shape), "weight_shape": list(spec.weight_shape),
+            "stride": list(spec.stride), "padding": [list(p) for p in spec.padding],
+            "dilation": list(spec.dilation), "groups": spec.groups,
+            "output_padding": list(spec.output_padding)}
+
+
+def spec_from_dict(d: dict) -> ConvSpec:
+    """The inverse of :func:`spec_dict`."""
+    return ConvSpec.forward(d["input_shape"], d["weight_shape"], stride=d["stride"],
+                            padding=[tuple(p) for p in d["padding"]], dilation=d["dilation"],
+                            groups=d["groups"], output_padding=d["output_padding"])
 
 
 def sweep(count: int = 200, *, seed: int = 0, dims=(1, 2, 3), backends=(), dtype="float32",
@@ -208,13 +230,16 @@ def sweep(count: int = 200, *, seed: int = 0, dims=(1, 2, 3), backends=(), dtype
     failures: dict[str, list[tuple[ConvSpec, int, str, str, str]]] = {}
 
     def record(i: int, rows) -> None:
+        statuses = {}
         for source, name, status, note in rows:
             key = way_key(name)
+            statuses[key] = status
             report.tallies.setdefault(key, Counter())[status] += 1
             if note:
                 report.notes.setdefault(key, Counter())[reason_kind(note)] += 1
-            if status == "FAIL":
+            if status in FAILING:
                 failures.setdefault(key, []).append((specs[i], i, source, name, note))
+        report.records.append((specs[i], statuses))
         if progress:
             progress(i + 1)
 
@@ -240,7 +265,7 @@ def _fails(spec: ConvSpec, source: str, key: str, dtype: str, seed: int) -> bool
     methods = [m for m in METHODS if way_key(f"tconv {m}") == key]
     backends = [] if source == "tconv" else [source]
     rows: list[Row] = evaluate(spec, backends, dtype, seed, methods=methods).rows
-    return any(row.status == "FAIL" and way_key(row.name) == key for row in rows)
+    return any(row.status in FAILING and way_key(row.name) == key for row in rows)
 
 
 def repro_command(spec: ConvSpec, source: str, dtype: str, seed: int) -> str:

@@ -108,7 +108,8 @@ class Row:
 
     name: str
     source: str                      # "tconv" or a backend name
-    status: str    # PASS, FAIL, N/A (not expressible), KNOWN (documented), REFUSED (converter)
+    status: str    # PASS, FAIL, N/A (not expressible), KNOWN (documented), REFUSED (a converter's
+                   # refusal), CRASH (its process died)
     max_abs_diff: float | None = None
     bound: float | None = None
     note: str = ""
@@ -164,7 +165,7 @@ def verify(spec: ConvSpec, w: np.ndarray, g: np.ndarray, *, methods=METHODS,
 
     ``backends`` are names of frameworks with ways (:func:`tconv.frameworks.with_ways`); a way
     that cannot express the spec gives an ``N/A`` row with the reason, a converter that refuses
-    the layer a ``REFUSED`` row with its message.
+    the layer a ``REFUSED`` row with its message, one whose process dies a ``CRASH`` row.
     """
     from . import frameworks
 
@@ -181,6 +182,14 @@ def verify(spec: ConvSpec, w: np.ndarray, g: np.ndarray, *, methods=METHODS,
                 rows.append(Row(way, name, "N/A", note=f"not expressible: {result.reason}"))
             elif isinstance(result, frameworks.Refused):
                 rows.append(Row(way, name, "REFUSED", note=f"refused: {result.reason}"))
+            elif isinstance(result, frameworks.Broken):
+                rows.append(Row(way, name, "FAIL", note=f"converted, but: {result.reason}"))
+            elif isinstance(result, frameworks.Crashed):
+                rows.append(Row(way, name, "CRASH", note=f"crashed: {result.reason}"))
+            elif isinstance(result, frameworks.KnownDifference) and isinstance(
+                    result.result, frameworks.Broken):   # a documented reason it cannot run
+                rows.append(Row(way, name, "KNOWN", note=f"known difference: {result.reason}; "
+                                f"{result.result.reason}"))
             elif isinstance(result, frameworks.KnownDifference):
                 row = compare(way, name, result.result, truth, bound)
                 if row.status == "FAIL":

@@ -31,7 +31,7 @@ def toy():
         name = "toy"
         aliases = ("toyfw",)
         title = "Toy"
-        package = "numpy"
+        packages = ("numpy",)
         rank = 99
         flag_call = "toy.ConvTranspose"
         flags_taken = ("--output-padding", "--groups")

@@ -54,11 +54,11 @@ def command(
                        workers=workers, progress=lambda n: bar.update(task, completed=n))
     table = Table(title=f"{report.count} specs, {report.dtype}, {report.seconds:.1f} s")
     table.add_column("way", overflow="fold")
-    for col in ("agreed", "differed", "known", "N/A"):
+    for col in ("agreed", "differed", "known", "N/A", "refused", "crashed"):
         table.add_column(col, justify="right", no_wrap=True)
     for key, tally in report.tallies.items():
         table.add_row(key, str(tally["PASS"]), red(tally["FAIL"]), str(tally["KNOWN"]),
-                      str(tally["N/A"]))
+                      str(tally["N/A"]), str(tally["REFUSED"]), red(tally["CRASH"]))
     out.print(table)
     out.print("Most common reason per way (numbers elided; --json has them all):")
     for key, notes in report.notes.items():

@@ -16,7 +16,7 @@ from .common import (DILATION, GROUPS, INPUT, KERNEL, OUTPUT_PADDING, OUT_CHANNE
                      user_errors)
 
 STYLE = {"PASS": "green", "FAIL": "bold red", "N/A": "yellow", "KNOWN": "magenta",
-         "REFUSED": "cyan"}
+         "REFUSED": "cyan", "CRASH": "bold red"}
 
 
 def command(
@@ -40,7 +40,7 @@ def command(
     stride 2, padding 1, and the forward output o as the upstream gradient. Each row is one way
     of computing dL/dx; it passes when every cell is within the float rounding bound of the
     exact result (integers: equal). N/A: the way cannot express the spec (the reason is
-    printed); KNOWN: a documented framework bug; REFUSED: a converter refused the layer.
+    printed); KNOWN: a documented framework bug; REFUSED: a converter refused the layer; CRASH: a converter's process died.
     Exit code 0 when all pass, 1 when any differs, 2 on bad input.
 
     Examples:
@@ -123,7 +123,8 @@ def command(
         out.print(f"[{i}] {note}", highlight=False, markup=False)
     count = {status: sum(r.status == status for r in report.rows) for status in STYLE}
     verdict = "all agree" if report.passed else "DISAGREEMENT"
-    refused = f", {count['REFUSED']} refused by a converter" if count["REFUSED"] else ""
+    refused = "".join(f", {count[status]} {word}" for status, word in (
+        ("REFUSED", "refused by a converter"), ("CRASH", "crashed")) if count[status])
     out.print(f"{verdict}: {count['PASS']} pass, {count['FAIL']} fail, {count['KNOWN']} "
               f"known differences, {count['N/A']} not expressible{refused}")
     raise typer.Exit(0 if report.passed else 1)

@@ -12,7 +12,8 @@ A class answers for its framework:
   :meth:`Framework.input_grad_ways`, one entry per way the framework offers to compute a spec's
   input gradient: the result in ``np.result_type(g, w)``, or :class:`NotExpressible` with why
   the way cannot express the spec, or :class:`KnownDifference` for a documented bug, or
-  :class:`Refused` when a converter refuses the layer;
+  :class:`Refused` when a converter refuses the layer, :class:`Broken` when what it wrote fails
+  in its runtime, :class:`Crashed` when its process died;
 * **bench**: :meth:`Framework.benchmark_callables`;
 * **convert**: its transposed-conv layer (``read``, ``write``, ``from_flags``, ``code``,
   ``pad_code``, ``cannot_run``, ``prepare``), in :mod:`tconv.convert`'s window model.
@@ -29,6 +30,8 @@ import pkgutil
 import sys
 from dataclasses import dataclass
 from typing import ClassVar
+
+import numpy as np
 
 from ..spec import ConvSpec, ConvSpecError
 
@@ -54,10 +57,67 @@ class KnownDifference:
 
 @dataclass(frozen=True)
 class Refused:
-    """A converter that refused to convert the layer (an exception, an unsupported op): a
-    finding of its own, neither an agreement nor a wrong result."""
+    """A converter (or the runtime loading what it wrote) rejected a layer it was given.
+
+    Unlike :class:`NotExpressible`, the layer exists in the source framework and the converter was
+    asked to convert it: the refusal is the converter's answer, recorded with its message.
+    ``verify`` shows it as REFUSED, which is not a disagreement.
+    """
 
     reason: str
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A converter accepted a layer but what it wrote fails to load or run in its runtime.
+
+    ``verify`` shows it as FAIL with the runtime's message: the way gave no result for a layer
+    it took, which is a disagreement like a wrong number.
+    """
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Crashed:
+    """The process that ran a way died (a signal, an abort) or did not answer in time.
+
+    ``verify`` shows it as CRASH, a finding like a wrong result: a valid layer should convert or
+    be refused, never take the converter down.
+    """
+
+    reason: str
+
+
+#: Why a way that builds a model for a sample input cannot run an empty batch.
+EMPTY_BATCH = ("an empty batch (N = 0): the deploy ways build a model for a sample input and "
+               "compare its values; there are none")
+
+
+def first_line(error: BaseException) -> str:
+    """The line of an error message that says what went wrong (onnxruntime's status message,
+    else the first line that is not part of a traceback), with the error's type."""
+    text = str(error)
+    if "Status Message: " in text:
+        return text.split("Status Message: ", 1)[1].strip().splitlines()[0][:300]
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Traceback", "File ")):
+            return f"{type(error).__name__}: {line[:300]}"
+    return type(error).__name__
+
+
+def model_limits(spec: ConvSpec, dtype, layer: str, dtypes=("float32",)) -> str | None:
+    """Why a way that builds a model of ``layer`` (in ``dtypes``, 1-3 spatial dims) for a
+    sample input cannot run ``spec`` with data of ``dtype``, or None."""
+    if spec.batch == 0:
+        return EMPTY_BATCH
+    name = np.dtype(dtype).name
+    if name not in dtypes:
+        return f"{layer} is {' or '.join(dtypes)} here; the data is {name}"
+    if spec.ndim > 3:
+        return f"{layer} is 1-d, 2-d or 3-d; this spec has {spec.ndim}"
+    return None
 
 
 class Framework:
@@ -71,10 +131,10 @@ class Framework:
     name: ClassVar[str] = ""
     #: Other words accepted for it (``"tf"`` for ``"tensorflow"``).
     aliases: ClassVar[tuple[str, ...]] = ()
-    #: Its name in prose ("PyTorch").
+    #: Its name in prose ("PyTorch"); its ``name`` if not given.
     title: ClassVar[str] = ""
-    #: The top-level package it needs (checked without importing it).
-    package: ClassVar[str] = ""
+    #: The top-level packages it needs, its own first (checked without importing them).
+    packages: ClassVar[tuple[str, ...]] = ()
     #: Where it sorts in tables (smaller first).
     rank: ClassVar[int] = 100
 
@@ -97,13 +157,19 @@ class Framework:
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if cls.name:
+            cls.title = cls.title or cls.name
             Framework._classes[cls.name] = cls
 
     # -- facts --------------------------------------------------------------------------------
 
+    @property
+    def package(self) -> str:
+        """The framework's own package."""
+        return self.packages[0]
+
     def available(self) -> bool:
         """Whether the framework is installed (found, not imported: importing is slow)."""
-        return importlib.util.find_spec(self.package) is not None
+        return all(importlib.util.find_spec(name) is not None for name in self.packages)
 
     def describe(self) -> str:
         """One line for reports: the installed version and any setting that changes results."""
@@ -124,7 +190,8 @@ class Framework:
         return []
 
     def input_grad_ways(self, spec: ConvSpec, w, g) -> dict:
-        """``{way: ndarray | NotExpressible | KnownDifference | Refused}`` for ``dL/dx`` of
+        """``{way: ndarray | NotExpressible | KnownDifference | Refused | Broken | Crashed}`` for
+        ``dL/dx`` of
         ``spec`` with weight ``w`` ``(C_out, C_in/groups, *k)`` and upstream gradient ``g``
         (``spec.output_shape``). Nothing raises for a valid spec."""
         return {}
@@ -194,11 +261,13 @@ _DISCOVERED: list[bool] = []
 
 
 def _discover() -> None:
-    """Import every module of this package once, so that their classes register."""
+    """Import every public module of this package once, so that their classes register
+    (``_``-modules are helpers of the others)."""
     if not _DISCOVERED:
         _DISCOVERED.append(True)
         for info in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{info.name}")
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{info.name}")
 
 
 def all_frameworks() -> list[Framework]:

@@ -541,7 +541,7 @@ class Jax(Framework):
 
     name = "jax"
     title = "JAX"
-    package = "jax"
+    packages = ("jax",)
     rank = 30
     flag_call = "jax.lax.conv_transpose"
     flags_taken = ("--transpose-kernel", "--consistent-padding", "--groups")
@@ -739,7 +739,7 @@ class Flax(Framework):
 
     name = "flax"
     title = "Flax"
-    package = "jax"              # without flax, tconv runs the lax call the layer makes
+    packages = ("jax",)              # without flax, tconv runs the lax call the layer makes
     rank = 35
     flag_call = "flax.linen.ConvTranspose"
     flags_taken = ("--transpose-kernel",)

@@ -48,7 +48,7 @@ from ..convert.layer import ints, int_list, iterable, make, padding_words, pair_
 from ..convert.layout import Layout
 from ..convert.window import Dim, Pair, layer_dims, spec_dims, spec_keeping, windows, within
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, KnownDifference, NotExpressible
+from . import Framework, KnownDifference, NotExpressible, first_line
 
 #: Opset 21 / IR 10 (onnx 1.16, onnxruntime 1.18: the oldest versions the extra allows). Its
 #: ConvTranspose-11 has the same attributes and meaning as ConvTranspose-22, which adds bfloat16.
@@ -146,7 +146,14 @@ def _output_shape_form(spec: ConvSpec):
 
 def _auto_pad_form(spec: ConvSpec):
     """SAME_UPPER, SAME_LOWER or VALID, whichever gives the spec's padding in every dim."""
-    reasons = []
+    found, reasons = auto_pad_forms(spec)
+    return (found[0], None) if found else (None, "; ".join(reasons))
+
+
+def auto_pad_forms(spec: ConvSpec) -> tuple[list[dict], list[str]]:
+    """The attributes of every ``auto_pad`` mode that gives the spec's padding (SAME_UPPER,
+    SAME_LOWER, VALID, in that order), and why each other mode does not."""
+    found, reasons = [], []
     dims = list(enumerate(zip(spec.output_size, spec.input_size, spec.padding,
                               spec.output_padding, spec.stride, spec.extents)))
     wrong_size = [(i, o, n, s) for i, (o, n, _, _, s, _) in dims if n != o * s]
@@ -170,9 +177,7 @@ def _auto_pad_form(spec: ConvSpec):
                     break
                 ops.append(fits[0])
             else:
-                attrs = _base_attrs(spec)
-                attrs.update(auto_pad=mode, output_padding=ops)
-                return attrs, None
+                found.append(dict(_base_attrs(spec), auto_pad=mode, output_padding=ops))
     # VALID: no pads, size = full + output_padding; so lo == 0 and output_padding = op - hi.
     ops = []
     for i, (_, _, (lo, hi), op, s, _) in dims:
@@ -182,10 +187,8 @@ def _auto_pad_form(spec: ConvSpec):
             break
         ops.append(op - hi)
     else:
-        attrs = _base_attrs(spec)
-        attrs.update(auto_pad="VALID", output_padding=ops)
-        return attrs, None
-    return None, "; ".join(reasons)
+        found.append(dict(_base_attrs(spec), auto_pad="VALID", output_padding=ops))
+    return found, reasons
 
 
 def _show(values) -> str:
@@ -194,6 +197,14 @@ def _show(values) -> str:
 
 _FORM_BUILDERS = {"pads": pads_form, "output_shape": _output_shape_form,
                   "auto_pad": _auto_pad_form}
+#: The three ways of saying a spec's padding to ConvTranspose, in the order of the ways.
+FORMS = _FORMS
+
+
+def form_attributes(spec: ConvSpec, form: str):
+    """The ConvTranspose attributes of ``spec`` in ``form`` (one of :data:`FORMS`), as
+    ``(attrs, None)``, or ``(None, reason)`` when that form cannot say the spec's padding."""
+    return _FORM_BUILDERS[form](spec)
 
 
 # -- running a model ----------------------------------------------------------------------------
@@ -211,6 +222,23 @@ def _model_bytes(attrs: dict, x_shape, w_shape, dtype: np.dtype) -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               ir_version=IR_VERSION, producer_name="tconv")
     return model.SerializeToString()
+
+
+def model_with_weight(attrs: dict, x_shape, w: np.ndarray, opset: int = OPSET):
+    """A one-node ConvTranspose ``ModelProto`` with the weight as an initializer (a constant,
+    as in an exported model) and one input ``X``; shapes inferred, as converters expect."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    elem = helper.np_dtype_to_tensor_dtype(w.dtype)
+    node = helper.make_node("ConvTranspose", ["X", "W"], ["Y"], **attrs)
+    graph = helper.make_graph(
+        [node], "tconv_conv_transpose", [helper.make_tensor_value_info("X", elem, list(x_shape))],
+        [helper.make_tensor_value_info("Y", elem, None)],
+        initializer=[numpy_helper.from_array(np.ascontiguousarray(w), "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              ir_version=IR_VERSION, producer_name="tconv")
+    return onnx.shape_inference.infer_shapes(model)
 
 
 @functools.lru_cache(maxsize=64)
@@ -251,11 +279,6 @@ def _known_bug(runtime: str, form: str, spec: ConvSpec) -> str | None:
     if form == "output_shape" and any(lo > 0 for lo, _ in spec.padding):
         return _OUTPUT_SHAPE_BUG
     return None
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else ""
 
 
 # -- the layer: a ConvTranspose node ------------------------------------------------------------
@@ -305,7 +328,7 @@ class Onnx(Framework):
 
     name = "onnx"
     title = "ONNX"
-    package = "onnx"
+    packages = ("onnx",)
     rank = 40
     flag_call = "ONNX ConvTranspose"
     flags_taken = ("--output-padding", "--output-shape", "--auto-pad", "--groups")
@@ -362,7 +385,7 @@ class Onnx(Framework):
                     y = _run(runtime, model, g, w).astype(dtype, copy=False)
                 except Exception as error:  # the known bug raises: no result to compare
                     result[name] = NotExpressible(
-                        f"{bug}; here it raises {type(error).__name__}: {_first_line(error)}")
+                        f"{bug}; here it raises {type(error).__name__}: {first_line(error)}")
                 else:
                     result[name] = KnownDifference(bug, y)
         return result

@@ -38,6 +38,8 @@ from . import Framework, NotExpressible, native_logs_silenced
 
 
 _FLOATS = ("bfloat16", "float16", "float32", "float64")  # bfloat16 through ml_dtypes
+#: The data formats, channels-last first, per number of spatial dims.
+_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
 #: intra-op threads at most: tconv's arrays are small, and sweeps run several workers at once.
 _MAX_THREADS = 4
 _configured = False
@@ -109,17 +111,22 @@ def _onednn_words() -> str:
 
 # -- layouts ----------------------------------------------------------------------------------
 
-def _to_channels_last(a: np.ndarray) -> np.ndarray:
+def channels_last_format(nd: int) -> str:
+    """TF's name of the channels-last data format of ``nd`` spatial dims: NWC, NHWC, NDHWC."""
+    return _FORMATS[nd][0]
+
+
+def to_channels_last(a: np.ndarray) -> np.ndarray:
     """``(N, C, *spatial)`` -> ``(N, *spatial, C)``."""
     return np.ascontiguousarray(np.moveaxis(a, 1, -1))
 
 
-def _to_channels_first(a: np.ndarray) -> np.ndarray:
+def to_channels_first(a: np.ndarray) -> np.ndarray:
     """``(N, *spatial, C)`` -> ``(N, C, *spatial)``."""
     return np.ascontiguousarray(np.moveaxis(a, -1, 1))
 
 
-def _tf_filter(w: np.ndarray) -> np.ndarray:
+def tf_filter(w: np.ndarray) -> np.ndarray:
     """``(C_out, C_in/groups, *k)`` -> ``[*k, C_in/groups, C_out]`` (conv and conv_transpose):
     TF's filter axes (:func:`~tconv.convert.layout.kernel_last`)."""
     return np.ascontiguousarray(np.transpose(w, kernel_last(w.ndim - 2)))
@@ -137,7 +144,7 @@ def _nhwc_shape(shape: tuple[int, ...]) -> list[int]:
 
 # -- which TF padding expresses the spec ---------------------------------------------------------
 
-def _padding_of(spec: ConvSpec):
+def padding_of(spec: ConvSpec):
     """``'VALID'``, ``'SAME'``, explicit per-dim pairs (a list), or None if only a list would do.
 
     'SAME' is TF's rule, which is tconv's ``padding="same"``: output ``ceil(in / stride)``, the
@@ -152,7 +159,7 @@ def _padding_of(spec: ConvSpec):
     return [list(p) for p in spec.padding]
 
 
-def _unreached_rows(spec: ConvSpec) -> NotExpressible | None:
+def unreached_rows(spec: ConvSpec) -> NotExpressible | None:
     """TF's transposed ops accept only an ``output_shape`` whose forward output is ``g``'s size."""
     if spec.output_padding_exceeds_stride:
         return NotExpressible(
@@ -175,7 +182,7 @@ def _backprop_limits(spec: ConvSpec, dtype: str) -> NotExpressible | None:
             f"(tensorflow#69103)")
     if spec.groups > 1:
         return _grouped_on_cpu(spec, op)
-    return _unreached_rows(spec)
+    return unreached_rows(spec)
 
 
 def _grouped_on_cpu(spec: ConvSpec, op3d: str) -> NotExpressible:
@@ -225,7 +232,7 @@ def _gradient_tape(tf, spec: ConvSpec, filters, g_last):
         # data_format must be given: with None, the eager gradient of Conv3D fails reading it
         y = tf.nn.convolution(tf.pad(x, pads), filters, strides=list(spec.stride),
                               padding="VALID", dilations=list(spec.dilation),
-                              data_format=_FORMATS[spec.ndim][0])
+                              data_format=channels_last_format(spec.ndim))
         # output_padding >= stride (dilation > stride): x has room for more outputs than g
         y = y[(slice(None),) + tuple(slice(0, m) for m in spec.output_size)]
     return tape.gradient(y, x, output_gradients=g_last)
@@ -234,7 +241,7 @@ def _gradient_tape(tf, spec: ConvSpec, filters, g_last):
 def _conv_transpose(tf, nd: int, g_last, filters, output_shape, stride, padding):
     transpose = getattr(tf.nn, f"conv{nd}d_transpose")
     return transpose(g_last, filters, output_shape, strides=list(stride), padding=padding,
-                     data_format=_FORMATS[nd][0])
+                     data_format=channels_last_format(nd))
 
 
 def _depthwise_limits(spec: ConvSpec, dtype: str) -> NotExpressible | None:
@@ -251,7 +258,7 @@ def _depthwise_limits(spec: ConvSpec, dtype: str) -> NotExpressible | None:
         return NotExpressible(
             f"DepthwiseConv2dNativeBackpropInput on CPU ignores its dilations {spec.dilation}: it "
             f"computes the undilated gradient (cf. tensorflow#56498)")
-    return _unreached_rows(spec)
+    return unreached_rows(spec)
 
 
 # -- the layers: tf.nn.conv_transpose and keras.layers.Conv{1,2,3}DTranspose ---------------------
@@ -261,8 +268,6 @@ def _tf_layout(nd: int, last: bool = True) -> Layout:
     data = channels_last(nd) if last else identity(nd)
     return Layout(data, data, kernel_last(nd))
 
-
-_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
 
 
 def _tf_window(dim: Dim, padding, size: int, i: int, call: str = "tf.nn.conv_transpose") -> Pair:
@@ -423,7 +428,7 @@ class TensorFlow(_OnTensorFlow):
     name = "tensorflow"
     aliases = ("tf",)
     title = "TensorFlow"
-    package = "tensorflow"
+    packages = ("tensorflow",)
     rank = 20
     flag_call = "tf.nn.conv_transpose"
     flags_taken = ("--output-shape",)
@@ -463,17 +468,17 @@ class TensorFlow(_OnTensorFlow):
         nd = spec.ndim
         result = {}
         with tf.device("/CPU:0"):
-            g_last = tf.constant(_to_channels_last(g))
+            g_last = tf.constant(to_channels_last(g))
             w = np.asarray(w).astype(g.dtype, copy=False)
-            filters = tf.constant(_tf_filter(w))
+            filters = tf.constant(tf_filter(w))
             output_shape = _nhwc_shape(spec.input_shape)
 
             why = _tape_limits(spec, dtype)
-            result[names[0]] = why or _to_channels_first(
+            result[names[0]] = why or to_channels_first(
                 _gradient_tape(tf, spec, filters, g_last).numpy())
 
             why = _backprop_limits(spec, dtype)
-            padding = _padding_of(spec)
+            padding = padding_of(spec)
             if why is None and isinstance(padding, list):
                 if nd == 2:
                     padding = [[0, 0], *padding, [0, 0]]
@@ -481,7 +486,7 @@ class TensorFlow(_OnTensorFlow):
                     why = NotExpressible(
                         f"conv{nd}d_transpose takes padding 'VALID' or 'SAME' only (explicit lists "
                         f"are 2-d only); padding {spec.padding} is neither")
-            result[names[1]] = why or _to_channels_first(_conv_transpose(
+            result[names[1]] = why or to_channels_first(_conv_transpose(
                 tf, nd, g_last, filters, output_shape, spec.stride, padding).numpy())
 
             # the full 'VALID' result, reaching as far as x does, then x's window of it
@@ -496,13 +501,13 @@ class TensorFlow(_OnTensorFlow):
                 out = _conv_transpose(tf, nd, g_last, filters,
                                       [spec.batch, *full, spec.in_channels], spec.stride,
                                       "VALID").numpy()
-                result[names[2]] = _to_channels_first(out[(slice(None),) + spec.input_window])
+                result[names[2]] = to_channels_first(out[(slice(None),) + spec.input_window])
             else:
                 result[names[2]] = why
 
             why = _depthwise_limits(spec, dtype)
             if why is None:
-                padding = _padding_of(spec)
+                padding = padding_of(spec)
                 if isinstance(padding, list):
                     padding = [[0, 0], *padding, [0, 0]]
                 try:
@@ -519,7 +524,7 @@ class TensorFlow(_OnTensorFlow):
                         f"TensorFlow's {dtype} kernel ({_onednn_words()}) for stride "
                         f"{spec.stride}")
                 else:
-                    result[names[3]] = _to_channels_first(out.numpy())
+                    result[names[3]] = to_channels_first(out.numpy())
             else:
                 result[names[3]] = why
         return result
@@ -593,7 +598,7 @@ class TensorFlow(_OnTensorFlow):
         return dict(input_shape=permuted(spec.output_shape, layout.data),
                     filters_shape=(*spec.kernel_size, spec.in_channels, spec.out_channels),
                     output_shape=[spec.batch, *sizes, spec.in_channels], strides=list(spec.stride),
-                    padding=padding, data_format=_FORMATS[spec.ndim][0],
+                    padding=padding, data_format=channels_last_format(spec.ndim),
                     dilations=list(spec.dilation))
 
     @staticmethod
@@ -631,7 +636,7 @@ class Keras(_OnTensorFlow):
 
     name = "keras"
     title = "Keras"
-    package = "keras"
+    packages = ("keras",)
     rank = 25
     flag_call = "keras.layers.ConvNDTranspose"
     flags_taken = ("--output-padding",)

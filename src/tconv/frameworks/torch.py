@@ -54,7 +54,7 @@ class Torch(Framework):
     name = "torch"
     aliases = ("pytorch",)
     title = "PyTorch"
-    package = "torch"
+    packages = ("torch",)
     rank = 10
     flag_call = "torch.nn.ConvTransposeNd"
     flags_taken = ("--output-padding", "--output-shape", "--groups")

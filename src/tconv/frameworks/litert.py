@@ -1,0 +1,197 @@
+"""LiteRT (TensorFlow Lite): ``TRANSPOSE_CONV`` / ``CONV_3D_TRANSPOSE`` converted from a TF function
+by ``tf.lite.TFLiteConverter``, run by ``ai_edge_litert``'s ``Interpreter``.
+
+The source is ``tf.nn.conv{N}d_transpose`` in a ``tf.function`` with the filter as a constant
+(as a trained model has it), in TensorFlow's layouts: data ``(N, *spatial, C)``, filter
+``[*k, C_in, C_out]`` = tconv's ``w`` with its axes reversed (see
+:mod:`tconv.frameworks.tensorflow`). The converter maps the 2-d op to the builtin
+``TRANSPOSE_CONV`` (1-d: the same between ``EXPAND_DIMS`` and ``SQUEEZE``), the 3-d op to
+``CONV_3D_TRANSPOSE``; float32 only (the builtins' float kernels), no quantisation.
+
+Ways:
+
+``LiteRT TRANSPOSE_CONV``
+    padding ``'SAME'`` or ``'VALID'`` and ``output_shape = x.shape``, builtin ops only. The
+    builtin has neither dilation nor groups, and only these two paddings.
+``LiteRT TRANSPOSE_CONV VALID + crop``
+    the uncropped ``'VALID'`` result, then ``x``'s window of it (a ``STRIDED_SLICE``): any
+    padding, still no dilation or groups.
+``LiteRT Flex Conv2DBackpropInput``
+    2-d explicit padding (``[[0, 0], [lo, hi], [lo, hi], [0, 0]]``), which no builtin expresses:
+    the converter keeps TensorFlow's ``Conv2DBackpropInput`` as a Select TF op (Flex). Neither
+    ``ai_edge_litert``'s interpreter nor ``tf.lite.Interpreter`` of the ``tensorflow`` wheel links
+    the Flex delegate, so the model converts but cannot run (TICO #420 meets the same wall):
+    the way reports the interpreter's error as not expressible, and would run where Flex is linked.
+
+``tf.lite.TFLiteConverter.from_concrete_functions`` is used on a plain ``tf.function``: on a
+Keras 3 model it can leave the weights as uninitialised variables.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..spec import ConvSpec
+from . import Broken, Framework, NotExpressible, Refused, first_line, model_limits
+from .tensorflow import (channels_last_format, padding_of, tf_filter, to_channels_first,
+                         to_channels_last, unreached_rows)
+
+
+_BUILTIN, _CROP, _FLEX = ("LiteRT TRANSPOSE_CONV", "LiteRT TRANSPOSE_CONV VALID + crop",
+                          "LiteRT Flex Conv2DBackpropInput")
+
+
+def _import_tf():
+    from .tensorflow import import_tf
+
+    return import_tf()
+
+
+def _tflite_model(spec: ConvSpec, w: np.ndarray, padding, output_size, crop, flex: bool) -> bytes:
+    """The flatbuffer of ``conv{N}d_transpose(g, filter, output_shape, padding)[crop]``."""
+    tf = _import_tf()
+    nd = spec.ndim
+    g_shape = [spec.batch, *spec.output_size, spec.out_channels]
+    output_shape = [spec.batch, *output_size, spec.in_channels]
+    filters = tf_filter(w)
+    transpose = getattr(tf.nn, f"conv{nd}d_transpose")
+
+    @tf.function(input_signature=[tf.TensorSpec(g_shape, tf.float32, name="g")])
+    def layer(g):
+        x = transpose(g, tf.constant(filters), output_shape, strides=list(spec.stride),
+                      padding=padding, data_format=channels_last_format(nd),
+                      dilations=list(spec.dilation))
+        if crop is not None:
+            x = x[(slice(None),) + crop]
+        return x
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [layer.get_concrete_function()], layer)
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if flex:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    converter.target_spec.supported_ops = ops
+    return converter.convert()
+
+
+def run_tflite(model: bytes, inputs: list[np.ndarray]) -> np.ndarray:
+    """Run a flatbuffer with ``ai_edge_litert``'s interpreter (one thread); the first output."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model, num_threads=1)
+    interpreter.allocate_tensors()
+    for detail, value in zip(interpreter.get_input_details(), inputs):
+        interpreter.set_tensor(detail["index"], value)
+    interpreter.invoke()
+    return np.array(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+
+
+def _limits(spec: ConvSpec) -> str | None:
+    """Why no TFLite transposed-convolution builtin expresses the spec, or None."""
+    if spec.groups > 1:
+        return (f"TRANSPOSE_CONV and CONV_3D_TRANSPOSE have no groups (and TensorFlow's "
+                f"conv_transpose neither); groups={spec.groups}")
+    unreached = unreached_rows(spec)
+    return None if unreached is None else f"{unreached.reason}; so does the TFLite converter"
+
+
+def _convert(spec, w, padding, output_size, crop, flex):
+    """The flatbuffer, or a Refused with the converter's message."""
+    try:
+        return _tflite_model(spec, w, padding, output_size, crop, flex)
+    except Exception as error:  # the converter's refusal is a result, not a crash
+        text = str(error)
+        ops = [line.strip() for line in text.splitlines() if "ops:" in line]
+        return Refused(f"TFLiteConverter: {ops[0] if ops else first_line(error)}")
+
+
+def _run_flex(model, g_last):
+    if isinstance(model, Refused):
+        return model
+    try:
+        return to_channels_first(run_tflite(model, [g_last]))
+    except Exception as error:
+        if "Select TensorFlow op" not in str(error):
+            return Broken(f"the LiteRT interpreter fails on the converted model: "
+                          f"{first_line(error)}")
+        return NotExpressible(
+            "the model needs Flex (Select TF op Conv2DBackpropInput); ai_edge_litert's "
+            "Interpreter (and tf.lite.Interpreter of the tensorflow wheel) does not link the "
+            "Flex delegate: 'Select TensorFlow op(s), included in the given model, is(are) not "
+            "supported by this interpreter'")
+
+
+class LiteRT(Framework):
+    """LiteRT (TFLite): TRANSPOSE_CONV converted from a TF function, run by its interpreter."""
+
+    name = "litert"
+    aliases = ("tflite",)
+    title = "LiteRT"
+    packages = ("ai_edge_litert", "tensorflow")
+    rank = 55
+
+    @staticmethod
+    def way_names(ndim: int) -> list[str]:
+        return [_BUILTIN, _CROP, _FLEX]
+
+    @staticmethod
+    def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
+        """dL/dx of ``spec`` by LiteRT, every way; see the module docstring.
+
+        ``g`` is ``spec.output_shape`` (channels-first, as everywhere in tconv), ``w`` the forward
+        weight; each result is ``spec.input_shape`` in float32.
+        """
+        names = LiteRT.way_names(spec.ndim)
+        why = (model_limits(spec, g.dtype, "the TFLite model (the builtins' float kernels)")
+               or _limits(spec))
+        if why:
+            return dict.fromkeys(names, NotExpressible(why))
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        w = np.ascontiguousarray(w, dtype=np.float32)
+        g_last = to_channels_last(g)
+        result = {}
+        dilated = any(d > 1 for d in spec.dilation)
+        no_dilation = NotExpressible(
+            f"TRANSPOSE_CONV and CONV_3D_TRANSPOSE have no dilation; dilation {spec.dilation}")
+
+        def run(model):
+            if isinstance(model, Refused):
+                return model
+            try:
+                return to_channels_first(run_tflite(model, [g_last]))
+            except Exception as error:  # converted, but the interpreter fails on it
+                return Broken(f"the LiteRT interpreter fails on the converted model: "
+                              f"{first_line(error)}")
+
+        padding = padding_of(spec)
+        if dilated:
+            result[_BUILTIN] = no_dilation
+        elif isinstance(padding, list):
+            result[_BUILTIN] = NotExpressible(
+                f"padding {spec.padding} is neither TFLite's 'SAME' nor 'VALID' (explicit padding "
+                f"needs Flex: the way '{_FLEX}')")
+        else:
+            result[_BUILTIN] = run(_convert(spec, w, padding, spec.input_size, None, False))
+
+        full = [max(f, win.stop) for f, win in zip(spec.full_output_size, spec.input_window)]
+        if dilated:
+            result[_CROP] = no_dilation
+        elif any(f - m >= s for f, m, s in zip(full, spec.full_output_size, spec.stride)):
+            result[_CROP] = NotExpressible(
+                f"x reaches {full}, beyond every output_shape 'VALID' accepts for "
+                f"{spec.output_size} outputs ({spec.full_output_size} + up to stride - 1)")
+        else:
+            result[_CROP] = run(_convert(spec, w, "VALID", full, spec.input_window, False))
+
+        if spec.ndim != 2 or not isinstance(padding, list) and not dilated:
+            result[_FLEX] = NotExpressible(
+                "Flex is only needed (and only tried) for what the builtins cannot say: 2-d "
+                "explicit padding or dilation" if spec.ndim == 2 else
+                f"TensorFlow takes explicit padding in 2-d only; this spec is {spec.ndim}-d")
+        else:
+            model = _convert(spec, w, [[0, 0], *map(list, padding), [0, 0]]
+                             if isinstance(padding, list) else padding, spec.input_size, None, True)
+            result[_FLEX] = _run_flex(model, g_last)
+        return result
+
