@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,7 +47,8 @@ ARRAYS = ("numpy", "torch")
 
 
 def load_target(target: str) -> Callable:
-    """``module:function`` or ``path/to/file.py:function`` -> the function.
+    """``module:function`` or ``path/to/file.py:function`` -> the function (a module is looked
+    for in the current directory too, as ``python -m`` does).
 
     Anything the import does wrong (a raise, ``sys.exit``) is a :class:`ConvSpecError` naming
     the target; only Ctrl-C goes through.
@@ -65,6 +67,8 @@ def load_target(target: str) -> Callable:
             sys.modules[spec.name] = module
             spec.loader.exec_module(module)
         else:
+            if os.getcwd() not in sys.path and "" not in sys.path:
+                sys.path.insert(0, os.getcwd())   # as `python -m` would: modules of this dir
             module = importlib.import_module(where)
     except (ConvSpecError, KeyboardInterrupt):
         raise
@@ -140,9 +144,11 @@ class Outcome:
 def _changed(name: str, before: np.ndarray, after: np.ndarray) -> str:
     if before.shape != after.shape or before.dtype != after.dtype:
         return f"{name} (now {after.dtype} {after.shape})"
-    changed = int(np.count_nonzero(~((before == after) | (np.isnan(before) & np.isnan(after))
-                                     if before.dtype.kind == "f" else before == after)))
-    return f"{name} ({changed} of {before.size} cells)" if changed else ""
+    same = before == after
+    if before.dtype.kind == "f":
+        same |= np.isnan(before) & np.isnan(after)
+    changed = int(np.count_nonzero(~same))
+    return f"{name} ({changed} of {before.size} cells changed)" if changed else ""
 
 
 def check_spec(fn: Callable, api: str, spec: ConvSpec, *, dtype="float64", seed: int = 0,
@@ -183,9 +189,9 @@ def check_spec(fn: Callable, api: str, spec: ConvSpec, *, dtype="float64", seed:
             verdict, kind = (f"{len(bad)} of {got.size} cells differ (bound "
                              f"{float(bound.max(initial=0)):.3g}); first: {cells}"), "cells"
     if changed:
-        after = "the result is right" if kind == "pass" else f"and {verdict}"
+        result = "its result is right" if kind == "pass" else f"its result: {verdict}"
         return Outcome(spec, False, f"modified its argument {' and '.join(changed)} in place; "
-                                    f"{after}", seed, "modified")
+                                    f"{result}", seed, "modified")
     return Outcome(spec, kind == "pass", verdict, seed, kind)
 
 
@@ -370,7 +376,11 @@ def check(fn: Callable | None, target: str, api: str, *, count: int = 200, seed:
                 return report
             first = failures[min(failures)]
             report.first_failure = report.minimal = first
-            if first.kind != "timeout":   # each try of a hanging spec would cost the timeout
+            if first.kind == "timeout":   # each try of a hanging spec would cost the timeout
+                report.minimal = Outcome(first.spec, False, first.message + "; not shrunk: "
+                                         "each try waits the whole timeout", first.seed,
+                                         first.kind)
+            else:
                 report.minimal = _shrink(engine, job, first, api)
     except engines.SetupError as e:
         raise _target_error(target, e) from None
@@ -387,16 +397,16 @@ def _shrink(engine: engines.Engine, job: CheckJob, first: Outcome, api: str) -> 
     """The smallest spec that still fails on the data of the first failure's seed (any way of
     failing; for a crash, crashing)."""
     seed = first.seed
-    retries = 0 if first.kind == "crash" else 1
 
-    def run(s: ConvSpec) -> Outcome:
+    def run(s: ConvSpec, retries: int = 1) -> Outcome:
         return _from_engine(s, seed, engine.call(job, (s, seed), retries=retries))
 
     def fails(s: ConvSpec) -> bool:
         if not expressible(s, api):
             return False
-        o = run(s)
-        return o.kind == "crash" if first.kind == "crash" else not o.passed
+        if first.kind == "crash":   # one death is enough here: the first spec died twice
+            return run(s, retries=0).kind == "crash"
+        return not run(s).passed
 
     minimal = run(shrink(first.spec, fails))
     return first if minimal.passed else minimal  # the failure depended on the first draw's data

@@ -54,6 +54,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
@@ -514,10 +515,13 @@ class Engine:
                 raise ConvSpecError(f"--scheduler {self.scheduler!r}: cannot connect "
                                     f"({describe_exception(e)})") from None
             return
-        # one death per batch is retried elsewhere; a second one splits the batch
+        # one death per batch is retried elsewhere; a second one splits the batch. The
+        # scheduler's HTTP server (no dashboard) takes another port when 8787 is taken: quietly
         with dask.config.set({"distributed.scheduler.allowed-failures": 1,
                               "distributed.worker.daemon": False,
-                              "distributed.admin.system-monitor.gil.enabled": False}):
+                              "distributed.admin.system-monitor.gil.enabled": False}), \
+                warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
             self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
                                         processes=True, dashboard_address=None,
                                         silence_logs=logging.ERROR, host="127.0.0.1")
