@@ -314,8 +314,6 @@ def check(fn: Callable | None, target: str, api: str, *, count: int = 200, seed:
     ``resume`` stream each spec's verdict into a JSON Lines checkpoint and skip those in it.
     """
     dtype = np.dtype(dtype).name
-    specs = [s for s in corner_specs(dims) + draw_specs(count, seed, dims, symmetric=True)
-             if expressible(s, api)][:count]
     job = CheckJob(target, api, dtype, arrays, fn)
     checkpoint = None
     if out is not None:
@@ -333,29 +331,33 @@ def check(fn: Callable | None, target: str, api: str, *, count: int = 200, seed:
             kinds[outcome.kind] += 1
 
     try:
-        if checkpoint is not None:
-            for (r,) in checkpoint.replay():
-                i = r["spec"]
-                record(i, Outcome(specs[i], r["status"] == "PASS", r["message"], r["seed"],
-                                  r["kind"]))
-        resumed = len(done)
-        if progress:
-            progress(len(done), len(specs))
-
-        def stop_at() -> int:
-            return len(specs) if keep_going or not failures else min(failures)
-
-        def todo():   # lazily: no spec past the first failure is handed out
-            for i, spec in enumerate(specs):
-                if i >= stop_at():
-                    return
-                if i not in done:
-                    yield i, (spec, seed + i)
-
         with engines.Engine(workers=workers, scheduler=scheduler, timeout=timeout,
                             batch_size=batch_size,
                             mode=engines.mode_for(workers, scheduler, timeout, sandbox)
                             ) as engine:
+            engine.prepare(job)          # the target is imported meanwhile
+            specs = [s for s in corner_specs(dims) + draw_specs(count, seed, dims,
+                                                                symmetric=True)
+                     if expressible(s, api)][:count]
+            if checkpoint is not None:
+                for (r,) in checkpoint.replay():
+                    i = r["spec"]
+                    record(i, Outcome(specs[i], r["status"] == "PASS", r["message"],
+                                      r["seed"], r["kind"]))
+            resumed = len(done)
+            if progress:
+                progress(len(done), len(specs))
+
+            def stop_at() -> int:
+                return len(specs) if keep_going or not failures else min(failures)
+
+            def todo():   # lazily: no spec past the first failure is handed out
+                for i, spec in enumerate(specs):
+                    if i >= stop_at():
+                        return
+                    if i not in done:
+                        yield i, (spec, seed + i)
+
             results = engine.map(job, todo(), total=len(specs) - len(done))
             for o in results:
                 i = o.key

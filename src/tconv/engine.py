@@ -241,11 +241,12 @@ def _how_it_ended(returncode: int | None) -> str:
 
 
 class Sandbox:
-    """One child process running one job, driven from the thread that created it."""
+    """One child process running one job, driven from the thread that created it. It starts
+    at once; the job's set-up is awaited when the first items are sent (:meth:`wait_ready`)."""
 
     def __init__(self, job_bytes: bytes, setup_timeout: float = SETUP_SECONDS):
-        self.job_bytes = job_bytes
-        self.closed = False
+        self.job_bytes, self.setup_timeout = job_bytes, setup_timeout
+        self.closed = self.ready = False
         parent_r, child_w = os.pipe()
         child_r, parent_w = os.pipe()
         self.stderr = tempfile.TemporaryFile()
@@ -263,11 +264,16 @@ class Sandbox:
             os.close(child_w)
         self.conn = _Conn(parent_r, parent_w)
         self.conn.send(("hello", list(sys.path), job_bytes))
+
+    def wait_ready(self) -> None:
+        """Wait for the job's set-up; :class:`SetupError` if it failed, died or hung."""
+        if self.ready:
+            return
         try:
-            reply = self.conn.recv(setup_timeout)
+            reply = self.conn.recv(self.setup_timeout)
         except TimeoutError:
             self.close()
-            raise SetupError(f"the set-up took longer than {setup_timeout:g} s") from None
+            raise SetupError(f"the set-up took longer than {self.setup_timeout:g} s") from None
         except EOFError:
             rc = self.proc.wait()
             words = self.last_words()
@@ -277,6 +283,7 @@ class Sandbox:
         if reply[0] == "setup-error":
             self.close()
             raise SetupError(reply[1])
+        self.ready = True
 
     @property
     def alive(self) -> bool:
@@ -297,6 +304,7 @@ class Sandbox:
     def run(self, items: list, timeout: float | None) -> Iterator[Outcome]:
         """Outcomes of ``items`` in order. On a death or a timeout, yields that item's CRASH or
         TIMEOUT and stops: the sandbox is then dead, and the rest of the items were not run."""
+        self.wait_ready()
         self.stderr.seek(0)
         self.stderr.truncate()
         try:
@@ -422,8 +430,20 @@ def _dask_batch(job_bytes: bytes, items: list, timeout, retries: int) -> list[Ou
     return list(run_isolated(job_bytes, items, timeout, retries))
 
 
+def _dask_warm(job_bytes: bytes) -> None:
+    """A Dask task: start this worker thread's sandbox for the job and wait for its set-up."""
+    _sandbox(job_bytes).wait_ready()
+
+
 def _close_worker_sandboxes() -> int:
     return close_sandboxes()
+
+
+def dask_setup(worker) -> None:
+    """Dask's preload hook, for the workers of the clusters tconv starts: Ctrl-C in the terminal
+    reaches the whole process group, and belongs to the command, which stops its workers."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # -- the engine -----------------------------------------------------------------------------------
@@ -491,6 +511,8 @@ class Engine:
         self.timeout, self.batch_size = timeout, batch_size
         self.client = self.cluster = None
         self._setup_done: set[int] = set()
+        self._pickled: dict[int, tuple[Job, bytes]] = {}
+        self._warming: list = []
         self.sandboxes_started_here = False
 
     # lifecycle
@@ -517,18 +539,20 @@ class Engine:
             return
         # one death per batch is retried elsewhere; a second one splits the batch. The
         # scheduler's HTTP server (no dashboard) takes another port when 8787 is taken: quietly
-        with dask.config.set({"distributed.scheduler.allowed-failures": 1,
-                              "distributed.worker.daemon": False,
-                              "distributed.admin.system-monitor.gil.enabled": False}), \
+        with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
                 warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Port .* is already in use")
             self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
                                         processes=True, dashboard_address=None,
-                                        silence_logs=logging.ERROR, host="127.0.0.1")
+                                        silence_logs=logging.ERROR, host="127.0.0.1",
+                                        preload=["tconv.engine"])
             self.client = Client(self.cluster, set_as_default=False)
 
     def close(self) -> None:
         if self.client is not None:
+            if self._warming:
+                self.client.cancel(self._warming)
+                self._warming = []
             if self.cluster is None:  # someone else's cluster: free the sandboxes left there
                 try:
                     self.client.run(_close_worker_sandboxes, wait=True)
@@ -552,6 +576,23 @@ class Engine:
         except Exception:  # noqa: BLE001
             return max(1, self.workers)
 
+    def _bytes(self, job: Job) -> bytes:
+        """The job pickled once (the sandboxes are found by these bytes)."""
+        if id(job) not in self._pickled:
+            self._pickled[id(job)] = (job, _dumps(job))
+        return self._pickled[id(job)][1]
+
+    def prepare(self, job: Job) -> None:
+        """Start the sandboxes for ``job`` now, without waiting: their set-up (importing the
+        frameworks, the target) then overlaps the caller's own work (drawing the specs)."""
+        if self.mode == "local":
+            _sandbox(self._bytes(job))
+        elif self.mode == "dask":
+            for address, threads in self.client.nthreads().items():
+                self._warming += [self.client.submit(
+                    _dask_warm, self._bytes(job), workers=[address], pure=False,
+                    key=f"tconv-warm-{os.urandom(8).hex()}") for _ in range(threads)]
+
     # running
     def map(self, job: Job, items: Iterable[tuple[Any, Any]], *, total: int | None = None,
             retries: int = 1) -> Iterator[Outcome]:
@@ -562,7 +603,7 @@ class Engine:
         """
         if self.mode == "inline":
             return self._map_inline(job, items)
-        job_bytes = _dumps(job)
+        job_bytes = self._bytes(job)
         if self.mode == "local":
             return self._map_local(job_bytes, items, retries)
         return self._map_dask(job_bytes, items, total, retries)

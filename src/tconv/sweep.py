@@ -326,31 +326,32 @@ def sweep(count: int = 200, *, seed: int = 0, dims=(1, 2, 3), backends=(), dtype
     ``progress(n)`` is called after each spec with the number done so far.
     """
     start = time.perf_counter()
-    specs = draw_specs(count, seed, dims)
     dtype = np.dtype(dtype).name
     backends = list(backends)
-    report = SweepReport(len(specs), seed, dtype, backends, 0.0)
-    tally = _Tally(specs)
     checkpoint = None
     if out is not None:
         checkpoint = engines.Checkpoint(out, "sweep", params(count, seed, dims, backends, dtype),
                                         resume=resume)
     try:
-        done: set[int] = set()
-        if checkpoint is not None:
-            for records in checkpoint.replay():
-                tally.add(records)
-            done = set(checkpoint.done)
-            report.resumed = len(done)
-        if progress and done:
-            progress(len(done))
         job = SweepJob(tuple(backends), dtype)
-        todo = [(i, (spec, seed + i, backends, None)) for i, spec in enumerate(specs)
-                if i not in done]
         with engines.Engine(workers=workers, scheduler=scheduler, timeout=timeout,
                             batch_size=batch_size,
                             mode=engines.mode_for(workers, scheduler, timeout, sandbox)
                             ) as engine:
+            engine.prepare(job)              # the workers import the frameworks meanwhile
+            specs = draw_specs(count, seed, dims)
+            report = SweepReport(len(specs), seed, dtype, backends, 0.0)
+            tally = _Tally(specs)
+            done: set[int] = set()
+            if checkpoint is not None:
+                for records in checkpoint.replay():
+                    tally.add(records)
+                done = set(checkpoint.done)
+                report.resumed = len(done)
+            if progress and done:
+                progress(len(done))
+            todo = [(i, (spec, seed + i, backends, None)) for i, spec in enumerate(specs)
+                    if i not in done]
             for outcome in engine.map(job, todo, total=len(todo)):
                 i = outcome.key
                 records = _records(i, specs[i], seed + i, outcome)
