@@ -1,0 +1,157 @@
+"""The sweep's own speed: specs per second through tconv.engine, against one process.
+
+    python benchmarks/engine.py [--count 300] [--rounds 3] [--ways tconv,all] [--json]
+
+For each set of ways (``tconv``: the nine tconv methods; ``all``: those and every installed
+framework's ways), each round draws fresh specs (so a framework's compile caches are as cold as
+in a real sweep) and runs the same specs
+
+* ``one process``: :class:`tconv.sweep.SweepJob` called in a loop in this process;
+* ``sandbox``: the engine with one worker and no cluster (what ``tconv sweep`` does by default);
+* ``dask 1`` and ``dask 2``: a Dask ``LocalCluster`` of one and of two worker processes.
+
+Every process runs one BLAS/OpenMP thread, as Dask's workers do. Every engine is started, and
+its sandboxes set up (frameworks imported), before the clock
+starts; start-up is timed on its own. The modes of a round run back to back, so a busy machine
+slows them alike; the medians over rounds give ``overhead`` (engine time / one-process time - 1)
+and ``speed-up`` (dask 1 time / dask 2 time). A last table times a tiny run (20 specs) end to
+end, start-up and shut-down included, in each mode.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+# one thread per process in every mode, as Dask gives its workers (distributed.nanny's
+# pre-spawn-environ): a worker's throughput is then that of one core
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from tconv import backends as registry
+from tconv import engine as engines
+from tconv.sweep import SweepJob, draw_specs
+
+MODES = ("one process", "sandbox", "dask 1", "dask 2")
+
+
+def _items(specs, seed, backends):
+    return [(i, (s, seed + i, list(backends), None)) for i, s in enumerate(specs)]
+
+
+def _engine(mode: str) -> engines.Engine:
+    if mode == "sandbox":
+        return engines.Engine(mode="local")
+    return engines.Engine(mode="dask", workers=int(mode.split()[1]))
+
+
+def _ready(engine: engines.Engine, job) -> None:
+    """Start the sandboxes and wait until every one has set up."""
+    engine.prepare(job)
+    if engine.mode == "dask":
+        engine.client.gather(engine._warming)
+    else:
+        engines._sandbox(engine._bytes(job)).wait_ready()
+
+
+def run(count: int, rounds: int, way_sets: list[str]) -> dict:
+    results = {}
+    for ways in way_sets:
+        backends = () if ways == "tconv" else tuple(registry.installed())
+        job = SweepJob(backends, "float32")
+        job.setup()                                  # the one-process mode, warmed alike
+        times = {m: [] for m in MODES}
+        started = {}
+        live = {}
+        for m in MODES[1:]:
+            t = time.perf_counter()
+            live[m] = _engine(m).__enter__()
+            _ready(live[m], job)
+            started[m] = time.perf_counter() - t
+        try:
+            for r in range(rounds):
+                seed = 1000 * (r + 1)
+                items = _items(draw_specs(count, seed), seed, backends)
+                for m in MODES:
+                    t = time.perf_counter()
+                    if m == "one process":
+                        for _, item in items:
+                            job.run(item)
+                    else:
+                        n = sum(1 for _ in live[m].map(job, items, total=len(items)))
+                        assert n == len(items)
+                    times[m].append(time.perf_counter() - t)
+                    print(f"  {ways} round {r + 1} {m}: {times[m][-1]:.2f} s", file=sys.stderr)
+        finally:
+            for e in live.values():
+                e.close()
+        median = {m: statistics.median(ts) for m, ts in times.items()}
+        workers = {"one process": 1, "sandbox": 1, "dask 1": 1, "dask 2": 2}
+        results[ways] = {
+            "backends": list(backends), "count": count, "rounds": rounds,
+            "seconds": {m: [round(t, 3) for t in ts] for m, ts in times.items()},
+            "specs_per_s_per_worker": {m: round(count / median[m] / workers[m], 1)
+                                       for m in MODES},
+            "overhead": {m: round(median[m] / median["one process"] - 1, 4)
+                         for m in ("sandbox", "dask 1")},
+            "speedup_2_workers": round(median["dask 1"] / median["dask 2"], 3),
+            "startup_s": {m: round(t, 2) for m, t in started.items()},
+        }
+    return results
+
+
+def tiny(count: int = 20) -> dict:
+    """A whole small run, start to end, per mode: is a cluster worth starting?"""
+    specs = draw_specs(count, 7)
+    out = {}
+    for backends in ((), ("torch",)):
+        job = SweepJob(backends, "float32")
+        items = _items(specs, 7, backends)
+        row = {}
+        for m in ("one process", "sandbox", "dask 1", "dask 2"):
+            t = time.perf_counter()
+            if m == "one process":
+                engine = engines.Engine(mode="inline")
+            else:
+                engine = _engine(m)
+            with engine:
+                n = sum(1 for _ in engine.map(job, items, total=len(items)))
+            assert n == count
+            row[m] = round(time.perf_counter() - t, 2)
+        out[",".join(backends) or "tconv"] = row
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ways", default="tconv,all")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    result = {"throughput": run(args.count, args.rounds, args.ways.split(",")),
+              "tiny_run_s": tiny()}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    for ways, r in result["throughput"].items():
+        print(f"\n{ways} ways ({', '.join(r['backends']) or 'no framework'}), {r['count']} "
+              f"specs x {r['rounds']} rounds")
+        print("| mode | specs/s per worker | overhead vs one process | start-up s |")
+        print("|---|---|---|---|")
+        for m in MODES:
+            over = r["overhead"].get(m)
+            print(f"| {m} | {r['specs_per_s_per_worker'][m]} | "
+                  f"{'' if over is None else f'{over:+.1%}'} | "
+                  f"{r['startup_s'].get(m, '')} |")
+        print(f"2 workers / 1 worker: {r['speedup_2_workers']}x")
+    print("\ntiny run (20 specs, start to end, s):")
+    for ways, row in result["tiny_run_s"].items():
+        print(f"  {ways}: " + ", ".join(f"{m} {t}" for m, t in row.items()))
+
+
+if __name__ == "__main__":
+    main()
