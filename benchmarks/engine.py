@@ -12,10 +12,14 @@ in a real sweep) and runs the same specs
 
 Every process runs one BLAS/OpenMP thread, as Dask's workers do. Every engine is started, and
 its sandboxes set up (frameworks imported), before the clock
-starts; start-up is timed on its own. The modes of a round run back to back, so a busy machine
-slows them alike; the medians over rounds give ``overhead`` (engine time / one-process time - 1)
-and ``speed-up`` (dask 1 time / dask 2 time). A last table times a tiny run (20 specs) end to
-end, start-up and shut-down included, in each mode.
+starts; start-up is timed on its own. The modes of a round run back to back, and the medians
+over rounds give the wall-time ``overhead`` (engine time / one-process time - 1) and the
+``speed-up`` (dask 1 time / dask 2 time). On a machine that other work shares, wall times
+measure the share of the cores a mode got as much as the mode itself; the CPU time of every
+process that works for a mode (this one, with the client and a LocalCluster's scheduler; the
+workers; the sandboxes) does not, and gives the ``cpu_overhead``: what the engine costs on top
+of the work. A last table times a tiny run (20 specs) end to end, start-up and shut-down
+included, in each mode.
 """
 from __future__ import annotations
 
@@ -25,6 +29,8 @@ import os
 import statistics
 import sys
 import time
+
+import psutil
 
 # one thread per process in every mode, as Dask gives its workers (distributed.nanny's
 # pre-spawn-environ): a worker's throughput is then that of one core
@@ -48,6 +54,33 @@ def _engine(mode: str) -> engines.Engine:
     return engines.Engine(mode="dask", workers=int(mode.split()[1]))
 
 
+def _processes(engine: engines.Engine | None, job) -> list[psutil.Process]:
+    """The processes that work for a mode: this one (the client, and the scheduler of a
+    LocalCluster), the Dask workers, the sandboxes."""
+    procs = [psutil.Process()]
+    if engine is None:
+        return procs
+    if engine.mode == "local":
+        pids = [engines._sandbox(engine._bytes(job)).proc.pid]
+    else:
+        pids = list(engine.client.run(os.getpid).values())
+    for pid in pids:
+        p = psutil.Process(pid)
+        procs += [p] + p.children(recursive=True)
+    return procs
+
+
+def _cpu(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def _ready(engine: engines.Engine, job) -> None:
     """Start the sandboxes and wait until every one has set up."""
     engine.prepare(job)
@@ -64,6 +97,7 @@ def run(count: int, rounds: int, way_sets: list[str]) -> dict:
         job = SweepJob(backends, "float32")
         job.setup()                                  # the one-process mode, warmed alike
         times = {m: [] for m in MODES}
+        cpu = {m: [] for m in MODES}
         started = {}
         live = {}
         for m in MODES[1:]:
@@ -76,7 +110,8 @@ def run(count: int, rounds: int, way_sets: list[str]) -> dict:
                 seed = 1000 * (r + 1)
                 items = _items(draw_specs(count, seed), seed, backends)
                 for m in MODES:
-                    t = time.perf_counter()
+                    procs = _processes(live.get(m), job)
+                    c, t = _cpu(procs), time.perf_counter()
                     if m == "one process":
                         for _, item in items:
                             job.run(item)
@@ -84,19 +119,26 @@ def run(count: int, rounds: int, way_sets: list[str]) -> dict:
                         n = sum(1 for _ in live[m].map(job, items, total=len(items)))
                         assert n == len(items)
                     times[m].append(time.perf_counter() - t)
-                    print(f"  {ways} round {r + 1} {m}: {times[m][-1]:.2f} s", file=sys.stderr)
+                    cpu[m].append(_cpu(procs) - c)
+                    print(f"  {ways} round {r + 1} {m}: {times[m][-1]:.2f} s, "
+                          f"cpu {cpu[m][-1]:.2f} s", file=sys.stderr)
         finally:
             for e in live.values():
                 e.close()
         median = {m: statistics.median(ts) for m, ts in times.items()}
+        median_cpu = {m: statistics.median(ts) for m, ts in cpu.items()}
         workers = {"one process": 1, "sandbox": 1, "dask 1": 1, "dask 2": 2}
         results[ways] = {
             "backends": list(backends), "count": count, "rounds": rounds,
             "seconds": {m: [round(t, 3) for t in ts] for m, ts in times.items()},
+            "cpu_seconds": {m: [round(t, 3) for t in ts] for m, ts in cpu.items()},
             "specs_per_s_per_worker": {m: round(count / median[m] / workers[m], 1)
                                        for m in MODES},
+            "specs_per_cpu_s": {m: round(count / median_cpu[m], 1) for m in MODES},
             "overhead": {m: round(median[m] / median["one process"] - 1, 4)
-                         for m in ("sandbox", "dask 1")},
+                         for m in ("sandbox", "dask 1", "dask 2")},
+            "cpu_overhead": {m: round(median_cpu[m] / median_cpu["one process"] - 1, 4)
+                             for m in ("sandbox", "dask 1", "dask 2")},
             "speedup_2_workers": round(median["dask 1"] / median["dask 2"], 3),
             "startup_s": {m: round(t, 2) for m, t in started.items()},
         }
@@ -140,12 +182,14 @@ def main() -> None:
     for ways, r in result["throughput"].items():
         print(f"\n{ways} ways ({', '.join(r['backends']) or 'no framework'}), {r['count']} "
               f"specs x {r['rounds']} rounds")
-        print("| mode | specs/s per worker | overhead vs one process | start-up s |")
-        print("|---|---|---|---|")
+        print("| mode | specs/s per worker | wall time vs one process | specs per CPU-second "
+              "| CPU time vs one process | start-up s |")
+        print("|---|---|---|---|---|---|")
         for m in MODES:
-            over = r["overhead"].get(m)
+            over, cover = r["overhead"].get(m), r["cpu_overhead"].get(m)
             print(f"| {m} | {r['specs_per_s_per_worker'][m]} | "
-                  f"{'' if over is None else f'{over:+.1%}'} | "
+                  f"{'' if over is None else f'{over:+.1%}'} | {r['specs_per_cpu_s'][m]} | "
+                  f"{'' if cover is None else f'{cover:+.1%}'} | "
                   f"{r['startup_s'].get(m, '')} |")
         print(f"2 workers / 1 worker: {r['speedup_2_workers']}x")
     print("\ntiny run (20 specs, start to end, s):")

@@ -44,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import mmap
 import os
 import pickle
 import select
@@ -65,6 +66,9 @@ OK, ERROR, CRASH, TIMEOUT = "OK", "ERROR", "CRASH", "TIMEOUT"
 
 #: Aimed-at duration of one batch, seconds.
 BATCH_SECONDS = 0.5
+#: A sandbox sends results back at least this often (seconds), several at a time when they
+#: come faster: one wake-up of its parent per result cost more than a fast spec.
+FLUSH_SECONDS = 0.02
 #: A sandbox with no work for this long exits (it is restarted when needed).
 IDLE_SECONDS = 300.0
 #: The longest a sandbox may take to start and run the job's ``setup``, at least.
@@ -127,10 +131,20 @@ class _Conn:
 
     def __init__(self, rfd: int, wfd: int):
         self.rfd, self.wfd = rfd, wfd
+        self.pending: list[bytes] = []
 
     def send(self, obj) -> None:
+        self.queue(obj)
+        self.flush()
+
+    def queue(self, obj) -> None:
+        """Pickle ``obj`` now, write it with the next :meth:`flush`."""
         data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(struct.pack("<Q", len(data)) + data)
+        self.pending.append(struct.pack("<Q", len(data)) + data)
+
+    def flush(self) -> None:
+        view = memoryview(b"".join(self.pending))
+        self.pending.clear()
         while view:
             view = view[os.write(self.wfd, view):]
 
@@ -144,15 +158,19 @@ class _Conn:
             left -= len(chunk)
         return b"".join(chunks)
 
-    def recv(self, timeout: float | None = None):
-        """The next object; ``TimeoutError`` if none starts within ``timeout``, ``EOFError`` if
-        the other side has closed."""
+    def recv_bytes(self, timeout: float | None = None) -> bytes:
+        """The next message, still pickled; ``TimeoutError`` if none starts within
+        ``timeout``, ``EOFError`` if the other side has closed."""
         if timeout is not None:
             ready, _, _ = select.select([self.rfd], [], [], max(timeout, 0.0))
             if not ready:
                 raise TimeoutError
         (size,) = struct.unpack("<Q", self._read(8))
-        return pickle.loads(self._read(size))
+        return self._read(size)
+
+    def recv(self, timeout: float | None = None):
+        """The next object (as :meth:`recv_bytes`)."""
+        return pickle.loads(self.recv_bytes(timeout))
 
     def close(self) -> None:
         for fd in (self.rfd, self.wfd):
@@ -182,6 +200,7 @@ def _child_main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     conn = _Conn(int(sys.argv[1]), int(sys.argv[2]))
+    progress = mmap.mmap(int(sys.argv[3]), 8)   # which item of the batch runs, for the parent
     pid = os.getpid()
     if os.getppid() == 1:   # the parent died before prctl took effect
         os._exit(0)
@@ -207,26 +226,46 @@ def _child_main() -> None:
             os._exit(0)
         if message[0] == "stop":
             os._exit(0)
-        for key, item in message[1]:
-            start = time.perf_counter()
-            try:
-                reply = (OK, key, job.run(item), "")
-            except BaseException as e:  # noqa: BLE001 - SystemExit and KeyboardInterrupt too
-                reply = (ERROR, key, None, describe_exception(e))
-            if os.getpid() != pid:  # the job forked and this is the copy: vanish quietly
-                os._exit(0)
-            seconds = time.perf_counter() - start
-            try:
-                conn.send(reply + (seconds,))
-            except BrokenPipeError:
-                os._exit(0)
-            except Exception as e:  # noqa: BLE001 - a result that does not pickle
-                conn.send((ERROR, key, None, "the result cannot be sent back: "
-                           + describe_exception(e), seconds))
-        conn.send(("end",))
+        flushed = time.perf_counter()
+        try:
+            for position, (key, blob) in enumerate(message[1]):
+                struct.pack_into("<q", progress, 0, position)
+                start = time.perf_counter()
+                try:
+                    reply = (OK, key, job.run(pickle.loads(blob)), "")
+                except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too
+                    reply = (ERROR, key, None, describe_exception(e))
+                if os.getpid() != pid:  # the job forked and this is the copy: vanish quietly
+                    os._exit(0)
+                now = time.perf_counter()
+                try:
+                    conn.queue(reply + (now - start,))
+                except Exception as e:  # noqa: BLE001 - a result that does not pickle
+                    conn.queue((ERROR, key, None, "the result cannot be sent back: "
+                                + describe_exception(e), now - start))
+                if now - flushed >= FLUSH_SECONDS:   # fast items go back a few at a time
+                    conn.flush()
+                    flushed = now
+            conn.send(("end",))
+        except BrokenPipeError:
+            os._exit(0)
 
 
 _CHILD = "from tconv.engine import _child_main; _child_main()"
+
+
+def encode(items: list) -> list[tuple[Any, bytes]]:
+    """``(key, item)`` pairs with each item pickled once, by the caller: the Dask worker between
+    the caller and the sandbox passes the bytes on without reading them."""
+    return [(key, pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)) for key, item in items]
+
+
+def decode(reply: Outcome | bytes) -> Outcome:
+    """An outcome from a sandbox's raw reply (``(status, key, value, message, seconds)``)."""
+    if isinstance(reply, Outcome):
+        return reply
+    status, key, value, message, seconds = pickle.loads(reply)
+    return Outcome(key, status, value, message, seconds)
 
 
 def _how_it_ended(returncode: int | None) -> str:
@@ -254,10 +293,15 @@ class Sandbox:
 
         fcntl.fcntl(self.stderr.fileno(), fcntl.F_SETFL,
                     fcntl.fcntl(self.stderr.fileno(), fcntl.F_GETFL) | os.O_APPEND)
+        self._progress_file = tempfile.TemporaryFile()
+        self._progress_file.write(b"\0" * 8)
+        self._progress_file.flush()
+        self.progress = mmap.mmap(self._progress_file.fileno(), 8)
+        fd = self._progress_file.fileno()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", _CHILD, str(child_r), str(child_w)],
-                pass_fds=(child_r, child_w), stdin=subprocess.DEVNULL,
+                [sys.executable, "-c", _CHILD, str(child_r), str(child_w), str(fd)],
+                pass_fds=(child_r, child_w, fd), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=self.stderr, close_fds=True)
         finally:
             os.close(child_r)
@@ -301,37 +345,51 @@ class Sandbox:
             return ""
         return lines[-1][:300] if lines else ""
 
-    def run(self, items: list, timeout: float | None) -> Iterator[Outcome]:
-        """Outcomes of ``items`` in order. On a death or a timeout, yields that item's CRASH or
-        TIMEOUT and stops: the sandbox is then dead, and the rest of the items were not run."""
+    def run(self, items: list, timeout: float | None,
+            raw: bool = False) -> Iterator[tuple[int, Outcome | bytes]]:
+        """``(position, outcome)`` for the :func:`encode`\\ d ``items``, in order, until the
+        sandbox dies or an item takes longer than ``timeout``: then the item that was running
+        (the child marks it in a shared page before it starts it) gets a CRASH or TIMEOUT, the
+        sandbox is dead, and the items without an outcome were not run (or their results, sent
+        a few at a time, were lost with the process). With ``raw``, the child's replies are
+        yielded as it pickled them (:func:`decode` reads them), so that a Dask worker passes
+        them on without unpickling and pickling again."""
         self.wait_ready()
         self.stderr.seek(0)
         self.stderr.truncate()
+        struct.pack_into("<q", self.progress, 0, -1)
         try:
             self.conn.send(("batch", items))
         except BrokenPipeError:
-            yield Outcome(items[0][0], CRASH, message=self._death())
+            self._death()
             return
         finished = False
         try:
-            for key, _ in items:
+            for position in range(len(items)):
                 try:
-                    reply = self.conn.recv(timeout)
+                    reply = self.conn.recv_bytes(timeout)
                 except TimeoutError:
+                    running = self.running()
                     self.close()
-                    yield Outcome(key, TIMEOUT, message=f"no result within {timeout:g} s",
-                                  seconds=timeout)
+                    if running >= 0:
+                        yield running, Outcome(items[running][0], TIMEOUT, seconds=timeout,
+                                               message=f"no result within {timeout:g} s")
                     return
                 except EOFError:
-                    yield Outcome(key, CRASH, message=self._death())
+                    running, how = self.running(), self._death()
+                    if running >= 0:
+                        yield running, Outcome(items[running][0], CRASH, message=how)
                     return
-                status, rkey, value, message, seconds = reply
-                yield Outcome(rkey, status, value, message, seconds)
+                yield position, reply if raw else decode(reply)
             self.conn.recv()  # ("end",)
             finished = True
         finally:
             if not finished:  # abandoned half-way: its replies must not reach the next batch
                 self.close()
+
+    def running(self) -> int:
+        """The position in the batch of the item the child runs (or ran last), -1 if none."""
+        return struct.unpack_from("<q", self.progress, 0)[0]
 
     def _death(self) -> str:
         try:
@@ -358,6 +416,8 @@ class Sandbox:
                 self.proc.wait()
         self.conn.close()
         self.stderr.close()
+        self.progress.close()
+        self._progress_file.close()
 
 
 # sandboxes of this process, by (thread, job): a Dask worker keeps one per thread between batches
@@ -397,27 +457,42 @@ def close_sandboxes() -> int:
 
 
 def run_isolated(job_bytes: bytes, items: list, timeout: float | None,
-                 retries: int = 1) -> Iterator[Outcome]:
-    """The outcomes of ``items`` (``(key, item)`` pairs) run in this thread's sandbox for the
-    job, in order; an item during which the sandbox dies is run again alone, ``retries`` times,
-    each in a fresh sandbox, before it is a CRASH."""
+                 retries: int = 1, raw: bool = False) -> Iterator[Outcome | bytes]:
+    """The outcomes of ``items`` (:func:`encode`\\ d ``(key, item)`` pairs) run in this
+    thread's sandbox for the job: in order, except that after a crash or a timeout the items
+    whose results the dead process took with it come again later. An item during which the
+    sandbox dies is run again alone, ``retries`` times, each in a fresh sandbox, before it is
+    a CRASH. ``raw`` as in :meth:`Sandbox.run`."""
     pending = list(items)
+    idle_deaths = 0
     while pending:
         box = _sandbox(job_bytes)
-        done = 0
-        for outcome in box.run(pending, timeout):
-            if outcome.status == CRASH:
-                outcome = _retry(job_bytes, pending[done], timeout, retries, outcome.message)
+        answered: set[int] = set()
+        for position, outcome in box.run(pending, timeout, raw):
+            if isinstance(outcome, Outcome) and outcome.status == CRASH:
+                outcome = _retry(job_bytes, pending[position], timeout, retries,
+                                 outcome.message, raw)
+            answered.add(position)
             yield outcome
-            done += 1
-        pending = pending[done:]
+        if answered:
+            idle_deaths = 0
+        elif not box.alive:    # died before it ran anything: not an item's doing
+            idle_deaths += 1
+            if idle_deaths >= 2:
+                raise SetupError(f"the process dies before it runs anything: "
+                                 f"{_how_it_ended(box.proc.returncode)}")
+        pending = [pair for i, pair in enumerate(pending) if i not in answered]
 
 
-def _retry(job_bytes, item, timeout, retries, first: str) -> Outcome:
+def _retry(job_bytes, item, timeout, retries, first: str, raw: bool) -> Outcome | bytes:
     deaths = [first]
     for _ in range(retries):
-        (outcome,) = _sandbox(job_bytes, fresh=True).run([item], timeout)
-        if outcome.status != CRASH:
+        outcomes = list(_sandbox(job_bytes, fresh=True).run([item], timeout, raw))
+        if not outcomes:
+            deaths.append("died before it started")
+            continue
+        outcome = outcomes[0][1]
+        if not isinstance(outcome, Outcome) or outcome.status != CRASH:
             return outcome
         deaths.append(outcome.message)
     times = {1: "once", 2: "twice"}.get(len(deaths), f"{len(deaths)} times")
@@ -425,9 +500,11 @@ def _retry(job_bytes, item, timeout, retries, first: str) -> Outcome:
     return Outcome(item[0], CRASH, message=f"crashed the process {times}: {detail}")
 
 
-def _dask_batch(job_bytes: bytes, items: list, timeout, retries: int) -> list[Outcome]:
-    """A Dask task: one batch through this worker thread's sandbox."""
-    return list(run_isolated(job_bytes, items, timeout, retries))
+def _dask_batch(job_bytes: bytes, items: list, timeout,
+                retries: int) -> list[Outcome | bytes]:
+    """A Dask task: one batch through this worker thread's sandbox; the results as the sandbox
+    pickled them (the client decodes them)."""
+    return list(run_isolated(job_bytes, items, timeout, retries, raw=True))
 
 
 def _dask_warm(job_bytes: bytes) -> None:
@@ -639,7 +716,7 @@ class Engine:
             batch = _take(items, sizer.size(None, 1))
             if not batch:
                 return
-            for outcome in run_isolated(job_bytes, batch, self.timeout, retries):
+            for outcome in run_isolated(job_bytes, encode(batch), self.timeout, retries):
                 sizer.observe([outcome])
                 yield outcome
 
@@ -669,7 +746,7 @@ class Engine:
                     return
                 if remaining is not None:
                     remaining -= len(batch)
-                submit(batch)
+                submit(encode(batch))
 
         try:
             fill()
@@ -678,7 +755,10 @@ class Engine:
                 future = next(done)
                 batch = in_flight.pop(future)
                 try:
-                    outcomes = future.result()
+                    outcomes = [decode(o) for o in future.result()]
+                except ImportError as e:   # the worker's Python lacks tconv, or a framework
+                    raise SetupError(f"a Dask worker cannot run the job: "
+                                     f"{describe_exception(e)}") from None
                 except KilledWorker:
                     if len(batch) > 1:  # find the item that kills: one task each
                         for pair in batch:
