@@ -245,3 +245,32 @@ def test_checkpoints_are_not_overwritten_or_mixed(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "was written with other parameters: count 5 (now 6)" in proc.stderr
+
+
+def test_a_recorded_crash_is_reported_with_its_smallest_spec(tmp_path):
+    """A checkpoint in which spec 3 crashed the process (as a framework that aborts would
+    leave it): the resumed sweep counts it apart from the ways, keeps the rest, prints the
+    spec and a repro command, and exits 1."""
+    out = tmp_path / "run.jsonl"
+    sweep(12, seed=2, dtype="int64", out=str(out))
+    lines = out.read_text().splitlines()
+    kept = [line for line in lines[1:] if json.loads(line)["spec"] != 3]
+    first = next(json.loads(line) for line in lines[1:] if json.loads(line)["spec"] == 3)
+    crash = first | {"source": None, "way": None, "status": "CRASH", "max_abs_diff": None,
+                     "bound": None, "note": "crashed the process twice: killed by SIGABRT"}
+    out.write_text("\n".join([lines[0], *kept, json.dumps(crash)]) + "\n")
+    report_file = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "tconv.cli", "sweep", "--count", "12",
+                           "--seed", "2", "--dtype", "int64", "--backends", "none", "--resume",
+                           str(out), "--json", str(report_file)], capture_output=True,
+                          text=True, env={**os.environ, "COLUMNS": "200"}, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 spec(s) crashed the process (CRASH)" in proc.stdout
+    assert "--backends none" in proc.stdout.split("repro: ")[1]
+    report = json.loads(report_file.read_text())
+    assert report["resumed"] == 12 and report["passed"] is False
+    (problem,) = report["problems"]
+    assert problem["status"] == "CRASH" and problem["count"] == 1
+    assert problem["note"] == "crashed the process twice: killed by SIGABRT"
+    assert all(sum(tally[s] for s in ("PASS", "FAIL", "KNOWN", "N/A")) == 11
+               for tally in report["ways"].values())

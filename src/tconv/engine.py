@@ -57,8 +57,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 from .spec import ConvSpecError
 
@@ -81,8 +80,7 @@ class SetupError(ConvSpecError):
     """A job could not start: its setup raised, exited, hung or killed the process."""
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What became of one item: ``status`` OK (``value`` holds the job's result), ERROR (the job
     raised), CRASH (the process died twice) or TIMEOUT; ``message`` says what happened."""
 
@@ -616,7 +614,10 @@ class Engine:
             return
         # one death per batch is retried elsewhere; a second one splits the batch. The
         # scheduler's HTTP server (no dashboard) takes another port when 8787 is taken: quietly
-        with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+        # the workers' statistical profiler samples every 10 ms: not wanted here
+        with dask.config.set({"distributed.scheduler.allowed-failures": 1,
+                              "distributed.worker.profile.enabled": False,
+                              "distributed.admin.system-monitor.interval": "2s"}), \
                 warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Port .* is already in use")
             self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
