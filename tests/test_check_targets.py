@@ -224,3 +224,31 @@ def test_a_forked_child_gets_sandboxes_of_its_own():
         _, status = os.waitpid(pid, 0)
         assert os.read(r, 100) == b"crash" and status == 0
         assert e.call(job, (spec, 1)).value[0] is True
+
+
+def test_keep_going_counts_every_failure_and_a_resumed_check_agrees(tmp_path):
+    """A kernel that ignores dilation fails exactly on the specs with a dilated tap; with
+    keep_going every spec is checked and counted. Interrupted after 6 specs and resumed from
+    its checkpoint, the report is the uninterrupted one."""
+    from tconv.check import expressible
+    from tconv.sweep import draw_specs
+
+    api, out = "torch-conv-transpose", tmp_path / "check.jsonl"
+    args = (wrong_impls.no_dilation, "wrong_impls:no_dilation", api)
+    specs = [s for s in corner_specs() + draw_specs(20, 0, symmetric=True)
+             if expressible(s, api)][:20]
+    dilated = sum(any(d > 1 and k > 1 for d, k in zip(s.dilation, s.kernel_size)) for s in specs)
+
+    def interrupt(n, total):
+        if n >= 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        check(*args, count=20, keep_going=True, out=str(out), progress=interrupt)
+    resumed = check(*args, count=20, keep_going=True, out=str(out), resume=True)
+    whole = check(*args, count=20, keep_going=True)
+    assert whole.checked == 20 and 0 < dilated < 20
+    assert sum(whole.failures.values()) == dilated
+    assert resumed.resumed == 6
+    strip = lambda r: {k: v for k, v in r.to_dict().items() if k != "resumed"}  # noqa: E731
+    assert strip(resumed) == strip(whole)
