@@ -7,14 +7,16 @@ framework's ways), each round draws fresh specs (so a framework's compile caches
 in a real sweep) and runs the same specs
 
 * ``one process``: :class:`tconv.sweep.SweepJob` called in a loop in this process;
+* ``two processes``: the same loop in two bare processes, each on half the specs (what this
+  machine gives two workers, with no engine at all);
 * ``sandbox``: the engine with one worker and no cluster (what ``tconv sweep`` does by default);
 * ``dask 1`` and ``dask 2``: a Dask ``LocalCluster`` of one and of two worker processes.
 
 Every process runs one BLAS/OpenMP thread, as Dask's workers do. Every engine is started, and
 its sandboxes set up (frameworks imported), before the clock
 starts; start-up is timed on its own. The modes of a round run back to back, and the medians
-over rounds give the wall-time ``overhead`` (engine time / one-process time - 1) and the
-``speed-up`` (dask 1 time / dask 2 time). On a machine that other work shares, wall times
+over rounds give the wall-time ``overhead`` (engine time / one-process time - 1; dask 2 against
+two processes) and the ``speed-up`` (dask 1 time / dask 2 time, beside one process / two). On a machine that other work shares, wall times
 measure the share of the cores a mode got as much as the mode itself; the CPU time of every
 process that works for a mode (this one, with the client and a LocalCluster's scheduler; the
 workers; the sandboxes) does not, and gives the ``cpu_overhead``: what the engine costs on top
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import multiprocessing.pool
 import os
 import statistics
 import sys
@@ -32,16 +36,36 @@ import time
 
 import psutil
 
-# one thread per process in every mode, as Dask gives its workers (distributed.nanny's
-# pre-spawn-environ): a worker's throughput is then that of one core
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+# one thread of computation per process in every mode, as tconv.engine gives its sandboxes
+# (tconv.engine.ONE_THREAD): a worker's throughput is then that of one core. Set before NumPy
+# and the frameworks are imported.
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+             "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
     os.environ.setdefault(_var, "1")
+if "multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen"
+                               "=false intra_op_parallelism_threads=1").strip()
 
 from tconv import backends as registry
 from tconv import engine as engines
 from tconv.sweep import SweepJob, draw_specs
 
-MODES = ("one process", "sandbox", "dask 1", "dask 2")
+MODES = ("one process", "two processes", "sandbox", "dask 1", "dask 2")
+WORKERS = {"one process": 1, "two processes": 2, "sandbox": 1, "dask 1": 1, "dask 2": 2}
+_JOB = None
+
+
+def _init(backends) -> None:
+    """A bare worker process of the ``two processes`` mode: the job, set up."""
+    global _JOB
+    _JOB = SweepJob(backends, "float32")
+    _JOB.setup()
+
+
+def _run_chunk(items) -> int:
+    for _, item in items:
+        _JOB.run(item)
+    return len(items)
 
 
 def _items(specs, seed, backends):
@@ -54,12 +78,14 @@ def _engine(mode: str) -> engines.Engine:
     return engines.Engine(mode="dask", workers=int(mode.split()[1]))
 
 
-def _processes(engine: engines.Engine | None, job) -> list[psutil.Process]:
+def _processes(engine, job) -> list[psutil.Process]:
     """The processes that work for a mode: this one (the client, and the scheduler of a
-    LocalCluster), the Dask workers, the sandboxes."""
+    LocalCluster), the Dask workers, the sandboxes; or the bare pool's processes."""
     procs = [psutil.Process()]
     if engine is None:
         return procs
+    if isinstance(engine, multiprocessing.pool.Pool):
+        return procs + [psutil.Process(p.pid) for p in engine._pool]
     if engine.mode == "local":
         pids = [engines._sandbox(engine._bytes(job)).proc.pid]
     else:
@@ -100,7 +126,10 @@ def run(count: int, rounds: int, way_sets: list[str]) -> dict:
         cpu = {m: [] for m in MODES}
         started = {}
         live = {}
-        for m in MODES[1:]:
+        pool = multiprocessing.get_context("spawn").Pool(2, _init, (backends,))
+        pool.map(_run_chunk, [[], []], chunksize=1)           # both started and set up
+        live["two processes"] = pool
+        for m in MODES[2:]:
             t = time.perf_counter()
             live[m] = _engine(m).__enter__()
             _ready(live[m], job)
@@ -115,6 +144,9 @@ def run(count: int, rounds: int, way_sets: list[str]) -> dict:
                     if m == "one process":
                         for _, item in items:
                             job.run(item)
+                    elif m == "two processes":
+                        assert sum(pool.map(_run_chunk, [items[0::2], items[1::2]],
+                                            chunksize=1)) == len(items)
                     else:
                         n = sum(1 for _ in live[m].map(job, items, total=len(items)))
                         assert n == len(items)
@@ -125,9 +157,10 @@ def run(count: int, rounds: int, way_sets: list[str]) -> dict:
         finally:
             for e in live.values():
                 e.close()
+            pool.join()
         median = {m: statistics.median(ts) for m, ts in times.items()}
         median_cpu = {m: statistics.median(ts) for m, ts in cpu.items()}
-        workers = {"one process": 1, "sandbox": 1, "dask 1": 1, "dask 2": 2}
+        workers = WORKERS
         results[ways] = {
             "backends": list(backends), "count": count, "rounds": rounds,
             "seconds": {m: [round(t, 3) for t in ts] for m, ts in times.items()},
@@ -136,10 +169,14 @@ def run(count: int, rounds: int, way_sets: list[str]) -> dict:
                                        for m in MODES},
             "specs_per_cpu_s": {m: round(count / median_cpu[m], 1) for m in MODES},
             "overhead": {m: round(median[m] / median["one process"] - 1, 4)
-                         for m in ("sandbox", "dask 1", "dask 2")},
+                         for m in ("sandbox", "dask 1")},
             "cpu_overhead": {m: round(median_cpu[m] / median_cpu["one process"] - 1, 4)
-                             for m in ("sandbox", "dask 1", "dask 2")},
+                             for m in ("sandbox", "dask 1")},
+            "overhead_2": round(median["dask 2"] / median["two processes"] - 1, 4),
+            "cpu_overhead_2": round(median_cpu["dask 2"] / median_cpu["two processes"] - 1, 4),
             "speedup_2_workers": round(median["dask 1"] / median["dask 2"], 3),
+            "speedup_2_bare_processes": round(median["one process"] / median["two processes"],
+                                              3),
             "startup_s": {m: round(t, 2) for m, t in started.items()},
         }
     return results
@@ -185,13 +222,15 @@ def main() -> None:
         print("| mode | specs/s per worker | wall time vs one process | specs per CPU-second "
               "| CPU time vs one process | start-up s |")
         print("|---|---|---|---|---|---|")
+        r["overhead"]["dask 2"], r["cpu_overhead"]["dask 2"] = r["overhead_2"], r["cpu_overhead_2"]
         for m in MODES:
             over, cover = r["overhead"].get(m), r["cpu_overhead"].get(m)
             print(f"| {m} | {r['specs_per_s_per_worker'][m]} | "
                   f"{'' if over is None else f'{over:+.1%}'} | {r['specs_per_cpu_s'][m]} | "
                   f"{'' if cover is None else f'{cover:+.1%}'} | "
                   f"{r['startup_s'].get(m, '')} |")
-        print(f"2 workers / 1 worker: {r['speedup_2_workers']}x")
+        print(f"2 workers / 1 worker: {r['speedup_2_workers']}x (two bare processes / one: "
+              f"{r['speedup_2_bare_processes']}x)")
     print("\ntiny run (20 specs, start to end, s):")
     for ways, row in result["tiny_run_s"].items():
         print(f"  {ways}: " + ", ".join(f"{m} {t}" for m, t in row.items()))

@@ -277,6 +277,25 @@ def _how_it_ended(returncode: int | None) -> str:
     return f"exited with code {returncode}"
 
 
+#: The variables that hold each framework to one thread of computation, where not already set.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+_XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def one_thread_environment() -> dict[str, str]:
+    """This process's environment for a sandbox: one thread of computation per framework, so
+    that a worker is one core (the specs are small; Dask sets the first three for its workers
+    too). A variable already set is kept."""
+    env = dict(os.environ)
+    for name, value in ONE_THREAD.items():
+        env.setdefault(name, value)
+    flags = env.get("XLA_FLAGS", "")
+    if "multi_thread_eigen" not in flags and "intra_op_parallelism" not in flags:
+        env["XLA_FLAGS"] = f"{flags} {_XLA_ONE_THREAD}".strip()
+    return env
+
+
 class Sandbox:
     """One child process running one job, driven from the thread that created it. It starts
     at once; the job's set-up is awaited when the first items are sent (:meth:`wait_ready`)."""
@@ -300,7 +319,8 @@ class Sandbox:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", _CHILD, str(child_r), str(child_w), str(fd)],
                 pass_fds=(child_r, child_w, fd), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=self.stderr, close_fds=True)
+                stdout=subprocess.DEVNULL, stderr=self.stderr, close_fds=True,
+                env=one_thread_environment())
         finally:
             os.close(child_r)
             os.close(child_w)
