@@ -12,16 +12,18 @@ in a real sweep) and runs the same specs
 * ``sandbox``: the engine with one worker and no cluster (what ``tconv sweep`` does by default);
 * ``dask 1`` and ``dask 2``: a Dask ``LocalCluster`` of one and of two worker processes.
 
-Every process runs one BLAS/OpenMP thread, as Dask's workers do. Every engine is started, and
-its sandboxes set up (frameworks imported), before the clock
-starts; start-up is timed on its own. The modes of a round run back to back, and the medians
-over rounds give the wall-time ``overhead`` (engine time / one-process time - 1; dask 2 against
-two processes) and the ``speed-up`` (dask 1 time / dask 2 time, beside one process / two). On a machine that other work shares, wall times
-measure the share of the cores a mode got as much as the mode itself; the CPU time of every
-process that works for a mode (this one, with the client and a LocalCluster's scheduler; the
-workers; the sandboxes) does not, and gives the ``cpu_overhead``: what the engine costs on top
-of the work. A last table times a tiny run (20 specs) end to end, start-up and shut-down
-included, in each mode.
+Every process computes on one thread per framework, as tconv.engine's sandboxes do. Every
+engine is started, and its sandboxes set up (frameworks imported), before the clock starts;
+start-up is timed on its own. The modes of a round run back to back, and the medians over
+rounds give the wall-time ``overhead`` (engine time / one-process time - 1; dask 2 against two
+processes) and the ``speed-up`` (dask 1 time / dask 2 time, beside one process / two). On a
+machine that other work shares, wall times measure the share of the cores a mode got as much
+as the mode itself; the CPU time of every process that works for a mode (this one, with the
+client and a LocalCluster's scheduler; the workers; the sandboxes) does not, and gives the
+``cpu_overhead``: what the engine costs on top of the work. With a job that returns a real
+spec's rows and computes nothing, all the CPU is the engine's own: ``engine_cost`` gives it per
+spec, as a share of the CPU one spec's real work takes. A last table times a tiny run (20
+specs) end to end, start-up and shut-down included, in each mode.
 """
 from __future__ import annotations
 
@@ -182,6 +184,50 @@ def run(count: int, rounds: int, way_sets: list[str]) -> dict:
     return results
 
 
+class CannedJob(SweepJob):
+    """Returns one real spec's rows for every spec, computing nothing: what is left of a run is
+    the engine's own cost, with the items and results of a real sweep."""
+
+    def __init__(self, backends, rows):
+        super().__init__(backends, "float32")
+        object.__setattr__(self, "rows", rows)
+
+    def setup(self) -> None:
+        pass
+
+    def run(self, item):
+        return self.rows
+
+
+def engine_cost(count: int, way_sets: list[str]) -> dict:
+    """CPU microseconds per spec that the engine itself spends (client, worker, sandbox), with a
+    job that computes nothing, against the CPU a spec's real work takes in one process."""
+    out = {}
+    for ways in way_sets:
+        backends = () if ways == "tconv" else tuple(registry.installed())
+        specs = draw_specs(count, 99)
+        items = _items(specs, 99, backends)
+        real = SweepJob(backends, "float32")
+        real.setup()
+        start = _cpu([psutil.Process()])
+        for _, item in items[:200]:
+            rows = real.run(item)
+        work = (_cpu([psutil.Process()]) - start) / 200
+        job = CannedJob(backends, rows)
+        row = {"work_us_per_spec": round(work * 1e6)}
+        for m in ("sandbox", "dask 1", "dask 2"):
+            with _engine(m) as engine:
+                _ready(engine, job)
+                procs = _processes(engine, job)
+                c = _cpu(procs)
+                assert sum(1 for _ in engine.map(job, items, total=len(items))) == len(items)
+                cost = (_cpu(procs) - c) / len(items)
+            row[m] = {"engine_us_per_spec": round(cost * 1e6, 1),
+                      "share_of_work": round(cost / work, 4)}
+        out[ways] = row
+    return out
+
+
 def tiny(count: int = 20) -> dict:
     """A whole small run, start to end, per mode: is a cluster worth starting?"""
     specs = draw_specs(count, 7)
@@ -209,9 +255,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ways", default="tconv,all")
+    parser.add_argument("--cost-count", type=int, default=20000,
+                        help="specs for the engine's own cost (a job that computes nothing)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = {"throughput": run(args.count, args.rounds, args.ways.split(",")),
+              "engine_cost": engine_cost(args.cost_count, args.ways.split(",")),
               "tiny_run_s": tiny()}
     if args.json:
         print(json.dumps(result, indent=2))
@@ -231,6 +280,11 @@ def main() -> None:
                   f"{r['startup_s'].get(m, '')} |")
         print(f"2 workers / 1 worker: {r['speedup_2_workers']}x (two bare processes / one: "
               f"{r['speedup_2_bare_processes']}x)")
+    print("\nthe engine's own CPU per spec (a job that computes nothing):")
+    for ways, row in result["engine_cost"].items():
+        print(f"  {ways} (one spec's work: {row['work_us_per_spec']} us): " + ", ".join(
+            f"{m} {row[m]['engine_us_per_spec']} us = {row[m]['share_of_work']:.1%}"
+            for m in ("sandbox", "dask 1", "dask 2")))
     print("\ntiny run (20 specs, start to end, s):")
     for ways, row in result["tiny_run_s"].items():
         print(f"  {ways}: " + ", ".join(f"{m} {t}" for m, t in row.items()))

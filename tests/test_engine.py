@@ -25,10 +25,14 @@ HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
 
 
+def strip(report: dict) -> dict:
+    """A report without the time taken and how many specs were read back."""
+    return {k: v for k, v in report.items() if k not in ("seconds", "resumed")}
+
+
 def same_summary(a, b) -> bool:
     """Two sweep reports agree on everything but the time taken and how many were resumed."""
-    strip = lambda r: {k: v for k, v in r.to_dict().items() if k not in ("seconds", "resumed")}  # noqa: E731
-    return strip(a) == strip(b)
+    return strip(a.to_dict()) == strip(b.to_dict())
 
 
 def records(path) -> list[dict]:
@@ -185,7 +189,6 @@ def test_a_scheduler_started_by_hand(cluster_by_hand, inline_reference, tmp_path
         capture_output=True, text=True, timeout=120,
         env={**os.environ, "TCONV_SCHEDULER": cluster_by_hand, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    strip = lambda d: {k: v for k, v in d.items() if k not in ("seconds", "resumed")}  # noqa: E731
     assert strip(json.loads(report_file.read_text())) == strip(inline_reference.to_dict())
     report = sweep(30, seed=5, dtype="int64", scheduler=cluster_by_hand)
     assert same_summary(report, inline_reference)
@@ -218,7 +221,6 @@ def test_cli_ctrl_c_leaves_a_resumable_file(tmp_path):
     resumed = json.loads(report_file.read_text())
     assert resumed["resumed"] == len(kept)
     whole = sweep(80, seed=1, backends=["torch"], dtype="float64").to_dict()
-    strip = lambda d: {k: v for k, v in d.items() if k not in ("seconds", "resumed")}  # noqa: E731
     assert strip(resumed) == strip(whole)
     assert len(per_spec(out)) == 80
 
