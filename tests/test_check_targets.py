@@ -69,11 +69,15 @@ def test_sys_exit_in_the_target_is_a_failure():
     assert proc.stdout.startswith("FAIL") and "raised SystemExit: 0" in proc.stdout
 
 
-def test_sys_exit_at_import_is_one_line_and_exit_2():
-    proc = _cli("exits_at_import:conv_transpose")
+def test_sys_exit_at_import_is_one_line_and_exit_2(tmp_path):
+    module = tmp_path / "exits_at_import.py"
+    module.write_text("import sys\n\nsys.exit(0)\n\n\ndef conv_transpose(y, w, *args):\n"
+                      "    return y\n")
+    target = f"{module}:conv_transpose"
+    proc = _cli(target)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr == ("tconv: error: TARGET 'exits_at_import:conv_transpose' could not be "
-                           "imported: SystemExit: 0\n")
+    assert proc.stderr == (f"tconv: error: TARGET {target!r} could not be imported: "
+                           f"SystemExit: 0\n")
 
 
 def test_any_base_exception_is_a_failure_with_its_message():
