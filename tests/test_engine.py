@@ -10,16 +10,17 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
-import bad_targets
-from engine_jobs import Misbehaves, WhereAndSquare
-from tconv import engine
-from tconv.check import check, check_one, corner_specs
-from tconv.sweep import sweep
+pytest.importorskip("distributed")   # installed by make (the `distributed` extra)
 
-pytest.importorskip("distributed")
+import psutil  # noqa: E402  (a dependency of distributed)
+
+import bad_targets  # noqa: E402
+from engine_jobs import Misbehaves, WhereAndSquare  # noqa: E402
+from tconv import engine  # noqa: E402
+from tconv.check import check, check_one, corner_specs  # noqa: E402
+from tconv.sweep import sweep  # noqa: E402
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
