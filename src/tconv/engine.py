@@ -624,8 +624,12 @@ class Engine:
     def _start_dask(self) -> None:
         import logging
 
-        import dask
-        from distributed import Client, LocalCluster
+        try:
+            import dask
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise ConvSpecError("--workers above 1 and --scheduler run on Dask, which is not "
+                                "installed: pip install 'tconv[distributed]'") from None
 
         if self.scheduler:
             try:
