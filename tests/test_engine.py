@@ -80,15 +80,16 @@ def cluster_by_hand():
         with Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=60)
         yield address
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+    finally:   # the workers first, then the scheduler; a slow goodbye is cut short
+        for group in (procs[1:], procs[:1]):
+            for p in group:
+                p.terminate()
+            for p in group:
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
 
 
 def test_local_cluster_of_two_workers_gives_the_one_process_summary(inline_reference, tmp_path):
