@@ -23,7 +23,7 @@ from collections import Counter
 
 from tconv import frameworks
 from tconv.spec import ConvSpec
-from tconv.sweep import size_of, spec_from_dict, way_key
+from tconv.sweep import size_of, way_key
 
 #: The backends whose ways are rows, in table order.
 DEPLOY = ("openvino", "litert", "torch.onnx", "tf2onnx", "onnx2torch", "onnx2tf", "nobuco")
@@ -147,7 +147,7 @@ def bug_of(key: str, spec: ConvSpec):
 
 
 def table(report: dict) -> str:
-    records = [(spec_from_dict(r["spec"]), r["status"]) for r in report["specs"]]
+    records = [(ConvSpec.from_dict(r["spec"]), r["status"]) for r in report["specs"]]
     lines = [f"Computed by `benchmarks/conformance.py` from `tconv sweep` reports: "
              f"{report['count']} specs (seed {report['seed']}, {report['dtype']}, "
              f"{report['seconds'] / 60:.0f} min in all). Cells: specs with the feature that "

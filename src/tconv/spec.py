@@ -536,6 +536,23 @@ class ConvSpec:
             return tuple(lo for lo, _ in self.padding)
         return None
 
+    def to_dict(self) -> dict:
+        """The fields that rebuild this spec with :meth:`from_dict` (JSON-ready), and its
+        output shape."""
+        return {"input_shape": list(self.input_shape), "weight_shape": list(self.weight_shape),
+                "stride": list(self.stride), "padding": [list(p) for p in self.padding],
+                "dilation": list(self.dilation), "groups": self.groups,
+                "output_padding": list(self.output_padding),
+                "output_shape": list(self.output_shape)}
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> "ConvSpec":
+        """The spec of :meth:`to_dict`'s fields."""
+        return cls.forward(fields["input_shape"], fields["weight_shape"], stride=fields["stride"],
+                           padding=[tuple(p) for p in fields["padding"]],
+                           dilation=fields["dilation"], groups=fields["groups"],
+                           output_padding=fields["output_padding"])
+
     def describe(self) -> str:
         """One line, e.g. ``input (1, 1, 4, 4), weight (1, 1, 3, 3), stride 2, ...``."""
         return (f"input {self.input_shape}, weight {self.weight_shape}, stride "

@@ -1,32 +1,42 @@
 """Many specs at once: draw them, compute every way, tally, shrink each disagreement to a minimum.
 
 ``sweep`` draws specs with the hypothesis strategies the tests use, runs :func:`tconv.verify.verify`
-on each (in worker processes if asked), counts per way how often it agreed with exact
-arithmetic, differed, differed in a documented way, could not express the spec, was refused by a
-converter or crashed its process, and for every way that differed or crashed shrinks the
+on each through :mod:`tconv.engine` (in this process, in a sandbox process, or on a Dask
+cluster), counts per way how often it agreed with exact arithmetic, differed, differed in a
+documented way, or could not express the spec, and for every way that differed shrinks the
 smallest failing spec greedily — fewer dims, batch, groups, channels, kernel, stride, dilation,
-padding, size, output_padding — until no smaller spec fails.
+padding, size, output_padding — until no smaller spec fails. A spec that crashed the process
+twice, raised, or timed out is a problem of its own (``CRASH``, ``ERROR``, ``TIMEOUT``); a crash
+or an error is shrunk too, with the frameworks that take part in it.
+
+Every spec's rows can stream into a checkpoint (:class:`tconv.engine.Checkpoint`, JSON Lines),
+and a run resumed from it skips the specs it holds: the summary is always computed from the
+records of every spec, in spec order, so a resumed run reports what an uninterrupted one does.
 """
 from __future__ import annotations
 
 import re
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import numpy as np
 
+from . import engine as engines
 from . import flags
 from .methods import METHODS
 from .spec import ConvSpec, ConvSpecError
 from .strategies import arrays_for, conv_specs
-from .verify import Report, Row, verify
+from .verify import Report, verify
 
 STATUSES = ("PASS", "FAIL", "KNOWN", "N/A", "REFUSED", "CRASH")
-#: The statuses that are disagreements: shrunk, reported, and a failed sweep.
+#: The row statuses that are disagreements: shrunk, reported, and a failed sweep (a CRASH row is
+#: a converter's process that died; a spec that crashed tconv's own worker is a problem below).
 FAILING = ("FAIL", "CRASH")
+#: What can happen to a whole spec instead of a row per way.
+PROBLEMS = {engines.CRASH: "crashed the process", engines.ERROR: "raised",
+            engines.TIMEOUT: "timed out"}
 
 
 def way_key(name: str) -> str:
@@ -41,12 +51,12 @@ def reason_kind(note: str) -> str:
 
 def draw_specs(count: int, seed: int, dims=(1, 2, 3), **strategy) -> list[ConvSpec]:
     """``count`` specs from :func:`tconv.strategies.conv_specs`, reproducibly from ``seed``."""
-    import hypothesis
     from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as fixed_seed
 
     specs: list[ConvSpec] = []
 
-    @hypothesis.seed(seed)
+    @fixed_seed(seed)
     @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(conv_specs(dims=tuple(dims), **strategy))
@@ -63,10 +73,24 @@ def evaluate(spec: ConvSpec, backends, dtype, seed: int, methods=METHODS) -> Rep
     return verify(spec, w, g, methods=methods, backends=backends)
 
 
-def _task(args) -> list[tuple[str, str, str, str]]:
-    spec, backends, dtype, seed = args
-    return [(row.source, row.name, row.status, row.note)
-            for row in evaluate(spec, backends, dtype, seed).rows]
+@dataclass(frozen=True)
+class SweepJob(engines.Job):
+    """:func:`evaluate` for the engine: an item is ``(spec, seed, backends, methods)`` (a subset
+    of the job's backends, for shrinking; ``methods`` None for every one), the result one
+    ``(source, way, status, note, max |diff|, bound)`` per row."""
+
+    backends: tuple[str, ...]
+    dtype: str
+
+    def setup(self) -> None:
+        """Import every framework once, on the smallest spec."""
+        evaluate(ConvSpec.transpose((1, 1, 1), (1, 1, 1)), self.backends, self.dtype, 0)
+
+    def run(self, item) -> list[tuple]:
+        spec, seed, backends, methods = item
+        rows = evaluate(spec, backends, self.dtype, seed,
+                        methods=METHODS if methods is None else methods).rows
+        return [(r.source, r.name, r.status, r.note, r.max_abs_diff, r.bound) for r in rows]
 
 
 # -- shrinking ----------------------------------------------------------------------------------
@@ -156,7 +180,8 @@ def shrink(spec: ConvSpec, fails: Callable[[ConvSpec], bool], budget: int = 400)
 
 @dataclass
 class Disagreement:
-    """A way that differed from exact arithmetic, with the first and the minimal failing spec."""
+    """A way that differed from exact arithmetic (or a problem: a crash, an error), with the
+    first and the minimal failing spec."""
 
     key: str
     source: str
@@ -173,6 +198,26 @@ class Disagreement:
 
 
 @dataclass
+class Problem:
+    """Specs that crashed the process, raised or timed out: how many, the first (smallest) and,
+    for crashes and errors, the minimal spec with the frameworks that take part."""
+
+    status: str
+    count: int
+    first: ConvSpec
+    note: str
+    minimal: ConvSpec | None = None
+    backends: list[str] | None = None
+    command: str = ""
+
+    def to_dict(self) -> dict:
+        return {"status": self.status, "what": PROBLEMS[self.status], "count": self.count,
+                "first_spec": self.first.describe(), "note": self.note,
+                "minimal_spec": self.minimal.describe() if self.minimal else None,
+                "backends": self.backends, "repro": self.command or None}
+
+
+@dataclass
 class SweepReport:
     count: int
     seed: int
@@ -182,90 +227,196 @@ class SweepReport:
     tallies: dict[str, Counter] = field(default_factory=dict)
     disagreements: list[Disagreement] = field(default_factory=list)
     notes: dict[str, Counter] = field(default_factory=dict)
-    #: per spec drawn: the spec and each way's status, for tables computed from a run
+    problems: list[Problem] = field(default_factory=list)
+    resumed: int = 0   # specs read back from the checkpoint
+    #: per spec: the spec and each way's status, for tables computed from a run
     records: list[tuple[ConvSpec, dict[str, str]]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return not self.disagreements
+        return not self.disagreements and not self.problems
 
     def to_dict(self) -> dict:
         return {"count": self.count, "seed": self.seed, "dtype": self.dtype,
                 "backends": self.backends, "seconds": round(self.seconds, 2),
-                "passed": self.passed,
+                "resumed": self.resumed, "passed": self.passed,
                 "ways": {key: {s: tally.get(s, 0) for s in STATUSES}
                          | {"notes": dict(self.notes.get(key, Counter()).most_common(10))}
                          for key, tally in self.tallies.items()},
                 "disagreements": [d.to_dict() for d in self.disagreements],
-                "specs": [{"spec": spec_dict(spec), "status": status}
+                "problems": [p.to_dict() for p in self.problems],
+                "specs": [{"spec": spec.to_dict(), "status": status}
                           for spec, status in self.records]}
 
 
-def spec_dict(spec: ConvSpec) -> dict:
-    """The fields that rebuild ``spec`` with :meth:`ConvSpec.forward` (JSON-ready)."""
-    return {"input_shape": list(spec.input_shape), "weight_shape": list(spec.weight_shape),
-            "stride": list(spec.stride), "padding": [list(p) for p in spec.padding],
-            "dilation": list(spec.dilation), "groups": spec.groups,
-            "output_padding": list(spec.output_padding)}
+class _Tally:
+    """The summary of a set of records, the same whatever order the specs arrive in: ways and
+    notes are ordered by the first (spec, row) that shows them, the failure kept per way is the
+    smallest spec, the first of equals."""
+
+    def __init__(self, specs: list[ConvSpec]):
+        self.specs = specs
+        self.tallies: dict[str, Counter] = {}
+        self.order: dict[str, tuple[int, int]] = {}
+        self.notes: dict[str, dict[str, list]] = {}
+        self.failures: dict[str, tuple] = {}
+        self.problems: dict[str, dict] = {}
+        self.statuses: dict[int, dict[str, str]] = {}    # spec -> way -> status
+
+    def add(self, records: list[dict]) -> None:
+        for pos, r in enumerate(records):
+            i, status = r["spec"], r["status"]
+            rank = (size_of(self.specs[i]), i)
+            if status in PROBLEMS:
+                p = self.problems.setdefault(status, {"count": 0, "first": None})
+                p["count"] += 1
+                if p["first"] is None or rank < p["first"][0]:
+                    p["first"] = (rank, i, r["note"])
+                continue
+            key = way_key(r["way"])
+            self.tallies.setdefault(key, Counter())[status] += 1
+            self.order[key] = min(self.order.get(key, (i, pos)), (i, pos))
+            if r["note"]:
+                kind = reason_kind(r["note"])
+                entry = self.notes.setdefault(key, {}).setdefault(kind, [0, (i, pos)])
+                entry[0] += 1
+                entry[1] = min(entry[1], (i, pos))
+            self.statuses.setdefault(i, {})[key] = status
+            if status in FAILING and (key not in self.failures or rank < self.failures[key][0]):
+                self.failures[key] = (rank, i, r["source"], r["way"], r["note"])
+
+    def into(self, report: SweepReport) -> None:
+        report.records = [(self.specs[i], self.statuses[i]) for i in sorted(self.statuses)]
+        for key in sorted(self.tallies, key=self.order.__getitem__):
+            report.tallies[key] = Counter({s: n for s in STATUSES
+                                           if (n := self.tallies[key][s])})
+            notes = sorted(self.notes.get(key, {}).items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+            if notes:
+                report.notes[key] = Counter(dict((kind, n) for kind, (n, _) in notes))
 
 
-def spec_from_dict(d: dict) -> ConvSpec:
-    """The inverse of :func:`spec_dict`."""
-    return ConvSpec.forward(d["input_shape"], d["weight_shape"], stride=d["stride"],
-                            padding=[tuple(p) for p in d["padding"]], dilation=d["dilation"],
-                            groups=d["groups"], output_padding=d["output_padding"])
+def _records(i: int, spec: ConvSpec, seed: int, outcome: engines.Outcome) -> list[dict]:
+    fields = spec.to_dict()
+    if outcome.status != engines.OK:
+        return [{"spec": i, "seed": seed, "source": None, "way": None, "status": outcome.status,
+                 "note": outcome.message, "max_abs_diff": None, "bound": None} | fields]
+    return [{"spec": i, "seed": seed, "source": source, "way": way, "status": status,
+             "note": note, "max_abs_diff": diff, "bound": bound} | fields
+            for source, way, status, note, diff, bound in outcome.value]
+
+
+def params(count: int, seed: int, dims, backends, dtype) -> dict:
+    """What a checkpoint must agree on to be resumed (the draw depends on hypothesis's
+    version, so that is part of it)."""
+    import hypothesis
+
+    return {"count": count, "seed": seed, "dims": list(dims), "backends": list(backends),
+            "dtype": np.dtype(dtype).name, "hypothesis": hypothesis.__version__}
 
 
 def sweep(count: int = 200, *, seed: int = 0, dims=(1, 2, 3), backends=(), dtype="float32",
-          workers: int = 1, progress: Callable[[int], None] | None = None) -> SweepReport:
+          workers: int = 1, scheduler: str | None = None, timeout: float | None = None,
+          sandbox: bool = False, batch_size: int | None = None, out: str | None = None,
+          resume: bool = False, progress: Callable[[int], None] | None = None) -> SweepReport:
     """Run :func:`verify` on ``count`` drawn specs and shrink every disagreement.
 
+    ``workers`` > 1 or ``scheduler`` run the specs on Dask (:class:`tconv.engine.Engine`), a
+    ``timeout`` (seconds per spec) or ``sandbox`` in a sandbox process; otherwise they run in
+    this process.
+    ``out`` streams every spec's rows into a JSON Lines checkpoint; with ``resume`` the specs
+    already in it are skipped (the file must come from a sweep with the same parameters).
     ``progress(n)`` is called after each spec with the number done so far.
     """
     start = time.perf_counter()
-    specs = draw_specs(count, seed, dims)
     dtype = np.dtype(dtype).name
-    tasks = [(spec, list(backends), dtype, seed + i) for i, spec in enumerate(specs)]
-    report = SweepReport(len(specs), seed, dtype, list(backends), 0.0)
-    failures: dict[str, list[tuple[ConvSpec, int, str, str, str]]] = {}
-
-    def record(i: int, rows) -> None:
-        statuses = {}
-        for source, name, status, note in rows:
-            key = way_key(name)
-            statuses[key] = status
-            report.tallies.setdefault(key, Counter())[status] += 1
-            if note:
-                report.notes.setdefault(key, Counter())[reason_kind(note)] += 1
-            if status in FAILING:
-                failures.setdefault(key, []).append((specs[i], i, source, name, note))
-        report.records.append((specs[i], statuses))
-        if progress:
-            progress(i + 1)
-
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            for i, rows in enumerate(pool.map(_task, tasks, chunksize=2)):
-                record(i, rows)
-    else:
-        for i, task in enumerate(tasks):
-            record(i, _task(task))
-
-    for key, failed in failures.items():
-        spec, i, source, name, note = min(failed, key=lambda f: size_of(f[0]))
-        minimal = shrink(spec, lambda s: _fails(s, source, key, dtype, seed + i))
-        report.disagreements.append(Disagreement(
-            key, source, name, spec, minimal, note,
-            repro_command(minimal, source, dtype, seed + i)))
+    backends = list(backends)
+    checkpoint = None
+    if out is not None:
+        checkpoint = engines.Checkpoint(out, "sweep", params(count, seed, dims, backends, dtype),
+                                        resume=resume)
+    try:
+        job = SweepJob(tuple(backends), dtype)
+        with engines.Engine(workers=workers, scheduler=scheduler, timeout=timeout,
+                            batch_size=batch_size,
+                            mode=engines.mode_for(workers, scheduler, timeout, sandbox)
+                            ) as engine:
+            engine.prepare(job)              # the workers import the frameworks meanwhile
+            specs = draw_specs(count, seed, dims)
+            report = SweepReport(len(specs), seed, dtype, backends, 0.0)
+            tally = _Tally(specs)
+            done: set[int] = set()
+            if checkpoint is not None:
+                for records in checkpoint.replay():
+                    tally.add(records)
+                done = set(checkpoint.done)
+                report.resumed = len(done)
+            if progress and done:
+                progress(len(done))
+            todo = [(i, (spec, seed + i, backends, None)) for i, spec in enumerate(specs)
+                    if i not in done]
+            for outcome in engine.map(job, todo, total=len(todo)):
+                i = outcome.key
+                records = _records(i, specs[i], seed + i, outcome)
+                if checkpoint is not None:
+                    checkpoint.add(i, records)
+                tally.add(records)
+                done.add(i)
+                if progress:
+                    progress(len(done))
+            tally.into(report)
+            for key, (_, i, source, name, note) in tally.failures.items():
+                spec = specs[i]
+                minimal = shrink(spec, lambda s: _fails(engine, job, s, source, key, seed + i))
+                report.disagreements.append(Disagreement(
+                    key, source, name, spec, minimal, note,
+                    repro_command(minimal, source, dtype, seed + i)))
+            for status in PROBLEMS:
+                if status in tally.problems:
+                    report.problems.append(_problem(engine, job, specs, seed, status,
+                                                    tally.problems[status]))
+    finally:
+        if checkpoint is not None:
+            checkpoint.close()
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _fails(spec: ConvSpec, source: str, key: str, dtype: str, seed: int) -> bool:
+def _fails(engine: engines.Engine, job: SweepJob, spec: ConvSpec, source: str, key: str,
+           seed: int) -> bool:
     methods = [m for m in METHODS if way_key(f"tconv {m}") == key]
     backends = [] if source == "tconv" else [source]
-    rows: list[Row] = evaluate(spec, backends, dtype, seed, methods=methods).rows
-    return any(row.status in FAILING and way_key(row.name) == key for row in rows)
+    outcome = engine.call(job, (spec, seed, backends, methods))
+    return outcome.status == engines.OK and any(
+        status in FAILING and way_key(name) == key for _, name, status, *_ in outcome.value)
+
+
+def _problem(engine: engines.Engine, job: SweepJob, specs: list[ConvSpec], seed: int,
+             status: str, found: dict) -> Problem:
+    """The smallest spec with this problem; crashes and errors shrunk, frameworks first."""
+    _, i, note = found["first"]
+    problem = Problem(status, found["count"], specs[i], note)
+    if status == engines.TIMEOUT:   # each try would cost the whole timeout
+        return problem
+
+    def fails(spec: ConvSpec, backends: tuple[str, ...]) -> bool:
+        outcome = engine.call(SweepJob(backends, job.dtype),
+                              (spec, seed + i, list(backends), None), retries=0)
+        return outcome.status == status
+
+    spec, backends = specs[i], tuple(job.backends)
+    try:
+        for name in job.backends:            # the frameworks that take part, fewest first
+            fewer = tuple(b for b in backends if b != name)
+            if fails(spec, fewer):
+                backends = fewer
+        spec = shrink(spec, lambda s: fails(s, backends), budget=200)
+    except engines.SetupError:   # a framework that cannot even start: keep what we have
+        pass
+    problem.minimal, problem.backends = spec, list(backends)
+    problem.command = flags.command(
+        "tconv", "verify", *flags.spec_flags(spec), "--dtype", job.dtype, "--gradient",
+        "random", "--seed", str(seed + i), "--backends", ",".join(backends) or "none")
+    return problem
 
 
 def repro_command(spec: ConvSpec, source: str, dtype: str, seed: int) -> str:

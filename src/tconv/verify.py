@@ -131,11 +131,7 @@ class Report:
 
     def to_dict(self) -> dict:
         return {
-            "spec": {"input_shape": self.spec.input_shape, "weight_shape": self.spec.weight_shape,
-                     "stride": self.spec.stride, "padding": self.spec.padding,
-                     "dilation": self.spec.dilation, "groups": self.spec.groups,
-                     "output_padding": self.spec.output_padding,
-                     "output_shape": self.spec.output_shape},
+            "spec": self.spec.to_dict(),
             "dtype": self.dtype,
             "passed": self.passed,
             "rows": [{k: v for k, v in asdict(row).items() if k != "result"}

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Optional
 
 import typer
 
 from .. import flags
 from ..spec import ConvSpecError
-from .common import (DILATION, GROUPS, KERNEL, OUTPUT_PADDING, OUT_CHANNELS, PADDING, STRIDE,
-                     at_least_one, check_seed, parse_dims, new_console, spec_from, user_errors)
+from . import engine_options as engine
+from .common import (DILATION, GROUPS, KERNEL, OUT_CHANNELS, OUTPUT_PADDING, PADDING, STRIDE,
+                     at_least_one, check_seed, new_console, parse_dims, spec_from, user_errors)
 
 
 def command(
@@ -22,6 +24,17 @@ def command(
     dims: str = typer.Option("1,2,3", help="Spatial dims to try."),
     dtype: str = typer.Option("float64", help="Data dtype passed to the target."),
     arrays: str = typer.Option("numpy", help="Pass numpy arrays or torch tensors."),
+    timeout: float = typer.Option(
+        60.0, help="Seconds one call may take before the target counts as hanging (a "
+                   "failure); 0: no limit."),
+    keep_going: bool = typer.Option(
+        False, "--keep-going", help="Check every spec and count the failures by kind, instead "
+                                    "of stopping at the first."),
+    workers: int = engine.WORKERS,
+    scheduler: Optional[str] = engine.SCHEDULER,
+    out: Optional[str] = engine.OUT,
+    resume: Optional[str] = engine.RESUME,
+    batch_size: Optional[int] = engine.BATCH_SIZE,
     input: Optional[str] = typer.Option(None, "--input", help="Check one spec only: x's shape "
                                         "N,C,*spatial, with the spec options as in verify."),
     out_channels: int = OUT_CHANNELS, kernel: str = KERNEL, stride: str = STRIDE,
@@ -34,11 +47,18 @@ def command(
     TARGET has PyTorch's signature (any number of spatial dims), called positionally with
     tuples: fn(input, weight, bias, stride, padding, output_padding, groups, dilation) for
     torch-conv-transpose, fn(input_size, weight, grad_output, stride, padding, dilation, groups)
-    for torch-input-grad. The specs start with the corners where real backends broke, then
-    random ones. On a failure: the minimal failing spec, expected vs actual (shape first, then
-    the first differing cells) and a repro command. Exit 1 on failure, 0 when all pass.
+    for torch-input-grad. It runs in a process of its own (or on Dask workers), on copies of the
+    arrays: writing to an argument, raising (sys.exit too), returning anything but an array of
+    numbers of the right shape, hanging past --timeout or killing the process are failures. The
+    specs start with the corners where real backends broke, then random ones. On a failure: the
+    minimal failing spec, expected vs actual (shape first, then the first differing cells) and a
+    repro command. Exit 1 on failure, 0 when all pass, 2 when TARGET cannot be imported.
 
-    Example: tconv check my_conv.py:conv_transpose --count 500
+    Examples:
+
+      tconv check my_conv.py:conv_transpose --count 500
+
+      tconv check my_pkg.ops:input_grad --api torch-input-grad --arrays torch --keep-going
     """
     from .. import check
 
@@ -52,42 +72,71 @@ def command(
         check_seed(seed)
         flags.dtype(dtype)
         dims_ = parse_dims(dims)
+        engine.check_options(workers, scheduler, timeout, batch_size, out, resume)
         one = None
         if input is not None:
             one = spec_from(input, out_channels, kernel, stride, padding, dilation, groups,
                             output_padding)
             if not check.expressible(one, api):
                 raise ConvSpecError(f"--api {api} cannot express {one.describe()}", "--api")
-        fn = check.load_target(target)
-    out = new_console()
+        where, sep, name = target.rpartition(":")
+        if not sep or not where or not name:
+            raise ConvSpecError(f"TARGET must be module:function or path/to/file.py:function, "
+                                f"got {target!r}", "TARGET")
+        if (where.endswith(".py") or "/" in where) and not os.path.isfile(where):
+            raise ConvSpecError(f"TARGET file {where!r} does not exist", "TARGET")
+    options = dict(timeout=timeout or None, sandbox=True, workers=workers, scheduler=scheduler)
+    out_ = new_console()
     if one is not None:
-        outcome = check.check_spec(fn, api, one, dtype=dtype, seed=seed, arrays=arrays)
-        result = {"spec": one.describe(), "passed": outcome.passed, "message": outcome.message}
+        try:
+            with user_errors(as_json):
+                outcome = check.check_one(None, target, api, one, dtype=dtype, seed=seed,
+                                          arrays=arrays, **options)
+        except KeyboardInterrupt:
+            engine.interrupted(0, 1, None)
+        result = {"spec": one.describe(), "passed": outcome.passed, "kind": outcome.kind,
+                  "message": outcome.message}
         if as_json:
             print(json.dumps(result, indent=2))
         else:
-            out.print(f"{'PASS' if outcome.passed else 'FAIL'}: {one.describe()}")
+            out_.print(f"{'PASS' if outcome.passed else 'FAIL'}: {one.describe()}")
             if outcome.message:
-                out.print(f"  {outcome.message}", highlight=False)
+                out_.print(f"  {outcome.message}", highlight=False, markup=False)
         raise typer.Exit(0 if outcome.passed else 1)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  console=new_console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"check {target}", total=count)
-        report = check.check(fn, target, api, count=count, seed=seed, dims=dims_, dtype=dtype,
-                             arrays=arrays,
-                             progress=lambda n, total: bar.update(task, completed=n,
-                                                                    total=total))
+    checkpoint = out or resume
+    engine.note_new_resume(resume, "check")
+    done = [0]
+    err = new_console(stderr=True)
+    try:
+        with user_errors(as_json), Progress(
+                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task(f"check {target}", total=count)
+
+            def advance(n: int, total: int) -> None:
+                done[0] = n
+                bar.update(task, completed=n, total=total)
+
+            report = check.check(None, target, api, count=count, seed=seed, dims=dims_,
+                                 dtype=dtype, arrays=arrays, progress=advance,
+                                 batch_size=batch_size, out=checkpoint,
+                                 resume=resume is not None, keep_going=keep_going, **options)
+    except KeyboardInterrupt:
+        engine.interrupted(done[0], count, checkpoint)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         raise typer.Exit(0 if report.passed else 1)
     if report.passed:
-        out.print(f"PASS: {report.checked} specs agree with exact arithmetic ({api})")
+        out_.print(f"PASS: {report.checked} specs agree with exact arithmetic ({api})")
         raise typer.Exit(0)
-    out.print(f"[bold red]FAIL[/] after {report.checked} specs")
-    out.print(f"  first failing spec: {report.first_failure.spec.describe()}")
-    out.print(f"  minimal failing spec: {report.minimal.spec.describe()}")
-    out.print(f"  {report.minimal.message}", highlight=False)
-    out.print(f"  repro: {report.command}", highlight=False, soft_wrap=True)
+    failed = sum(report.failures.values())
+    kinds = ", ".join(f"{n} {kind}" for kind, n in report.failures.most_common())
+    out_.print(f"[bold red]FAIL[/] after {report.checked} specs" +
+               (f": {failed} failed ({kinds})" if keep_going else ""))
+    out_.print(f"  first failing spec: {report.first_failure.spec.describe()}")
+    out_.print(f"  minimal failing spec: {report.minimal.spec.describe()}")
+    out_.print(f"  {report.minimal.message}", highlight=False, markup=False)
+    out_.print(f"  repro: {report.command}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)

@@ -1,4 +1,4 @@
-"""``tconv sweep``: many drawn specs, every way on each, every disagreement shrunk."""
+"""``tconv sweep``: many drawn specs, every way on each, on this machine or a Dask cluster."""
 from __future__ import annotations
 
 import json
@@ -6,10 +6,10 @@ from typing import Optional
 
 import typer
 
-from .. import flags
-from .. import frameworks
-from .common import (at_least_one, backends_option, check_seed, new_console, parse_dims, red,
-                     user_errors, writable_file)
+from .. import flags, frameworks
+from . import engine_options as engine
+from .common import (at_least_one, backends_option, check_seed, fail, new_console, parse_dims,
+                     red, user_errors, writable_file)
 
 
 def command(
@@ -17,7 +17,14 @@ def command(
     dims: str = typer.Option("1,2,3", help="Spatial dims to draw from, e.g. 2 or 1,2,3."),
     seed: int = typer.Option(0, help="Seed of the draw and of the data."),
     backends: Optional[str] = backends_option(),
-    workers: int = typer.Option(1, help="Worker processes."),
+    workers: int = engine.WORKERS,
+    scheduler: Optional[str] = engine.SCHEDULER,
+    out: Optional[str] = engine.OUT,
+    resume: Optional[str] = engine.RESUME,
+    timeout: float = typer.Option(
+        300.0, help="Seconds one spec (every way) may take before it counts as hanging "
+                    "(TIMEOUT); 0: no limit."),
+    batch_size: Optional[int] = engine.BATCH_SIZE,
     dtype: str = typer.Option("float32", help="Data dtype."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write the full report here."),
 ) -> None:
@@ -25,53 +32,92 @@ def command(
 
     The specs cover 1-3 dims (or --dims), groups, dilation, asymmetric padding and
     output_padding. The summary counts, per way, how often it agreed with exact arithmetic,
-    differed, differed in a documented way (KNOWN) or could not express the spec (N/A). Each way
-    that differed gets a minimal failing spec and a ready-to-run `tconv verify` command.
-    Exit code 1 on any disagreement.
+    differed, differed in a documented way (KNOWN), could not express the spec (N/A), was refused
+    by a converter (REFUSED) or crashed a converter's process (CRASH). Each way that differed or
+    crashed gets a minimal failing spec and a ready-to-run `tconv verify` command. A spec that
+    crashes tconv's own worker twice, raises or hangs is reported with its smallest form.
+    Exit code 1 on any disagreement or problem, 130 when interrupted.
 
-    Example: tconv sweep --count 2000 --backends all --workers 2
+    Examples:
+
+      tconv sweep --count 2000 --backends all --workers 2 --out run.jsonl
+
+      tconv sweep --count 2000 --backends all --resume run.jsonl
+
+      tconv sweep --count 100000 --scheduler tcp://10.0.0.5:8786 --out big.jsonl
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
 
-    from ..sweep import sweep
+    from ..engine import SetupError
+    from ..sweep import PROBLEMS, sweep
 
-    with user_errors(json_file is not None):
+    as_json = json_file is not None
+    with user_errors(as_json):
         names = frameworks.parse(backends)
         dims_ = parse_dims(dims)
         flags.dtype(dtype)
         at_least_one("--count", count)
-        at_least_one("--workers", workers)
         check_seed(seed)
+        engine.check_options(workers, scheduler, timeout, batch_size, out, resume)
         if json_file:
             writable_file("--json", json_file)
-    from rich.table import Table
+    checkpoint = out or resume
+    engine.note_new_resume(resume, "sweep")
+    done = [0]
+    err = new_console(stderr=True)
+    try:
+        with user_errors(as_json), Progress(
+                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=err, transient=True,
+                disable=not err.is_terminal) as bar:
+            task = bar.add_task(f"sweep ({', '.join(names) or 'tconv only'})", total=count)
 
-    out = new_console()
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=new_console(stderr=True), transient=True) as bar:
-        task = bar.add_task(f"sweep ({', '.join(names) or 'tconv only'})", total=count)
-        report = sweep(count, seed=seed, dims=dims_, backends=names, dtype=dtype,
-                       workers=workers, progress=lambda n: bar.update(task, completed=n))
-    table = Table(title=f"{report.count} specs, {report.dtype}, {report.seconds:.1f} s")
+            def advance(n: int) -> None:
+                done[0] = n
+                bar.update(task, completed=n)
+
+            report = sweep(count, seed=seed, dims=dims_, backends=names, dtype=dtype,
+                           workers=workers, scheduler=scheduler, timeout=timeout or None,
+                           sandbox=True, batch_size=batch_size, out=checkpoint,
+                           resume=resume is not None, progress=advance)
+    except KeyboardInterrupt:
+        engine.interrupted(done[0], count, checkpoint)
+    except SetupError as e:
+        fail(f"the sweep could not start its workers: {e}", "--workers", as_json=as_json)
+    out_ = new_console()
+    resumed = f", {report.resumed} read from {checkpoint}" if report.resumed else ""
+    table = Table(title=f"{report.count} specs, {report.dtype}, {report.seconds:.1f} s{resumed}")
     table.add_column("way", overflow="fold")
     for col in ("agreed", "differed", "known", "N/A", "refused", "crashed"):
         table.add_column(col, justify="right", no_wrap=True)
     for key, tally in report.tallies.items():
         table.add_row(key, str(tally["PASS"]), red(tally["FAIL"]), str(tally["KNOWN"]),
                       str(tally["N/A"]), str(tally["REFUSED"]), red(tally["CRASH"]))
-    out.print(table)
-    out.print("Most common reason per way (numbers elided; --json has them all):")
+    out_.print(table)
+    if report.notes:
+        out_.print("Most common reason per way (numbers elided; --json has them all):")
     for key, notes in report.notes.items():
-        reason, count = notes.most_common(1)[0]
-        out.print(f"  {key} ({count}x): {reason}", highlight=False, markup=False)
+        reason, n = notes.most_common(1)[0]
+        out_.print(f"  {key} ({n}x): {reason}", highlight=False, markup=False)
     for d in report.disagreements:
-        out.print(f"[bold red]{d.key}[/] differs; minimal spec: {d.minimal.describe()}")
+        out_.print(f"[bold red]{d.key}[/] differs; minimal spec: {d.minimal.describe()}")
         if d.note:
-            out.print(f"  {d.note}")
-        out.print(f"  repro: {d.command}", highlight=False, soft_wrap=True)
+            out_.print(f"  {d.note}", highlight=False, markup=False)
+        out_.print(f"  repro: {d.command}", highlight=False, soft_wrap=True)
+    for p in report.problems:
+        out_.print(f"[bold red]{p.count} spec(s) {PROBLEMS[p.status]}[/] ({p.status}); "
+                   f"first: {p.first.describe()}")
+        out_.print(f"  {p.note}", highlight=False, markup=False)
+        if p.minimal is not None:
+            out_.print(f"  minimal spec: {p.minimal.describe()}, with "
+                       f"{', '.join(p.backends) or 'tconv alone'}", highlight=False)
+            out_.print(f"  repro: {p.command}", highlight=False, soft_wrap=True)
     if json_file:
         with open(json_file, "w") as f:
             json.dump(report.to_dict(), f, indent=2)
-    out.print("all agree" if report.passed else
-              f"{len(report.disagreements)} way(s) disagree")
+    out_.print("all agree" if report.passed else
+               f"{len(report.disagreements)} way(s) disagree"
+               + (f"; {sum(p.count for p in report.problems)} spec(s) crashed, raised or "
+                  f"timed out" if report.problems else ""))
     raise typer.Exit(0 if report.passed else 1)

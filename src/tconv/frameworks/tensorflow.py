@@ -71,7 +71,8 @@ def _configure(tf) -> None:
         try:
             # eager ops run one at a time: the inter-op pool would only add idle threads
             tf.config.threading.set_inter_op_parallelism_threads(1)
-            tf.config.threading.set_intra_op_parallelism_threads(min(cpus, _MAX_THREADS))
+            if "TF_NUM_INTRAOP_THREADS" not in os.environ:   # else TensorFlow reads it
+                tf.config.threading.set_intra_op_parallelism_threads(min(cpus, _MAX_THREADS))
         except RuntimeError:
             pass                                    # TF already running: keep the user's settings
         for gpu in tf.config.list_physical_devices("GPU"):
