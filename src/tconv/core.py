@@ -5,17 +5,21 @@ import numpy as np
 
 from . import cost, forward, im2col
 from ._arrays import as_array, as_compute, result_dtype
-from .algorithms import ALGORITHMS, METHODS
+from .algorithms import ALGORITHMS, METHODS, fast_native
 from .spec import ConvSpec, ConvSpecError
 
 
 #: The algorithms of the forward convolution and of the weight gradient (``"auto"`` excluded):
-#: ``direct``, one matrix product per kernel tap (:mod:`tconv.forward`), and ``im2col``, one
-#: GEMM per cache-sized block of gathered windows (:mod:`tconv.im2col`). ``auto`` runs
-#: ``im2col``: its GEMM's inner size is ``C_in/g * prod(kernel)`` instead of ``C_in/g``.
-CONV_METHODS = ("direct", "im2col")
+#: ``direct``, one matrix product per kernel tap (:mod:`tconv.forward`), ``im2col``, one
+#: GEMM per cache-sized block of gathered windows (:mod:`tconv.im2col`), and, where its
+#: extension built, ``fast_native``, the compiled kernel (:mod:`tconv.algorithms.fast_native`).
+#: ``auto`` runs what :func:`tconv.cost.choose_conv` picks.
 _FORWARD = {"direct": forward.conv, "im2col": im2col.conv}
 _WEIGHT_GRAD = {"direct": forward.weight_grad, "im2col": im2col.weight_grad}
+if fast_native.AVAILABLE:
+    _FORWARD["fast_native"] = fast_native.conv
+    _WEIGHT_GRAD["fast_native"] = fast_native.weight_grad
+CONV_METHODS = tuple(_FORWARD)
 
 
 def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, method="auto") -> np.ndarray:
@@ -105,13 +109,17 @@ def transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec, method: str = "auto"
 def convolve(x: np.ndarray, w: np.ndarray, spec: ConvSpec, method: str = "auto") -> np.ndarray:
     """The forward convolution of a built ``spec`` (``x`` is ``spec.input_shape``)."""
     _check_conv_method(method)
-    return _run(_FORWARD["im2col" if method == "auto" else method], x, w, spec)
+    if method == "auto":
+        method = cost.choose_conv(spec, result_dtype(x, w), "conv")
+    return _run(_FORWARD[method], x, w, spec)
 
 
 def weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec, method: str = "auto") -> np.ndarray:
     """``dL/dw`` of a built ``spec`` for upstream gradient ``g`` (``spec.output_shape``)."""
     _check_conv_method(method)
-    return _run(_WEIGHT_GRAD["im2col" if method == "auto" else method], x, g, spec)
+    if method == "auto":
+        method = cost.choose_conv(spec, result_dtype(x, g), "weight_grad")
+    return _run(_WEIGHT_GRAD[method], x, g, spec)
 
 
 def _run(algorithm, a: np.ndarray, b: np.ndarray, spec: ConvSpec) -> np.ndarray:

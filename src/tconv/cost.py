@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from ._arrays import compute_dtype
+from .algorithms import fast_native
 from .algorithms.polyphase import phases
 from .spec import ConvSpec
 
@@ -74,11 +76,28 @@ def choose(spec: ConvSpec, dtype=np.float32) -> str:
     long 1-d signals, 3-d, depthwise). Otherwise the cheaper channels-last method by
     :func:`estimate`.
     """
+    if native_wins(spec, dtype):
+        return "fast_native"
     if np.dtype(dtype).kind in "iu":
         return "fast_gemm"
     if math.prod(spec.output_size) >= 2 * spec.out_channels:
         return "fast_polyphase_cf"
     return min(("fast_gemm", "fast_polyphase"), key=lambda m: estimate(spec, m))
+
+
+def native_wins(spec: ConvSpec, dtype, op: str = "conv_transpose") -> bool:
+    """Whether ``auto`` runs the compiled ``fast_native`` for ``op`` on ``spec``.
+
+    Only where the extension built and takes the compute dtype (:func:`fast_native.supports`).
+    """
+    return fast_native.supports(spec, compute_dtype(dtype))
+
+
+def choose_conv(spec: ConvSpec, dtype=np.float32, op: str = "conv") -> str:
+    """The method ``auto`` runs for the forward convolution (``op="conv"``) or its weight
+    gradient (``op="weight_grad"``): ``fast_native`` where :func:`native_wins`, else
+    ``im2col`` (one GEMM of inner size ``C_in/g * prod(kernel)`` per cache-sized block)."""
+    return "fast_native" if native_wins(spec, dtype, op) else "im2col"
 
 
 def multiplies(spec: ConvSpec, method: str) -> int:

@@ -2,13 +2,13 @@
 
 Each takes ``y`` and ``w`` already in the accumulation dtype (see :func:`tconv._arrays.compute_dtype`)
 and returns an array of ``spec.input_shape`` in that dtype. Registration order is the order of
-``tconv.METHODS``.
+``tconv.METHODS``. ``fast_native`` is registered only where its compiled extension imports.
 """
 from __future__ import annotations
 
 from .. import reference
-from . import (commuted, fast_gemm, fast_polyphase, fast_polyphase_cf, gemm, matrix, polyphase,
-               zero_insertion)
+from . import (commuted, fast_gemm, fast_native, fast_polyphase, fast_polyphase_cf, gemm, matrix,
+               polyphase, zero_insertion)
 
 ALGORITHMS = {
     "scatter": reference.conv_transpose,
@@ -21,5 +21,7 @@ ALGORITHMS = {
     "fast_polyphase": fast_polyphase.conv_transpose,
     "fast_polyphase_cf": fast_polyphase_cf.conv_transpose,
 }
+if fast_native.AVAILABLE:     # the compiled kernels, where the extension built
+    ALGORITHMS["fast_native"] = fast_native.conv_transpose
 
 METHODS: tuple[str, ...] = tuple(ALGORITHMS)

@@ -1,0 +1,386 @@
+/* tconv._native: the compiled kernels of the fast_native method (tconv.algorithms.fast_native).
+ *
+ * One "affine implicit GEMM" in channels-last layout serves the forward convolution, every
+ * phase of the transposed convolution and, reversed, the weight gradient:
+ *
+ *     out[cell(m), g, o] = sum_t sum_i in[cell_in(m) + off[t], g, i] * w[g, t, i, o]
+ *
+ * where m runs over an N-d grid (batch first) and both cell(m) and cell_in(m) are affine in m
+ * (element steps per grid dim), so that strided inputs (the stride of the convolution) and
+ * strided outputs (the cells of one phase) need no copy. Depthwise layers (one channel in and
+ * out per group) vectorise over the channels instead. A call works on a range of grid rows (all
+ * dims but the last), so that Python can run two ranges in two threads; the GIL is released.
+ *
+ * Portability: the module is compiled with the compiler's generic flags; each kernel is built
+ * three times (AVX-512, AVX2+FMA, baseline x86-64 or the build machine's default) and the best
+ * one the running CPU supports is chosen at import (__builtin_cpu_supports). No -march=native.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef int64_t i64;
+
+#define MAXD 16
+#define ROWS_PER_BLOCK 32
+
+typedef struct {
+    const void *in;     /* input (channels-last, padded as the offsets need) */
+    void *out;          /* output; the weight gradient's accumulator */
+    const void *w;      /* packed weights; the weight gradient's upstream gradient */
+    const i64 *off;     /* element offset of each tap */
+    i64 taps, nd, row0, row1, groups, kin, kout, kpad;
+    i64 count[MAXD], istep[MAXD], ostep[MAXD];
+} Job;
+
+/* element offsets of grid row r (every dim but the last) in the input and the output */
+static inline __attribute__((always_inline)) void row_base(const Job *j, i64 r, i64 *ib,
+                                                           i64 *ob)
+{
+    i64 a = 0, b = 0;
+    for (i64 d = j->nd - 2; d >= 0; d--) {
+        i64 q = r % j->count[d];
+        r /= j->count[d];
+        a += q * j->istep[d];
+        b += q * j->ostep[d];
+    }
+    *ib = a;
+    *ob = b;
+}
+
+#define GLUE_(a, b) a##_##b
+#define GLUE(a, b) GLUE_(a, b)
+
+/* ---- instantiations: (float, double, uint64) x (avx512, avx2, base) ----------------------- */
+typedef float vf32 __attribute__((vector_size(64)));
+typedef float uvf32 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef double vf64 __attribute__((vector_size(64)));
+typedef double uvf64 __attribute__((vector_size(64), aligned(8), may_alias));
+typedef uint64_t vu64 __attribute__((vector_size(64)));
+typedef uint64_t uvu64 __attribute__((vector_size(64), aligned(8), may_alias));
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define X86 1
+#define ATTR_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
+#define ATTR_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define X86 0
+#endif
+#define ATTR_BASE
+
+/* float */
+#define SCAL float
+#define VEC vf32
+#define UVEC uvf32
+#define VL 16
+#if X86
+#define SUF(n) GLUE(n, f32_avx512)
+#define ATTR ATTR_AVX512
+#define MB 6
+#define NV 2
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#define SUF(n) GLUE(n, f32_avx2)
+#define ATTR ATTR_AVX2
+#define MB 6
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#endif
+#define SUF(n) GLUE(n, f32_base)
+#define ATTR ATTR_BASE
+#define MB 4
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#undef SCAL
+#undef VEC
+#undef UVEC
+#undef VL
+
+/* double */
+#define SCAL double
+#define VEC vf64
+#define UVEC uvf64
+#define VL 8
+#if X86
+#define SUF(n) GLUE(n, f64_avx512)
+#define ATTR ATTR_AVX512
+#define MB 6
+#define NV 2
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#define SUF(n) GLUE(n, f64_avx2)
+#define ATTR ATTR_AVX2
+#define MB 6
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#endif
+#define SUF(n) GLUE(n, f64_base)
+#define ATTR ATTR_BASE
+#define MB 4
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#undef SCAL
+#undef VEC
+#undef UVEC
+#undef VL
+
+/* uint64 (int64 data: wrap-around arithmetic, defined for unsigned types) */
+#define SCAL uint64_t
+#define VEC vu64
+#define UVEC uvu64
+#define VL 8
+#if X86
+#define SUF(n) GLUE(n, u64_avx512)
+#define ATTR ATTR_AVX512
+#define MB 6
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#define SUF(n) GLUE(n, u64_avx2)
+#define ATTR ATTR_AVX2
+#define MB 4
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#endif
+#define SUF(n) GLUE(n, u64_base)
+#define ATTR ATTR_BASE
+#define MB 4
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#undef SCAL
+#undef VEC
+#undef UVEC
+#undef VL
+
+/* ---- ISA choice -------------------------------------------------------------------------- */
+enum { ISA_BASE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+static const char *ISA_NAMES[] = {"base", "avx2", "avx512"};
+static int isa_best = ISA_BASE, isa_used = ISA_BASE;
+
+/* kernels[isa][dtype][kind]; dtype 0 float32, 1 float64, 2 int64 */
+typedef void (*kernel_fn)(const Job *);
+static const kernel_fn *kernel_table[3][3];
+
+/* the element counts of one tile along the output channels (packed weights pad to this) */
+static const int TILE_WIDTH[3][3] = {{16, 8, 8}, {16, 8, 8}, {32, 16, 8}};
+
+static void setup_isa(void)
+{
+    kernel_table[ISA_BASE][0] = kernels_f32_base;
+    kernel_table[ISA_BASE][1] = kernels_f64_base;
+    kernel_table[ISA_BASE][2] = kernels_u64_base;
+#if X86
+    kernel_table[ISA_AVX2][0] = kernels_f32_avx2;
+    kernel_table[ISA_AVX2][1] = kernels_f64_avx2;
+    kernel_table[ISA_AVX2][2] = kernels_u64_avx2;
+    kernel_table[ISA_AVX512][0] = kernels_f32_avx512;
+    kernel_table[ISA_AVX512][1] = kernels_f64_avx512;
+    kernel_table[ISA_AVX512][2] = kernels_u64_avx512;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        isa_best = ISA_AVX2;
+    if (isa_best == ISA_AVX2 && __builtin_cpu_supports("avx512f")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        isa_best = ISA_AVX512;
+#endif
+    isa_used = isa_best;
+}
+
+/* ---- layout copies: dst[cell, c] = src[cell, c] over an N-d grid with any element steps --- */
+typedef struct {
+    const char *src;
+    char *dst;
+    i64 nd, row0, row1, channels, s_c, d_c;
+    i64 count[MAXD], s_step[MAXD], d_step[MAXD];
+} CopyJob;
+
+#define COPY_BODY(T)                                                                          \
+    {                                                                                         \
+        const T *src = (const T *)c->src;                                                     \
+        T *dst = (T *)c->dst;                                                                 \
+        const i64 L = c->count[c->nd - 1], sl = c->s_step[c->nd - 1], dl = c->d_step[c->nd - 1]; \
+        for (i64 r = c->row0; r < c->row1; r++) {                                             \
+            i64 sb = 0, db = 0, q = r;                                                        \
+            for (i64 d = c->nd - 2; d >= 0; d--) {                                            \
+                i64 k = q % c->count[d];                                                      \
+                q /= c->count[d];                                                             \
+                sb += k * c->s_step[d];                                                       \
+                db += k * c->d_step[d];                                                       \
+            }                                                                                 \
+            for (i64 c0 = 0; c0 < c->channels; c0 += 16) {                                    \
+                i64 c1 = c0 + 16 < c->channels ? c0 + 16 : c->channels;                      \
+                for (i64 m0 = 0; m0 < L; m0 += 16) {                                          \
+                    i64 m1 = m0 + 16 < L ? m0 + 16 : L;                                       \
+                    for (i64 ch = c0; ch < c1; ch++)                                          \
+                        for (i64 m = m0; m < m1; m++)                                         \
+                            dst[db + m * dl + ch * c->d_c] = src[sb + m * sl + ch * c->s_c];  \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+static void copy4(const CopyJob *c) COPY_BODY(uint32_t)
+static void copy8(const CopyJob *c) COPY_BODY(uint64_t)
+
+/* ---- Python glue ------------------------------------------------------------------------- */
+static int read_grid(const i64 *p, i64 nd, i64 *count, i64 *a, i64 *b)
+{
+    if (nd < 1 || nd > MAXD) return -1;
+    for (i64 d = 0; d < nd; d++) {
+        count[d] = p[d];
+        a[d] = p[nd + d];
+        b[d] = p[2 * nd + d];
+    }
+    return 0;
+}
+
+/* run(kind, dtype, in, out, w, params):
+ *   params (int64): taps, nd, row0, row1, groups, kin, kout, kpad, count[nd], istep[nd],
+ *                   ostep[nd], off[taps]
+ *   kind: 0 dense, 1 depthwise, 2 dense weight gradient, 3 depthwise weight gradient */
+static PyObject *run(PyObject *self, PyObject *args)
+{
+    int kind, dtype;
+    unsigned long long in, out, w, params;
+    if (!PyArg_ParseTuple(args, "iiKKKK", &kind, &dtype, &in, &out, &w, &params)) return NULL;
+    if (kind < 0 || kind > 3 || dtype < 0 || dtype > 2) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.run: bad kind or dtype");
+        return NULL;
+    }
+    const i64 *p = (const i64 *)(uintptr_t)params;
+    Job j;
+    j.in = (const void *)(uintptr_t)in;
+    j.out = (void *)(uintptr_t)out;
+    j.w = (const void *)(uintptr_t)w;
+    j.taps = p[0];
+    j.nd = p[1];
+    j.row0 = p[2];
+    j.row1 = p[3];
+    j.groups = p[4];
+    j.kin = p[5];
+    j.kout = p[6];
+    j.kpad = p[7];
+    if (read_grid(p + 8, j.nd, j.count, j.istep, j.ostep) < 0) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.run: bad number of grid dims");
+        return NULL;
+    }
+    j.off = p + 8 + 3 * j.nd;
+    kernel_fn fn = kernel_table[isa_used][dtype][kind];
+    Py_BEGIN_ALLOW_THREADS
+    if (j.row1 > j.row0 && j.count[j.nd - 1] > 0) fn(&j);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* copy(itemsize, src, dst, params): params (int64): nd, row0, row1, channels, s_c, d_c,
+ *                                    count[nd], s_step[nd], d_step[nd] */
+static PyObject *copy(PyObject *self, PyObject *args)
+{
+    int itemsize;
+    unsigned long long src, dst, params;
+    if (!PyArg_ParseTuple(args, "iKKK", &itemsize, &src, &dst, &params)) return NULL;
+    const i64 *p = (const i64 *)(uintptr_t)params;
+    CopyJob c;
+    c.src = (const char *)(uintptr_t)src;
+    c.dst = (char *)(uintptr_t)dst;
+    c.nd = p[0];
+    c.row0 = p[1];
+    c.row1 = p[2];
+    c.channels = p[3];
+    c.s_c = p[4];
+    c.d_c = p[5];
+    if ((itemsize != 4 && itemsize != 8)
+        || read_grid(p + 6, c.nd, c.count, c.s_step, c.d_step) < 0) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.copy: bad itemsize or grid");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (c.row1 > c.row0 && c.count[c.nd - 1] > 0) {
+        if (itemsize == 4) copy4(&c);
+        else copy8(&c);
+    }
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *isa(PyObject *self, PyObject *args)
+{
+    const char *name = NULL;
+    if (!PyArg_ParseTuple(args, "|s", &name)) return NULL;
+    if (name) {
+        int k;
+        for (k = 0; k < 3; k++)
+            if (!strcmp(name, ISA_NAMES[k])) break;
+        if (k == 3 || k > isa_best) {
+            PyErr_Format(PyExc_ValueError, "instruction set %s is not available here (best: %s)",
+                         name, ISA_NAMES[isa_best]);
+            return NULL;
+        }
+        isa_used = k;
+    }
+    return Py_BuildValue("(ss)", ISA_NAMES[isa_used], ISA_NAMES[isa_best]);
+}
+
+static PyObject *tile_width(PyObject *self, PyObject *args)
+{
+    int dtype;
+    if (!PyArg_ParseTuple(args, "i", &dtype)) return NULL;
+    if (dtype < 0 || dtype > 2) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.tile_width: bad dtype");
+        return NULL;
+    }
+    return PyLong_FromLong(TILE_WIDTH[isa_used][dtype]);
+}
+
+static PyMethodDef methods[] = {
+    {"run", run, METH_VARARGS, "Run one kernel over a range of grid rows (GIL released)."},
+    {"copy", copy, METH_VARARGS, "Copy a channel block over a range of grid rows."},
+    {"isa", isa, METH_VARARGS,
+     "isa([name]) -> (used, best): the instruction set the kernels run; name selects a lower one."},
+    {"tile_width", tile_width, METH_VARARGS,
+     "Output channels per tile for a dtype code (packed weights pad to a multiple of it)."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
+                                    "Compiled kernels of tconv's fast_native method.", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    setup_isa();
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,303 @@
+"""``fast_native``: the three operations as one compiled channels-last kernel (``tconv._native``).
+
+NumPy can run a GEMM, but not the gather before it or the col2im after it inside the same pass;
+on narrow layers (32 channels, depthwise) those passes and a GEMM below the BLAS peak cost more
+than the multiplies. Here one C kernel reads the operand where it lies and writes each result
+element once. In channels-last layout (``(N, *spatial, C)``, channels contiguous) every
+operation is the same *affine implicit GEMM*::
+
+    out[cell(m), g, o] = sum_t sum_i in[cell_in(m) + off[t], g, i] * W[g, t, i, o]
+
+over an N-d grid ``m`` (batch first), with ``cell(m)`` and ``cell_in(m)`` affine in ``m``:
+
+* forward convolution: ``m`` = the output cells, ``cell_in(m) = m * stride`` in the padded
+  input, ``off[t] = j_t * dilation`` for kernel tap ``j_t``, ``W[g, t, i, o] = w[g*C_out/g + o,
+  i, j_t]``;
+* transposed convolution: per sub-pixel phase (as in ``polyphase``: the output cells
+  ``start + m * stride`` receive only the taps ``j`` with ``j * dilation = r (mod stride)``), a
+  stride-1 correlation of the once-padded gradient with the flipped sub-kernel, written straight
+  into the phase's strided cells: no gather, no col2im, no zero multiplied;
+* weight gradient: the same addressing summed the other way,
+  ``dW[g, t, i, o] = sum_m in[cell_in(m) + off[t], g, i] * grad[cell(m), g, o]``.
+
+The kernel keeps a tile of 6 cells x 16-32 output channels in vector registers and adds the
+products of every tap and input channel into it (a plain running sum per element, in the
+order tap, channel: the rounding bound of an n-term sum holds). Depthwise layers (one channel
+in and out per group) vectorise over the channels instead. Built with generic flags, the
+module holds AVX-512, AVX2 and baseline kernels and takes the best the CPU has at import.
+
+Threads: every pass (the channels-last copies in and out, and the kernel) runs over grid rows,
+two halves in :func:`tconv._threads.pool`'s two threads on large arrays; the weight gradient
+gives each half its own accumulator and adds the two.
+
+Extra memory: the padded channels-last operand(s) and the channels-last result, about one
+input and one output size (the weight gradient: the padded input and the gradient).
+
+The extension is optional: when it did not build (no C compiler), :data:`AVAILABLE` is False,
+the method is not registered and ``auto`` runs the NumPy methods.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from .._threads import pool
+from ..spec import ConvSpec
+from .fast_polyphase import padded_once, sub_kernel_matrix
+from .polyphase import phases
+
+try:
+    from .. import _native
+except ImportError:           # built without a C compiler: the NumPy methods serve
+    _native = None
+
+#: Whether the compiled kernels are there (``auto`` falls back to NumPy methods without them).
+AVAILABLE = _native is not None
+
+_CODE = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 2}
+_DENSE, _DEPTHWISE, _DENSE_WGRAD, _DEPTHWISE_WGRAD = range(4)
+
+#: Grid dims the kernels take (batch + spatial); specs with more spatial dims are refused.
+MAX_GRID_DIMS = 16
+
+#: Arrays smaller than this (elements) run in the calling thread (threads cost more).
+_THREADED_SIZE = 1 << 16
+
+
+def supports(spec: ConvSpec, dtype) -> bool:
+    """Whether this method can run ``spec`` in compute dtype ``dtype``: the extension is built,
+    the dtype is float32, float64 or int64, and the spec has at most 15 spatial dims."""
+    return (AVAILABLE and np.dtype(dtype) in _CODE
+            and spec.ndim + 1 <= MAX_GRID_DIMS)
+
+
+def is_depthwise(spec: ConvSpec) -> bool:
+    """One channel in and one out per group: the kernel vectorises over the channels."""
+    return spec.in_channels == spec.out_channels == spec.groups
+
+
+def instruction_set() -> str | None:
+    """The instruction set the kernels run here (``avx512``, ``avx2``, ``base``), or None."""
+    return _native.isa()[0] if AVAILABLE else None
+
+
+# -- threads over grid rows ---------------------------------------------------------------------
+
+def _halves(rows: int, threaded: bool) -> list[tuple[int, int]]:
+    if not threaded or rows < 2:
+        return [(0, rows)]
+    return [(0, rows // 2), (rows // 2, rows)]
+
+
+def _run_parts(parts: list) -> None:
+    """Run the callables of ``parts`` (one per half), in the pool when there are two."""
+    if len(parts) == 1:
+        parts[0]()
+    else:
+        list(pool().map(lambda f: f(), parts))
+
+
+# -- layout copies ------------------------------------------------------------------------------
+
+def _steps(shape) -> list[int]:
+    """C-order element steps of ``shape``."""
+    steps, acc = [], 1
+    for n in reversed(shape):
+        steps.append(acc)
+        acc *= n
+    return steps[::-1]
+
+
+def _copy(src: np.ndarray, src_steps, dst: np.ndarray, dst_offset: int, dst_steps, grid,
+          channels: int, s_c: int, d_c: int) -> None:
+    """``dst[offset + cell . dst_steps + c*d_c] = src[cell . src_steps + c*s_c]`` for every cell
+    of ``grid`` and channel ``c``; two halves of the rows in two threads when large."""
+    if channels == 0 or math.prod(grid) == 0:
+        return
+    item = src.itemsize
+    rows = math.prod(grid[:-1])
+    base = dst.ctypes.data + dst_offset * item
+
+    def part(r0: int, r1: int):
+        params = np.array([len(grid), r0, r1, channels, s_c, d_c, *grid, *src_steps,
+                           *dst_steps], dtype=np.int64)
+        return lambda: _native.copy(item, src.ctypes.data, base, params.ctypes.data)
+
+    threaded = math.prod(grid) * channels >= _THREADED_SIZE
+    _run_parts([part(a, b) for a, b in _halves(rows, threaded)])
+
+
+def channels_last(a: np.ndarray, pads, tail: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``a`` ``(N, C, *size)`` as a zero-padded channels-last buffer ``(N, *padded, C)``
+    (flat, with ``tail`` zeros after it so that vector loads past the last channel stay in
+    it), and its shape. ``pads`` are ``(low, high)`` per spatial dim; negative ones crop."""
+    n, c = a.shape[:2]
+    size = a.shape[2:]
+    padded = tuple(m + lo + hi for m, (lo, hi) in zip(size, pads))
+    shape = (n,) + padded + (c,)
+    buf = np.zeros(math.prod(shape) + tail, dtype=a.dtype)
+    a = np.ascontiguousarray(a)
+    src_first = [max(-lo, 0) for lo, _ in pads]
+    grid = (n,) + tuple(m - f - max(-hi, 0) for m, f, (_, hi) in zip(size, src_first, pads))
+    if min(grid) <= 0:
+        return buf, shape
+    s_steps, d_steps = _steps(a.shape), _steps(shape)
+    src_offset = sum(f * s for f, s in zip(src_first, s_steps[2:]))
+    dst_offset = sum(max(lo, 0) * s for (lo, _), s in zip(pads, d_steps[1:-1]))
+    _copy(a[(slice(None),) * 2 + tuple(slice(f, None) for f in src_first)]
+          if src_offset else a, [s_steps[0]] + s_steps[2:], buf, dst_offset,
+          d_steps[:-1], grid, c, s_steps[1], 1)
+    return buf, shape
+
+
+def channels_first(buf: np.ndarray, shape) -> np.ndarray:
+    """The channels-last ``buf`` of ``shape`` ``(N, *size, C)`` as a new ``(N, C, *size)``."""
+    n, c, size = shape[0], shape[-1], shape[1:-1]
+    out = np.empty((n, c) + size, dtype=buf.dtype)
+    _copy(buf, _steps(shape)[:-1], out, 0, [_steps(out.shape)[0]] + _steps(out.shape)[2:],
+          (n,) + size, c, 1, math.prod(size))
+    return out
+
+
+# -- the kernel ---------------------------------------------------------------------------------
+
+def _kernel_parts(kind: int, code: int, src: np.ndarray, dst: np.ndarray, dst_offset: int,
+                  weights: np.ndarray, offsets, grid, istep, ostep, groups: int, kin: int,
+                  kout: int, kpad: int, threaded: bool, dsts=None) -> list:
+    """One callable per half of the grid rows running kernel ``kind``; ``dsts`` gives each half
+    its own output (the weight gradient's accumulators)."""
+    rows = math.prod(grid[:-1])
+    halves = _halves(rows, threaded)
+    parts = []
+    for h, (r0, r1) in enumerate(halves):
+        out = dst if dsts is None else dsts[h]
+        params = np.array([len(offsets), len(grid), r0, r1, groups, kin, kout, kpad, *grid,
+                           *istep, *ostep, *offsets], dtype=np.int64)
+        parts.append(lambda out=out, params=params: _native.run(
+            kind, code, src.ctypes.data, out.ctypes.data + dst_offset * out.itemsize,
+            weights.ctypes.data, params.ctypes.data))
+    return parts
+
+
+def _pad_last(a: np.ndarray, width: int) -> np.ndarray:
+    """``a`` with its last axis zero-padded to a multiple of ``width``, C-contiguous."""
+    last = a.shape[-1]
+    padded = -(-last // width) * width
+    out = np.zeros(a.shape[:-1] + (max(padded, width),), dtype=a.dtype)
+    out[..., :last] = a
+    return out
+
+
+def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The transposed convolution: per sub-pixel phase, the kernel over the phase's cells."""
+    n, g = spec.batch, spec.groups
+    co, ci = spec.out_channels // g, spec.in_channels // g
+    dtype = np.result_type(y, w)
+    code = _CODE[dtype]
+    width = _native.tile_width(code)
+    depthwise = is_depthwise(spec)
+    if n == 0 or 0 in spec.input_size:
+        return np.zeros(spec.input_shape, dtype=dtype)
+    per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
+    most = padded_once(per_dim)
+    yp, yshape = channels_last(y, most, tail=width)
+    ysteps = _steps(yshape)
+    xshape = (n,) + spec.input_size + (spec.in_channels,)
+    xsteps = _steps(xshape)
+    x_last = np.empty(math.prod(xshape), dtype=dtype)
+    threaded = x_last.size >= _THREADED_SIZE
+    per_half: list[list] = [[], []]
+    for combo in itertools.product(*per_dim):
+        counts = tuple(ph.count for ph in combo)
+        if 0 in counts:
+            continue
+        taps = [ph.taps for ph in combo]
+        starts = [lo - ph.pad[0] for (lo, _), ph in zip(most, combo)]
+        if all(taps):
+            offsets = [sum((b + t * ph.dilation) * s for b, t, ph, s in
+                           zip(starts, shift, combo, ysteps[1:-1]))
+                       for shift in itertools.product(*[range(len(t)) for t in taps])]
+            sub = sub_kernel_matrix(w, taps, g)                       # (g, T*co, ci)
+            if depthwise:
+                weights = _pad_last(sub.reshape(g, -1).T, width)      # (T, g)
+            else:
+                weights = _pad_last(sub.reshape(g, len(offsets), co, ci), width)
+        else:
+            offsets, weights = [], np.zeros(width, dtype=dtype)      # no tap: the cells are 0
+        out_offset = sum(ph.start * s for ph, s in zip(combo, xsteps[1:-1]))
+        grid = (n,) + counts
+        istep = [ysteps[0]] + ysteps[1:-1]
+        ostep = [xsteps[0]] + [st * s for st, s in zip(spec.stride, xsteps[1:-1])]
+        parts = _kernel_parts(_DEPTHWISE if depthwise else _DENSE, code, yp, x_last, out_offset,
+                              weights, offsets, grid, istep, ostep, g, co, ci,
+                              weights.shape[-1], threaded)
+        for h, part in enumerate(parts):
+            per_half[h].append(part)
+    work = [lambda fs=fs: [f() for f in fs] for fs in per_half if fs]
+    if work:
+        _run_parts(work)
+    return channels_first(x_last, xshape)
+
+
+def _forward_layout(spec: ConvSpec, xshape):
+    """Grid, input steps and tap offsets of the forward convolution on the padded input."""
+    xsteps = _steps(xshape)
+    grid = (spec.batch,) + spec.output_size
+    istep = [xsteps[0]] + [s * st for s, st in zip(spec.stride, xsteps[1:-1])]
+    offsets = [sum(j * d * st for j, d, st in zip(tap, spec.dilation, xsteps[1:-1]))
+               for tap in itertools.product(*map(range, spec.kernel_size))]
+    return grid, istep, offsets
+
+
+def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The forward convolution: the kernel over the output cells of the padded input."""
+    n, g = spec.batch, spec.groups
+    co, ci = spec.out_channels // g, spec.in_channels // g
+    dtype = np.result_type(x, w)
+    code = _CODE[dtype]
+    width = _native.tile_width(code)
+    if n == 0 or 0 in spec.output_size:
+        return np.zeros(spec.output_shape, dtype=dtype)
+    xp, xshape = channels_last(x, spec.padding, tail=width)
+    grid, istep, offsets = _forward_layout(spec, xshape)
+    k = len(offsets)
+    if is_depthwise(spec):
+        weights = _pad_last(w.reshape(g, k).T, width)                         # (K, g)
+    else:
+        weights = _pad_last(w.reshape(g, co, ci, k).transpose(0, 3, 2, 1), width)  # (g, K, ci, co)
+    yshape = (n,) + spec.output_size + (spec.out_channels,)
+    y_last = np.empty(math.prod(yshape), dtype=dtype)
+    _run_parts(_kernel_parts(_DEPTHWISE if is_depthwise(spec) else _DENSE, code, xp, y_last, 0,
+                             weights, offsets, grid, istep, _steps(yshape)[:-1], g, ci, co,
+                             weights.shape[-1], y_last.size >= _THREADED_SIZE))
+    return channels_first(y_last, yshape)
+
+
+def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The weight gradient: the kernel's addressing, each tap's products summed over the cells."""
+    n, g = spec.batch, spec.groups
+    co, ci = spec.out_channels // g, spec.in_channels // g
+    dtype = np.result_type(x, grad)
+    code = _CODE[dtype]
+    width = _native.tile_width(code)
+    if n == 0 or 0 in spec.output_size:
+        return np.zeros(spec.weight_shape, dtype=dtype)
+    xp, xshape = channels_last(x, spec.padding, tail=width)
+    gl, gshape = channels_last(grad, [(0, 0)] * spec.ndim, tail=width)
+    grid, istep, offsets = _forward_layout(spec, xshape)
+    k = len(offsets)
+    depthwise = is_depthwise(spec)
+    kpad = -(-(g if depthwise else co) // width) * width
+    acc_shape = (k, kpad) if depthwise else (g, k, ci, kpad)
+    threaded = xp.size >= _THREADED_SIZE
+    halves = len(_halves(math.prod(grid[:-1]), threaded))
+    accs = [np.zeros(acc_shape, dtype=dtype) for _ in range(halves)]
+    _run_parts(_kernel_parts(_DEPTHWISE_WGRAD if depthwise else _DENSE_WGRAD, code, xp, accs[0],
+                             0, gl, offsets, grid, istep, _steps(gshape)[:-1], g, ci, co, kpad,
+                             threaded, dsts=accs))
+    acc = accs[0] if halves == 1 else accs[0] + accs[1]
+    if depthwise:
+        return np.ascontiguousarray(acc[:, :g].T).reshape(spec.weight_shape)
+    return np.ascontiguousarray(acc[..., :co].transpose(0, 3, 2, 1)).reshape(spec.weight_shape)
