@@ -24,6 +24,7 @@ typedef int64_t i64;
 
 #define MAXD 16
 #define ROWS_PER_BLOCK 32
+#define CHUNK 96            /* cells per chunk of the forward kernel (a multiple of 6 and 4) */
 
 typedef struct {
     const void *in;     /* input (channels-last, padded as the offsets need) */
@@ -224,30 +225,53 @@ static void setup_isa(void)
 typedef struct {
     const char *src;
     char *dst;
-    i64 nd, row0, row1, channels, s_c, d_c;
+    i64 nd, row0, row1, c0, c1, s_c, d_c;   /* channels c0 <= c < c1 */
     i64 count[MAXD], s_step[MAXD], d_step[MAXD];
 } CopyJob;
 
+/* Tiles of one cache line of channels x one line of cells, through a small buffer: each line of
+ * the channels-first side is read (or written) whole at once, and so is each line of the
+ * channels-last side, whatever the cache associativity makes of lines a power of two apart. */
+#define TM 16
 #define COPY_BODY(T)                                                                          \
     {                                                                                         \
-        const T *src = (const T *)c->src;                                                     \
-        T *dst = (T *)c->dst;                                                                 \
+        const T *restrict src = (const T *)c->src;                                            \
+        T *restrict dst = (T *)c->dst;                                                        \
         const i64 L = c->count[c->nd - 1], sl = c->s_step[c->nd - 1], dl = c->d_step[c->nd - 1]; \
+        const i64 sc = c->s_c, dc = c->d_c, nd = c->nd, cb = 64 / (i64)sizeof(T);            \
+        i64 count[MAXD], s_step[MAXD], d_step[MAXD];                                          \
+        memcpy(count, c->count, sizeof count);                                                \
+        memcpy(s_step, c->s_step, sizeof s_step);                                             \
+        memcpy(d_step, c->d_step, sizeof d_step);                                             \
         for (i64 r = c->row0; r < c->row1; r++) {                                             \
             i64 sb = 0, db = 0, q = r;                                                        \
-            for (i64 d = c->nd - 2; d >= 0; d--) {                                            \
-                i64 k = q % c->count[d];                                                      \
-                q /= c->count[d];                                                             \
-                sb += k * c->s_step[d];                                                       \
-                db += k * c->d_step[d];                                                       \
+            for (i64 d = nd - 2; d >= 0; d--) {                                               \
+                i64 k = q % count[d];                                                         \
+                q /= count[d];                                                                \
+                sb += k * s_step[d];                                                          \
+                db += k * d_step[d];                                                          \
             }                                                                                 \
-            for (i64 c0 = 0; c0 < c->channels; c0 += 16) {                                    \
-                i64 c1 = c0 + 16 < c->channels ? c0 + 16 : c->channels;                      \
-                for (i64 m0 = 0; m0 < L; m0 += 16) {                                          \
-                    i64 m1 = m0 + 16 < L ? m0 + 16 : L;                                       \
-                    for (i64 ch = c0; ch < c1; ch++)                                          \
+            for (i64 c0 = c->c0; c0 < c->c1; c0 += cb) {                                      \
+                i64 c1 = c0 + cb < c->c1 ? c0 + cb : c->c1;                                   \
+                for (i64 m0 = 0; m0 < L; m0 += TM) {                                          \
+                    i64 m1 = m0 + TM < L ? m0 + TM : L;                                       \
+                    T tile[64][TM];                                                           \
+                    if (sc == 1)                                                              \
                         for (i64 m = m0; m < m1; m++)                                         \
-                            dst[db + m * dl + ch * c->d_c] = src[sb + m * sl + ch * c->s_c];  \
+                            for (i64 ch = c0; ch < c1; ch++)                                  \
+                                tile[ch - c0][m - m0] = src[sb + m * sl + ch];                \
+                    else                                                                      \
+                        for (i64 ch = c0; ch < c1; ch++)                                      \
+                            for (i64 m = m0; m < m1; m++)                                     \
+                                tile[ch - c0][m - m0] = src[sb + m * sl + ch * sc];           \
+                    if (dc == 1)                                                              \
+                        for (i64 m = m0; m < m1; m++)                                         \
+                            for (i64 ch = c0; ch < c1; ch++)                                  \
+                                dst[db + m * dl + ch] = tile[ch - c0][m - m0];                \
+                    else                                                                      \
+                        for (i64 ch = c0; ch < c1; ch++)                                      \
+                            for (i64 m = m0; m < m1; m++)                                     \
+                                dst[db + m * dl + ch * dc] = tile[ch - c0][m - m0];           \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
@@ -306,7 +330,7 @@ static PyObject *run(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* copy(itemsize, src, dst, params): params (int64): nd, row0, row1, channels, s_c, d_c,
+/* copy(itemsize, src, dst, params): params (int64): nd, row0, row1, c0, c1, s_c, d_c,
  *                                    count[nd], s_step[nd], d_step[nd] */
 static PyObject *copy(PyObject *self, PyObject *args)
 {
@@ -320,11 +344,12 @@ static PyObject *copy(PyObject *self, PyObject *args)
     c.nd = p[0];
     c.row0 = p[1];
     c.row1 = p[2];
-    c.channels = p[3];
-    c.s_c = p[4];
-    c.d_c = p[5];
+    c.c0 = p[3];
+    c.c1 = p[4];
+    c.s_c = p[5];
+    c.d_c = p[6];
     if ((itemsize != 4 && itemsize != 8)
-        || read_grid(p + 6, c.nd, c.count, c.s_step, c.d_step) < 0) {
+        || read_grid(p + 7, c.nd, c.count, c.s_step, c.d_step) < 0) {
         PyErr_SetString(PyExc_ValueError, "tconv._native.copy: bad itemsize or grid");
         return NULL;
     }

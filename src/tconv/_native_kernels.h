@@ -11,59 +11,76 @@
  * usual rounding bound of an n-term sum holds; FMA contraction only removes roundings.
  */
 
-/* ---- forward tile: MB cells along the last grid dim, NV*VL output channels ---------------- */
+/* ---- forward tile: MB cells (any positions: ib[], ob[]), NV*VL output channels -------------- */
 static inline __attribute__((always_inline)) ATTR void SUF(tile)(
-    const SCAL *ip, i64 il, const i64 *off, i64 taps, i64 kin, const SCAL *wp, i64 kpad,
-    SCAL *op, i64 ol, i64 valid, const int mb)
+    const SCAL *in, const i64 *ib, const i64 *off, i64 taps, i64 kin, const SCAL *wp, i64 kpad,
+    SCAL *out, const i64 *ob, i64 valid, const int mb)
 {
     VEC acc[MB][NV];
-    for (int a = 0; a < mb; a++)
+    const SCAL *ip[MB];
+    for (int a = 0; a < mb; a++) {
+        ip[a] = in + ib[a];
         for (int v = 0; v < NV; v++) acc[a][v] = (VEC){0};
+    }
     for (i64 t = 0; t < taps; t++) {
-        const SCAL *it = ip + off[t];
+        const i64 o = off[t];
         const SCAL *wt = wp + t * kin * kpad;
         for (i64 i = 0; i < kin; i++) {
             VEC wv[NV];
             for (int v = 0; v < NV; v++) wv[v] = *(const UVEC *)(wt + i * kpad + v * VL);
             for (int a = 0; a < mb; a++) {
-                SCAL x = it[a * il + i];
+                SCAL x = ip[a][o + i];
                 for (int v = 0; v < NV; v++) acc[a][v] += x * wv[v];
             }
         }
     }
     if (valid >= NV * VL) {
         for (int a = 0; a < mb; a++)
-            for (int v = 0; v < NV; v++) *(UVEC *)(op + a * ol + v * VL) = acc[a][v];
+            for (int v = 0; v < NV; v++) *(UVEC *)(out + ob[a] + v * VL) = acc[a][v];
     } else {
         for (int a = 0; a < mb; a++) {
             SCAL tmp[NV * VL];
             for (int v = 0; v < NV; v++) *(UVEC *)(tmp + v * VL) = acc[a][v];
-            memcpy(op + a * ol, tmp, (size_t)valid * sizeof(SCAL));
+            memcpy(out + ob[a], tmp, (size_t)valid * sizeof(SCAL));
         }
     }
 }
 
-/* out[cell, g, o] = sum_t sum_i in[cell_in + off[t], g, i] * w[g, t, i, o] */
+/* out[cell, g, o] = sum_t sum_i in[cell_in + off[t], g, i] * w[g, t, i, o]
+ * The cells are taken CHUNK at a time, across grid rows, so that one block of output channels'
+ * weights (taps * kin * NV*VL elements) serves a whole chunk while it is in cache. */
 static ATTR void SUF(dense)(const Job *j)
 {
     const SCAL *in = j->in, *w = j->w;
     SCAL *out = j->out;
     const i64 L = j->count[j->nd - 1], il = j->istep[j->nd - 1], ol = j->ostep[j->nd - 1];
-    for (i64 r = j->row0; r < j->row1; r++) {
-        i64 ib, ob;
-        row_base(j, r, &ib, &ob);
+    i64 ib[CHUNK], ob[CHUNK];
+    i64 r = j->row0, m = 0;
+    while (r < j->row1) {
+        int n = 0;             /* gather the next chunk's cell offsets */
+        i64 rb, robase;
+        row_base(j, r, &rb, &robase);
+        while (n < CHUNK && r < j->row1) {
+            ib[n] = rb + m * il;
+            ob[n] = robase + m * ol;
+            n++;
+            if (++m == L) {
+                m = 0;
+                if (++r < j->row1) row_base(j, r, &rb, &robase);
+            }
+        }
         for (i64 g = 0; g < j->groups; g++) {
-            const SCAL *ing = in + ib + g * j->kin;
-            SCAL *outg = out + ob + g * j->kout;
+            const SCAL *ing = in + g * j->kin;
+            SCAL *outg = out + g * j->kout;
             const SCAL *wg = w + g * j->taps * j->kin * j->kpad;
             for (i64 o0 = 0; o0 < j->kout; o0 += NV * VL) {
-                i64 m = 0;
-                for (; m + MB <= L; m += MB)
-                    SUF(tile)(ing + m * il, il, j->off, j->taps, j->kin, wg + o0, j->kpad,
-                              outg + m * ol + o0, ol, j->kout - o0, MB);
-                for (; m < L; m++)
-                    SUF(tile)(ing + m * il, il, j->off, j->taps, j->kin, wg + o0, j->kpad,
-                              outg + m * ol + o0, ol, j->kout - o0, 1);
+                int a = 0;
+                for (; a + MB <= n; a += MB)
+                    SUF(tile)(ing, ib + a, j->off, j->taps, j->kin, wg + o0, j->kpad,
+                              outg + o0, ob + a, j->kout - o0, MB);
+                for (; a < n; a++)
+                    SUF(tile)(ing, ib + a, j->off, j->taps, j->kin, wg + o0, j->kpad,
+                              outg + o0, ob + a, j->kout - o0, 1);
             }
         }
     }

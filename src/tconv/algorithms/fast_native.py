@@ -110,23 +110,45 @@ def _steps(shape) -> list[int]:
     return steps[::-1]
 
 
+def _merge(grid, *steps_list):
+    """Merge neighbouring grid dims that both sides step through as one (``step[d] ==
+    count[d+1] * step[d+1]``), so that the innermost run is as long as possible."""
+    grid, steps_list = list(grid), [list(s) for s in steps_list]
+    d = len(grid) - 2
+    while d >= 1:          # the batch (dim 0) stays apart: its rows split the work in two
+        if all(s[d] == grid[d + 1] * s[d + 1] for s in steps_list):
+            grid[d:d + 2] = [grid[d] * grid[d + 1]]
+            for s in steps_list:
+                s[d:d + 2] = [s[d + 1]]
+        d -= 1
+    return grid, steps_list
+
+
 def _copy(src: np.ndarray, src_steps, dst: np.ndarray, dst_offset: int, dst_steps, grid,
           channels: int, s_c: int, d_c: int) -> None:
     """``dst[offset + cell . dst_steps + c*d_c] = src[cell . src_steps + c*s_c]`` for every cell
-    of ``grid`` and channel ``c``; two halves of the rows in two threads when large."""
+    of ``grid`` and channel ``c``; two halves (of the rows, or of the channels when there is one
+    row) in two threads when large."""
     if channels == 0 or math.prod(grid) == 0:
         return
+    grid, (src_steps, dst_steps) = _merge(grid, src_steps, dst_steps)
     item = src.itemsize
     rows = math.prod(grid[:-1])
     base = dst.ctypes.data + dst_offset * item
 
-    def part(r0: int, r1: int):
-        params = np.array([len(grid), r0, r1, channels, s_c, d_c, *grid, *src_steps,
+    def part(r0: int, r1: int, c0: int, c1: int):
+        params = np.array([len(grid), r0, r1, c0, c1, s_c, d_c, *grid, *src_steps,
                            *dst_steps], dtype=np.int64)
         return lambda: _native.copy(item, src.ctypes.data, base, params.ctypes.data)
 
     threaded = math.prod(grid) * channels >= _THREADED_SIZE
-    _run_parts([part(a, b) for a, b in _halves(rows, threaded)])
+    if threaded and rows < 2 and channels >= 2:
+        line = 64 // item
+        half = max(line, channels // 2 // line * line)
+        _run_parts([part(0, rows, 0, half), part(0, rows, half, channels)]
+                   if half < channels else [part(0, rows, 0, channels)])
+    else:
+        _run_parts([part(a, b, 0, channels) for a, b in _halves(rows, threaded)])
 
 
 def channels_last(a: np.ndarray, pads, tail: int) -> tuple[np.ndarray, tuple[int, ...]]:
