@@ -9,4 +9,4 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[Extension(
     "tconv._native", sources=["src/tconv/_native.c"], depends=["src/tconv/_native_kernels.h"],
-    extra_compile_args=["-O3", "-std=gnu11", "-ffp-contract=fast"], optional=True)])
+    extra_compile_args=["-O3", "-std=gnu11", "-ffp-contract=fast", "-Wno-psabi"], optional=True)])

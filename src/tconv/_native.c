@@ -35,6 +35,65 @@ typedef struct {
     i64 count[MAXD], istep[MAXD], ostep[MAXD];
 } Job;
 
+/* A depthwise layer in channels-first layout: x (N, C, *in), y (N, C, *out), w (C, K). */
+#define DW_MAX 64           /* at most this stride and kernel size along the last dim */
+typedef struct {
+    const void *x;      /* forward input (conv, weight gradient) */
+    void *y;            /* forward output (conv); the gradient read (transposed, weight grad) */
+    void *x_out;        /* transposed output; the weight gradient (C, K) */
+    const void *w;      /* (C, K) */
+    i64 nd, batch, channels, taps, row0, row1, in_plane, out_plane;
+    i64 in[MAXD], out[MAXD], k[MAXD], s[MAXD], dil[MAXD], lo[MAXD], in_step[MAXD],
+        out_step[MAXD];
+} DwJob;
+
+/* the valid taps of the outer dims (all but the last) for one row; returns their count.
+ * forward (transposed == 0): in index = out index * s + j * d - lo must lie in [0, in_size);
+ * transposed: out index = (in index + lo - j * d) / s must divide evenly and lie in [0, out) */
+static inline __attribute__((always_inline)) i64 outer_taps(const DwJob *j, const i64 *pos,
+                                                            int transposed, i64 *src, i64 *wof)
+{
+    const i64 nd = j->nd;
+    i64 outer = 1;
+    for (i64 d = 0; d < nd - 1; d++) outer *= j->k[d];
+    i64 n = 0;
+    for (i64 t = 0; t < outer; t++) {
+        i64 q = t, off = 0, ok = 1;
+        for (i64 d = nd - 2; d >= 0 && ok; d--) {
+            i64 jd = q % j->k[d];
+            q /= j->k[d];
+            i64 idx;
+            if (!transposed) {
+                idx = pos[d] * j->s[d] + jd * j->dil[d] - j->lo[d];
+                ok = idx >= 0 && idx < j->in[d];
+                off += idx * j->in_step[d];
+            } else {
+                i64 u = pos[d] + j->lo[d] - jd * j->dil[d];
+                ok = u >= 0 && u % j->s[d] == 0 && u / j->s[d] < j->out[d];
+                idx = u / j->s[d];
+                off += idx * j->out_step[d];
+            }
+        }
+        if (ok) {
+            src[n] = off;
+            wof[n] = t * j->k[nd - 1];
+            n++;
+        }
+    }
+    return n;
+}
+
+/* decompose row r into (plane = n*C + c, outer position pos[]) over the plane's outer dims */
+static inline __attribute__((always_inline)) i64 dw_row(const DwJob *j, i64 r, const i64 *size,
+                                                        i64 *pos)
+{
+    for (i64 d = j->nd - 2; d >= 0; d--) {
+        pos[d] = r % size[d];
+        r /= size[d];
+    }
+    return r;
+}
+
 /* element offsets of grid row r (every dim but the last) in the input and the output */
 static inline __attribute__((always_inline)) void row_base(const Job *j, i64 r, i64 *ib,
                                                            i64 *ob)
@@ -195,6 +254,8 @@ static int isa_best = ISA_BASE, isa_used = ISA_BASE;
 /* kernels[isa][dtype][kind]; dtype 0 float32, 1 float64, 2 int64 */
 typedef void (*kernel_fn)(const Job *);
 static const kernel_fn *kernel_table[3][3];
+typedef void (*dw_fn)(const DwJob *, i64 *, i64 *);
+static const dw_fn *dw_table[3][3];
 
 /* the element counts of one tile along the output channels (packed weights pad to this) */
 static const int TILE_WIDTH[3][3] = {{16, 8, 8}, {16, 8, 8}, {32, 16, 8}};
@@ -204,6 +265,9 @@ static void setup_isa(void)
     kernel_table[ISA_BASE][0] = kernels_f32_base;
     kernel_table[ISA_BASE][1] = kernels_f64_base;
     kernel_table[ISA_BASE][2] = kernels_u64_base;
+    dw_table[ISA_BASE][0] = dw_kernels_f32_base;
+    dw_table[ISA_BASE][1] = dw_kernels_f64_base;
+    dw_table[ISA_BASE][2] = dw_kernels_u64_base;
 #if X86
     kernel_table[ISA_AVX2][0] = kernels_f32_avx2;
     kernel_table[ISA_AVX2][1] = kernels_f64_avx2;
@@ -211,6 +275,12 @@ static void setup_isa(void)
     kernel_table[ISA_AVX512][0] = kernels_f32_avx512;
     kernel_table[ISA_AVX512][1] = kernels_f64_avx512;
     kernel_table[ISA_AVX512][2] = kernels_u64_avx512;
+    dw_table[ISA_AVX2][0] = dw_kernels_f32_avx2;
+    dw_table[ISA_AVX2][1] = dw_kernels_f64_avx2;
+    dw_table[ISA_AVX2][2] = dw_kernels_u64_avx2;
+    dw_table[ISA_AVX512][0] = dw_kernels_f32_avx512;
+    dw_table[ISA_AVX512][1] = dw_kernels_f64_avx512;
+    dw_table[ISA_AVX512][2] = dw_kernels_u64_avx512;
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         isa_best = ISA_AVX2;
@@ -362,6 +432,65 @@ static PyObject *copy(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* depthwise(kind, dtype, x, y, x_out, w, params): kind 0 conv, 1 transposed, 2 weight grad;
+ * params (int64): nd, batch, channels, row0, row1, in[nd], out[nd], k[nd], s[nd], dil[nd],
+ * lo[nd]  (rows: conv over (n, c, out rows), transposed over (n, c, in rows), weight grad over
+ * channels) */
+static PyObject *depthwise(PyObject *self, PyObject *args)
+{
+    int kind, dtype;
+    unsigned long long x, y, x_out, w, params;
+    if (!PyArg_ParseTuple(args, "iiKKKKK", &kind, &dtype, &x, &y, &x_out, &w, &params))
+        return NULL;
+    const i64 *p = (const i64 *)(uintptr_t)params;
+    DwJob j;
+    j.nd = p[0];
+    if (kind < 0 || kind > 2 || dtype < 0 || dtype > 2 || j.nd < 1 || j.nd > MAXD) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.depthwise: bad kind, dtype or dims");
+        return NULL;
+    }
+    j.x = (const void *)(uintptr_t)x;
+    j.y = (void *)(uintptr_t)y;
+    j.x_out = (void *)(uintptr_t)x_out;
+    j.w = (const void *)(uintptr_t)w;
+    j.batch = p[1];
+    j.channels = p[2];
+    j.row0 = p[3];
+    j.row1 = p[4];
+    const i64 *q = p + 5;
+    i64 outer = 1;
+    j.taps = 1;
+    for (i64 d = 0; d < j.nd; d++) {
+        j.in[d] = q[d];
+        j.out[d] = q[j.nd + d];
+        j.k[d] = q[2 * j.nd + d];
+        j.s[d] = q[3 * j.nd + d];
+        j.dil[d] = q[4 * j.nd + d];
+        j.lo[d] = q[5 * j.nd + d];
+        j.taps *= j.k[d];
+        if (d < j.nd - 1) outer *= j.k[d];
+    }
+    if (j.s[j.nd - 1] > DW_MAX || j.k[j.nd - 1] > DW_MAX) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.depthwise: last stride or kernel > 64");
+        return NULL;
+    }
+    j.in_plane = j.out_plane = 1;
+    for (i64 d = j.nd - 1; d >= 0; d--) {
+        j.in_step[d] = j.in_plane;
+        j.out_step[d] = j.out_plane;
+        j.in_plane *= j.in[d];
+        j.out_plane *= j.out[d];
+    }
+    i64 *scratch = PyMem_RawMalloc(2 * (size_t)outer * sizeof(i64));
+    if (!scratch) return PyErr_NoMemory();
+    dw_fn fn = dw_table[isa_used][dtype][kind];
+    Py_BEGIN_ALLOW_THREADS
+    if (j.row1 > j.row0) fn(&j, scratch, scratch + outer);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(scratch);
+    Py_RETURN_NONE;
+}
+
 static PyObject *isa(PyObject *self, PyObject *args)
 {
     const char *name = NULL;
@@ -394,6 +523,8 @@ static PyObject *tile_width(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"run", run, METH_VARARGS, "Run one kernel over a range of grid rows (GIL released)."},
     {"copy", copy, METH_VARARGS, "Copy a channel block over a range of grid rows."},
+    {"depthwise", depthwise, METH_VARARGS,
+     "Run one channels-first depthwise kernel over a range of rows (GIL released)."},
     {"isa", isa, METH_VARARGS,
      "isa([name]) -> (used, best): the instruction set the kernels run; name selects a lower one."},
     {"tile_width", tile_width, METH_VARARGS,

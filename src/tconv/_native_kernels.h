@@ -227,5 +227,217 @@ static ATTR void SUF(depthwise_wgrad)(const Job *j)
     }
 }
 
+/* ---- depthwise layers in the caller's channels-first layout (no copies) ------------------
+ * One grid row = one line along the last spatial dim of one (sample, channel) plane. The taps
+ * of the other dims are checked per row (out of range: the zero padding, skipped); along the
+ * last dim the cells whose taps are all in range run VL at a time, the others one by one. */
+#if VL == 16
+typedef int32_t SUF(ivec) __attribute__((vector_size(64)));
+#define EVEN ((SUF(ivec)){0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30})
+#define ZIP_LO ((SUF(ivec)){0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23})
+#define ZIP_HI ((SUF(ivec)){8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31})
+#else
+typedef int64_t SUF(ivec) __attribute__((vector_size(64)));
+#define EVEN ((SUF(ivec)){0, 2, 4, 6, 8, 10, 12, 14})
+#define ZIP_LO ((SUF(ivec)){0, 8, 1, 9, 2, 10, 3, 11})
+#define ZIP_HI ((SUF(ivec)){4, 12, 5, 13, 6, 14, 7, 15})
+#endif
+
+/* VL elements p[0], p[s], p[2s], ... (reads p[0 .. s*VL - 1]) */
+static inline __attribute__((always_inline)) ATTR VEC SUF(load_every)(const SCAL *p, i64 s)
+{
+    if (s == 1) return *(const UVEC *)p;
+    if (s == 2) return __builtin_shuffle(*(const UVEC *)p, *(const UVEC *)(p + VL), EVEN);
+    VEC v;
+    for (int e = 0; e < VL; e++) v[e] = p[e * s];
+    return v;
+}
+
+static ATTR void SUF(dw_conv)(const DwJob *j, i64 *src, i64 *wof)
+{
+    const SCAL *x = j->x, *w = j->w;
+    SCAL *y = j->y;
+    const i64 nd = j->nd, S = j->s[nd - 1], D = j->dil[nd - 1], LO = j->lo[nd - 1];
+    const i64 KL = j->k[nd - 1], IN = j->in[nd - 1], OUT = j->out[nd - 1];
+    /* cells p whose every tap reads inside the row, VL at a time (and the load's s*VL span) */
+    i64 p_lo = (LO + S - 1) / S, p_hi = OUT;    /* p_hi: exclusive bound for a block's start */
+    i64 last = IN - S * VL - (KL - 1) * D + LO;  /* p*S + (KL-1)*D - LO + S*VL - 1 <= IN - 1 */
+    p_hi = last < 0 ? 0 : last / S + 1;
+    if (p_hi > OUT - VL + 1) p_hi = OUT - VL + 1;
+    i64 pos[MAXD];
+    for (i64 r = j->row0; r < j->row1; r++) {
+        i64 plane = dw_row(j, r, j->out, pos);
+        i64 c = plane % j->channels;
+        i64 nt = outer_taps(j, pos, 0, src, wof);
+        const SCAL *xp = x + plane * j->in_plane;
+        const SCAL *wc = w + c * j->taps;
+        i64 yrow = plane * j->out_plane;
+        for (i64 d = 0; d < nd - 1; d++) yrow += pos[d] * j->out_step[d];
+        SCAL *yp = y + yrow;
+        i64 p = 0;
+        for (; p < OUT; p++) {
+            if (p >= p_lo && p < p_hi) {        /* a vector block */
+                VEC acc = (VEC){0};
+                for (i64 t = 0; t < nt; t++)
+                    for (i64 jl = 0; jl < KL; jl++)
+                        acc += wc[wof[t] + jl]
+                               * SUF(load_every)(xp + src[t] + p * S + jl * D - LO, S);
+                *(UVEC *)(yp + p) = acc;
+                p += VL - 1;
+                continue;
+            }
+            SCAL acc = 0;
+            for (i64 t = 0; t < nt; t++)
+                for (i64 jl = 0; jl < KL; jl++) {
+                    i64 i = p * S + jl * D - LO;
+                    if (i >= 0 && i < IN) acc += wc[wof[t] + jl] * xp[src[t] + i];
+                }
+            yp[p] = acc;
+        }
+    }
+}
+
+static ATTR void SUF(dw_transpose)(const DwJob *j, i64 *src, i64 *wof)
+{
+    const SCAL *yv = j->y, *w = j->w;
+    SCAL *x = j->x_out;
+    const i64 nd = j->nd, S = j->s[nd - 1], D = j->dil[nd - 1], LO = j->lo[nd - 1];
+    const i64 KL = j->k[nd - 1], IN = j->in[nd - 1], OUT = j->out[nd - 1];
+    /* phase r = q mod S: taps jl with (r + LO - jl*D) divisible by S, shift (r + LO - jl*D)/S */
+    i64 ntap[DW_MAX], tap[DW_MAX][DW_MAX], shift[DW_MAX][DW_MAX];
+    i64 m_lo = 0, c_max = -(1LL << 60);
+    for (i64 r = 0; r < S; r++) {
+        ntap[r] = 0;
+        for (i64 jl = 0; jl < KL; jl++) {
+            i64 u = r + LO - jl * D;
+            i64 rem = ((u % S) + S) % S;
+            if (rem) continue;
+            i64 c = (u - rem) / S;
+            tap[r][ntap[r]] = jl;
+            shift[r][ntap[r]] = c;
+            ntap[r]++;
+            if (-c > m_lo) m_lo = -c;
+            if (c > c_max) c_max = c;
+        }
+    }
+    /* block of m .. m+VL-1 (cells q = m*S .. (m+VL)*S - 1): all taps in range */
+    i64 m_hi = OUT - VL - (c_max > -(1LL << 59) ? c_max : 0) + 1;   /* exclusive start bound */
+    if (m_hi > IN / S - VL + 1) m_hi = IN / S - VL + 1;
+    i64 pos[MAXD];
+    for (i64 r = j->row0; r < j->row1; r++) {
+        i64 plane = dw_row(j, r, j->in, pos);
+        i64 c = plane % j->channels;
+        i64 nt = outer_taps(j, pos, 1, src, wof);
+        const SCAL *yp = yv + plane * j->out_plane;
+        const SCAL *wc = w + c * j->taps;
+        i64 xrow = plane * j->in_plane;
+        for (i64 d = 0; d < nd - 1; d++) xrow += pos[d] * j->in_step[d];
+        SCAL *xp = x + xrow;
+        i64 q = 0;
+        while (q < IN) {
+            i64 m = q / S;
+            if (q % S == 0 && m >= m_lo && m < m_hi) {
+                VEC acc[8];
+                SCAL tmp[8 * VL];
+                int direct = S <= 8;
+                for (i64 ph = 0; ph < S && direct; ph++) {
+                    VEC a = (VEC){0};
+                    for (i64 t = 0; t < nt; t++)
+                        for (i64 e = 0; e < ntap[ph]; e++)
+                            a += wc[wof[t] + tap[ph][e]]
+                                 * *(const UVEC *)(yp + src[t] + m + shift[ph][e]);
+                    acc[ph] = a;
+                }
+                if (direct) {
+                    if (S == 1) *(UVEC *)(xp + q) = acc[0];
+                    else if (S == 2) {
+                        *(UVEC *)(xp + q) = __builtin_shuffle(acc[0], acc[1], ZIP_LO);
+                        *(UVEC *)(xp + q + VL) = __builtin_shuffle(acc[0], acc[1], ZIP_HI);
+                    } else {
+                        for (i64 ph = 0; ph < S; ph++)
+                            for (int e = 0; e < VL; e++) tmp[e * S + ph] = acc[ph][e];
+                        memcpy(xp + q, tmp, (size_t)(S * VL) * sizeof(SCAL));
+                    }
+                    q += S * VL;
+                    continue;
+                }
+            }
+            SCAL a = 0;             /* one cell: every tap with its checks */
+            i64 ph = q % S, mm = q / S;
+            for (i64 t = 0; t < nt; t++)
+                for (i64 e = 0; e < ntap[ph]; e++) {
+                    i64 pidx = mm + shift[ph][e];
+                    if (pidx >= 0 && pidx < OUT) a += wc[wof[t] + tap[ph][e]] * yp[src[t] + pidx];
+                }
+            xp[q] = a;
+            q++;
+        }
+    }
+}
+
+/* dw[c, j] = sum over samples and cells of x[n, c, p*s + j*d - lo] * g[n, c, p], channels
+ * row0 <= c < row1; one vector of partial sums per tap, added across lanes at the end */
+static ATTR void SUF(dw_wgrad)(const DwJob *j, i64 *src, i64 *wof)
+{
+    const SCAL *x = j->x, *g = j->y;
+    SCAL *dw = j->x_out;
+    const i64 nd = j->nd, S = j->s[nd - 1], D = j->dil[nd - 1], LO = j->lo[nd - 1];
+    const i64 KL = j->k[nd - 1], IN = j->in[nd - 1], OUT = j->out[nd - 1];
+    i64 p_lo = (LO + S - 1) / S;
+    i64 last = IN - S * VL - (KL - 1) * D + LO;
+    i64 p_hi = last < 0 ? 0 : last / S + 1;
+    if (p_hi > OUT - VL + 1) p_hi = OUT - VL + 1;
+    i64 rows = 1;
+    for (i64 d = 0; d < nd - 1; d++) rows *= j->out[d];
+    i64 pos[MAXD];
+    for (i64 c = j->row0; c < j->row1; c++) {
+        for (i64 t0 = 0; t0 < j->taps; t0 += KL) {   /* one outer tap at a time: KL sums */
+            VEC acc[DW_MAX];
+            SCAL tail[DW_MAX];
+            for (i64 jl = 0; jl < KL; jl++) {
+                acc[jl] = (VEC){0};
+                tail[jl] = 0;
+            }
+            for (i64 n = 0; n < j->batch; n++) {
+                i64 plane = n * j->channels + c;
+                const SCAL *xp = x + plane * j->in_plane;
+                for (i64 rr = 0; rr < rows; rr++) {
+                    dw_row(j, rr, j->out, pos);
+                    i64 nt = outer_taps(j, pos, 0, src, wof);
+                    i64 t = 0;
+                    while (t < nt && wof[t] != t0) t++;
+                    if (t == nt) continue;           /* this outer tap reads only padding */
+                    i64 grow = plane * j->out_plane;
+                    for (i64 d = 0; d < nd - 1; d++) grow += pos[d] * j->out_step[d];
+                    const SCAL *gp = g + grow, *xr = xp + src[t];
+                    for (i64 p = 0; p < OUT; p++) {
+                        if (p >= p_lo && p < p_hi) {
+                            VEC gv = *(const UVEC *)(gp + p);
+                            for (i64 jl = 0; jl < KL; jl++)
+                                acc[jl] += gv * SUF(load_every)(xr + p * S + jl * D - LO, S);
+                            p += VL - 1;
+                            continue;
+                        }
+                        for (i64 jl = 0; jl < KL; jl++) {
+                            i64 i = p * S + jl * D - LO;
+                            if (i >= 0 && i < IN) tail[jl] += gp[p] * xr[i];
+                        }
+                    }
+                }
+            }
+            for (i64 jl = 0; jl < KL; jl++) {
+                SCAL sum = tail[jl];
+                for (int e = 0; e < VL; e++) sum += acc[jl][e];
+                dw[c * j->taps + t0 + jl] = sum;
+            }
+        }
+    }
+}
+#undef EVEN
+#undef ZIP_LO
+#undef ZIP_HI
+
 static void (*const SUF(kernels)[4])(const Job *) = {
     SUF(dense), SUF(depthwise), SUF(dense_wgrad), SUF(depthwise_wgrad)};
+static void (*const SUF(dw_kernels)[3])(const DwJob *, i64 *, i64 *) = {
+    SUF(dw_conv), SUF(dw_transpose), SUF(dw_wgrad)};

@@ -78,6 +78,12 @@ def is_depthwise(spec: ConvSpec) -> bool:
     return spec.in_channels == spec.out_channels == spec.groups
 
 
+def channels_first_depthwise(spec: ConvSpec) -> bool:
+    """Depthwise layers run in the caller's channels-first layout, without copies (the last
+    dim's stride and kernel size at most 64, the kernels' bound)."""
+    return is_depthwise(spec) and spec.stride[-1] <= 64 and spec.kernel_size[-1] <= 64
+
+
 def instruction_set() -> str | None:
     """The instruction set the kernels run here (``avx512``, ``avx2``, ``base``), or None."""
     return _native.isa()[0] if AVAILABLE else None
@@ -212,6 +218,29 @@ def _pad_last(a: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+_DW_CONV, _DW_TRANSPOSE, _DW_WGRAD = range(3)
+
+
+def _depthwise(kind: int, spec: ConvSpec, x, y, out, w, rows: int) -> None:
+    """One channels-first depthwise kernel over ``rows`` (two halves in threads when large)."""
+    code = _CODE[out.dtype]
+    w = np.ascontiguousarray(w.reshape(spec.in_channels, -1))
+    x = x if x is None else np.ascontiguousarray(x)
+    y = np.ascontiguousarray(y)
+    geometry = [*spec.input_size, *spec.output_size, *spec.kernel_size, *spec.stride,
+                *spec.dilation, *(lo for lo, _ in spec.padding)]
+    big = max(out.size, y.size, 0 if x is None else x.size) >= _THREADED_SIZE
+
+    def part(r0: int, r1: int):
+        params = np.array([spec.ndim, spec.batch, spec.in_channels, r0, r1, *geometry],
+                          dtype=np.int64)
+        return lambda: _native.depthwise(kind, code, 0 if x is None else x.ctypes.data,
+                                         y.ctypes.data, out.ctypes.data, w.ctypes.data,
+                                         params.ctypes.data)
+
+    _run_parts([part(a, b) for a, b in _halves(rows, big)])
+
+
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """The transposed convolution: per sub-pixel phase, the kernel over the phase's cells."""
     n, g = spec.batch, spec.groups
@@ -222,6 +251,11 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     depthwise = is_depthwise(spec)
     if n == 0 or 0 in spec.input_size:
         return np.zeros(spec.input_shape, dtype=dtype)
+    if channels_first_depthwise(spec):
+        x = np.empty(spec.input_shape, dtype=dtype)
+        _depthwise(_DW_TRANSPOSE, spec, None, y, x, w,
+                   n * spec.in_channels * math.prod(spec.input_size[:-1]))
+        return x
     per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
     most = padded_once(per_dim)
     yp, yshape = channels_last(y, most, tail=width)
@@ -282,6 +316,11 @@ def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     width = _native.tile_width(code)
     if n == 0 or 0 in spec.output_size:
         return np.zeros(spec.output_shape, dtype=dtype)
+    if channels_first_depthwise(spec):
+        y = np.empty(spec.output_shape, dtype=dtype)
+        _depthwise(_DW_CONV, spec, x, y, y, w,
+                   n * spec.in_channels * math.prod(spec.output_size[:-1]))
+        return y
     xp, xshape = channels_last(x, spec.padding, tail=width)
     grid, istep, offsets = _forward_layout(spec, xshape)
     k = len(offsets)
@@ -306,6 +345,10 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
     width = _native.tile_width(code)
     if n == 0 or 0 in spec.output_size:
         return np.zeros(spec.weight_shape, dtype=dtype)
+    if channels_first_depthwise(spec):
+        dw = np.empty(spec.weight_shape, dtype=dtype)
+        _depthwise(_DW_WGRAD, spec, x, grad, dw, dw, spec.in_channels)
+        return dw
     xp, xshape = channels_last(x, spec.padding, tail=width)
     gl, gshape = channels_last(grad, [(0, 0)] * spec.ndim, tail=width)
     grid, istep, offsets = _forward_layout(spec, xshape)
