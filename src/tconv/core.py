@@ -128,11 +128,20 @@ def _run(algorithm, a: np.ndarray, b: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return algorithm(as_compute(a, dtype), as_compute(b, dtype), spec).astype(dtype, copy=False)
 
 
+def _check_native(method) -> None:
+    if method == "fast_native" and not fast_native.AVAILABLE:
+        raise ConvSpecError("method='fast_native' needs the compiled extension tconv._native, "
+                            "which is not built in this install (no C compiler at install "
+                            "time); method='auto' runs the NumPy methods")
+
+
 def _check_method(method) -> None:
+    _check_native(method)
     if not isinstance(method, str) or (method != "auto" and method not in ALGORITHMS):
         raise ConvSpecError(f"method={method!r} is not one of {('auto',) + METHODS}")
 
 
 def _check_conv_method(method) -> None:
+    _check_native(method)
     if not isinstance(method, str) or (method != "auto" and method not in CONV_METHODS):
         raise ConvSpecError(f"method={method!r} is not one of {('auto',) + CONV_METHODS}")

@@ -34,7 +34,9 @@ Extra memory: the padded channels-last operand(s) and the channels-last result, 
 input and one output size (the weight gradient: the padded input and the gradient).
 
 The extension is optional: when it did not build (no C compiler), :data:`AVAILABLE` is False,
-the method is not registered and ``auto`` runs the NumPy methods.
+the method is not registered and ``auto`` runs the NumPy methods. Dtypes the kernels do not
+take (``longdouble``) and specs of more than 15 spatial dims run ``fast_gemm`` (transposed) or
+``im2col`` (forward, weight gradient) instead.
 """
 from __future__ import annotations
 
@@ -43,8 +45,10 @@ import math
 
 import numpy as np
 
+from .. import im2col
 from .._threads import pool
 from ..spec import ConvSpec
+from . import fast_gemm
 from .fast_polyphase import padded_once, sub_kernel_matrix
 from .polyphase import phases
 
@@ -55,6 +59,37 @@ except ImportError:           # built without a C compiler: the NumPy methods se
 
 #: Whether the compiled kernels are there (``auto`` falls back to NumPy methods without them).
 AVAILABLE = _native is not None
+
+
+class _CKernels:
+    """The calls into ``tconv._native``: arrays in, raw addresses out. (The same three
+    functions over arrays can stand in for it: ``benchmarks/compiled_options.py`` puts a Numba
+    port of the kernels there, with these drivers unchanged.)"""
+
+    @staticmethod
+    def run(kind, src, dst, dst_offset, weights, params):
+        _native.run(kind, _CODE[dst.dtype], src.ctypes.data,
+                    dst.ctypes.data + dst_offset * dst.itemsize, weights.ctypes.data,
+                    params.ctypes.data)
+
+    @staticmethod
+    def tile_width(code):
+        return _native.tile_width(code)
+
+    @staticmethod
+    def copy(src, dst, dst_offset, params):
+        _native.copy(src.itemsize, src.ctypes.data, dst.ctypes.data + dst_offset * dst.itemsize,
+                     params.ctypes.data)
+
+    @staticmethod
+    def depthwise(kind, x, y, out, weights, params):
+        _native.depthwise(kind, _CODE[out.dtype], 0 if x is None else x.ctypes.data,
+                          y.ctypes.data, out.ctypes.data, weights.ctypes.data,
+                          params.ctypes.data)
+
+
+#: The kernels the drivers below call.
+KERNELS = _CKernels
 
 _CODE = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 2}
 _DENSE, _DEPTHWISE, _DENSE_WGRAD, _DEPTHWISE_WGRAD = range(4)
@@ -140,12 +175,11 @@ def _copy(src: np.ndarray, src_steps, dst: np.ndarray, dst_offset: int, dst_step
     grid, (src_steps, dst_steps) = _merge(grid, src_steps, dst_steps)
     item = src.itemsize
     rows = math.prod(grid[:-1])
-    base = dst.ctypes.data + dst_offset * item
 
     def part(r0: int, r1: int, c0: int, c1: int):
         params = np.array([len(grid), r0, r1, c0, c1, s_c, d_c, *grid, *src_steps,
                            *dst_steps], dtype=np.int64)
-        return lambda: _native.copy(item, src.ctypes.data, base, params.ctypes.data)
+        return lambda: KERNELS.copy(src, dst, dst_offset, params)
 
     threaded = math.prod(grid) * channels >= _THREADED_SIZE
     if threaded and rows < 2 and channels >= 2:
@@ -203,9 +237,8 @@ def _kernel_parts(kind: int, code: int, src: np.ndarray, dst: np.ndarray, dst_of
         out = dst if dsts is None else dsts[h]
         params = np.array([len(offsets), len(grid), r0, r1, groups, kin, kout, kpad, *grid,
                            *istep, *ostep, *offsets], dtype=np.int64)
-        parts.append(lambda out=out, params=params: _native.run(
-            kind, code, src.ctypes.data, out.ctypes.data + dst_offset * out.itemsize,
-            weights.ctypes.data, params.ctypes.data))
+        parts.append(lambda out=out, params=params: KERNELS.run(
+            kind, src, out, dst_offset, weights, params))
     return parts
 
 
@@ -223,7 +256,6 @@ _DW_CONV, _DW_TRANSPOSE, _DW_WGRAD = range(3)
 
 def _depthwise(kind: int, spec: ConvSpec, x, y, out, w, rows: int) -> None:
     """One channels-first depthwise kernel over ``rows`` (two halves in threads when large)."""
-    code = _CODE[out.dtype]
     w = np.ascontiguousarray(w.reshape(spec.in_channels, -1))
     x = x if x is None else np.ascontiguousarray(x)
     y = np.ascontiguousarray(y)
@@ -234,9 +266,7 @@ def _depthwise(kind: int, spec: ConvSpec, x, y, out, w, rows: int) -> None:
     def part(r0: int, r1: int):
         params = np.array([spec.ndim, spec.batch, spec.in_channels, r0, r1, *geometry],
                           dtype=np.int64)
-        return lambda: _native.depthwise(kind, code, 0 if x is None else x.ctypes.data,
-                                         y.ctypes.data, out.ctypes.data, w.ctypes.data,
-                                         params.ctypes.data)
+        return lambda: KERNELS.depthwise(kind, x, y, out, w, params)
 
     _run_parts([part(a, b) for a, b in _halves(rows, big)])
 
@@ -246,8 +276,10 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     n, g = spec.batch, spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
     dtype = np.result_type(y, w)
+    if not supports(spec, dtype):                 # long double, or more than 15 dims
+        return fast_gemm.conv_transpose(y, w, spec)
     code = _CODE[dtype]
-    width = _native.tile_width(code)
+    width = KERNELS.tile_width(code)
     depthwise = is_depthwise(spec)
     if n == 0 or 0 in spec.input_size:
         return np.zeros(spec.input_shape, dtype=dtype)
@@ -312,8 +344,10 @@ def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     n, g = spec.batch, spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
     dtype = np.result_type(x, w)
+    if not supports(spec, dtype):
+        return im2col.conv(x, w, spec)
     code = _CODE[dtype]
-    width = _native.tile_width(code)
+    width = KERNELS.tile_width(code)
     if n == 0 or 0 in spec.output_size:
         return np.zeros(spec.output_shape, dtype=dtype)
     if channels_first_depthwise(spec):
@@ -341,8 +375,10 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
     n, g = spec.batch, spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
     dtype = np.result_type(x, grad)
+    if not supports(spec, dtype):
+        return im2col.weight_grad(x, grad, spec)
     code = _CODE[dtype]
-    width = _native.tile_width(code)
+    width = KERNELS.tile_width(code)
     if n == 0 or 0 in spec.output_size:
         return np.zeros(spec.weight_shape, dtype=dtype)
     if channels_first_depthwise(spec):
