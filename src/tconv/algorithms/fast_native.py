@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 
 import numpy as np
 
@@ -91,6 +92,24 @@ class _CKernels:
 #: The kernels the drivers below call.
 KERNELS = _CKernels
 
+#: When a dict, the drivers add the seconds of their passes to it: ``"layout"`` (the
+#: channels-last copies in and out, weight packing) and ``"kernel"`` (the compiled kernel);
+#: ``tconv bench`` reads it to say what bounds a layer.
+PROFILE: dict | None = None
+
+
+class _timed:
+    def __init__(self, part: str):
+        self.part = part
+
+    def __enter__(self):
+        if PROFILE is not None:
+            self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        if PROFILE is not None:
+            PROFILE[self.part] = PROFILE.get(self.part, 0.0) + time.perf_counter() - self.start
+
 _CODE = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 2}
 _DENSE, _DEPTHWISE, _DENSE_WGRAD, _DEPTHWISE_WGRAD = range(4)
 
@@ -132,8 +151,13 @@ def _halves(rows: int, threaded: bool) -> list[tuple[int, int]]:
     return [(0, rows // 2), (rows // 2, rows)]
 
 
-def _run_parts(parts: list) -> None:
+def _run_parts(parts: list, part: str = "kernel") -> None:
     """Run the callables of ``parts`` (one per half), in the pool when there are two."""
+    with _timed(part):
+        _run_halves(parts)
+
+
+def _run_halves(parts: list) -> None:
     if len(parts) == 1:
         parts[0]()
     else:
@@ -186,9 +210,9 @@ def _copy(src: np.ndarray, src_steps, dst: np.ndarray, dst_offset: int, dst_step
         line = 64 // item
         half = max(line, channels // 2 // line * line)
         _run_parts([part(0, rows, 0, half), part(0, rows, half, channels)]
-                   if half < channels else [part(0, rows, 0, channels)])
+                   if half < channels else [part(0, rows, 0, channels)], "layout")
     else:
-        _run_parts([part(a, b, 0, channels) for a, b in _halves(rows, threaded)])
+        _run_parts([part(a, b, 0, channels) for a, b in _halves(rows, threaded)], "layout")
 
 
 def channels_last(a: np.ndarray, pads, tail: int) -> tuple[np.ndarray, tuple[int, ...]]:
