@@ -115,19 +115,24 @@ ISAS = ([] if not fast_native.AVAILABLE else
 
 
 @pytest.mark.parametrize("method", ["fast_gemm", "fast_polyphase_cf"]
-                         + [f"fast_native-{isa}" for isa in ISAS])
+                         + [f"fast_native-{isa}" for isa in ISAS]
+                         + [f"fast_native-{isa}-cl" for isa in ISAS[-1:]])
 def test_threaded_paths_equal_scatter(method, monkeypatch):
     """fast_gemm adds two halves of the batch, fast_polyphase_cf runs two phases, and
     fast_native runs two halves of every pass, in threads on large outputs; with the threshold
     at 0 every spec takes that path and must still give the reference's numbers exactly
     (fast_native: with each instruction set's kernels, for the transposed convolution, the
-    convolution and the weight gradient)."""
+    convolution and the weight gradient; ``-cl``: depthwise layers through the channels-last
+    kernels too, as when their stride or kernel is beyond the channels-first kernels' bound)."""
     from tconv import reference
     from tconv.algorithms import fast_gemm, fast_polyphase_cf
     from tconv.core import convolve, weight_grad
     from tconv.sweep import draw_specs
 
     method, _, isa = method.partition("-")
+    isa, _, layout = isa.partition("-")
+    if layout:
+        monkeypatch.setattr(fast_native, "channels_first_depthwise", lambda spec: False)
     module = {"fast_gemm": fast_gemm, "fast_polyphase_cf": fast_polyphase_cf,
               "fast_native": fast_native}[method]
     monkeypatch.setattr(module, "_THREADED_SIZE", 0)

@@ -32,6 +32,8 @@ typedef struct {
     const void *w;      /* packed weights; the weight gradient's upstream gradient */
     const i64 *off;     /* element offset of each tap */
     i64 taps, nd, row0, row1, groups, kin, kout, kpad;
+    i64 ocs;            /* element step between output channels: 1 channels-last, else the
+                           spatial size of a channels-first output (forward kernels only) */
     i64 count[MAXD], istep[MAXD], ostep[MAXD];
 } Job;
 
@@ -363,7 +365,7 @@ static int read_grid(const i64 *p, i64 nd, i64 *count, i64 *a, i64 *b)
 }
 
 /* run(kind, dtype, in, out, w, params):
- *   params (int64): taps, nd, row0, row1, groups, kin, kout, kpad, count[nd], istep[nd],
+ *   params (int64): taps, nd, row0, row1, groups, kin, kout, kpad, ocs, count[nd], istep[nd],
  *                   ostep[nd], off[taps]
  *   kind: 0 dense, 1 depthwise, 2 dense weight gradient, 3 depthwise weight gradient */
 static PyObject *run(PyObject *self, PyObject *args)
@@ -388,11 +390,12 @@ static PyObject *run(PyObject *self, PyObject *args)
     j.kin = p[5];
     j.kout = p[6];
     j.kpad = p[7];
-    if (read_grid(p + 8, j.nd, j.count, j.istep, j.ostep) < 0) {
+    j.ocs = p[8];
+    if (read_grid(p + 9, j.nd, j.count, j.istep, j.ostep) < 0) {
         PyErr_SetString(PyExc_ValueError, "tconv._native.run: bad number of grid dims");
         return NULL;
     }
-    j.off = p + 8 + 3 * j.nd;
+    j.off = p + 9 + 3 * j.nd;
     kernel_fn fn = kernel_table[isa_used][dtype][kind];
     Py_BEGIN_ALLOW_THREADS
     if (j.row1 > j.row0 && j.count[j.nd - 1] > 0) fn(&j);

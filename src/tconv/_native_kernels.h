@@ -14,7 +14,7 @@
 /* ---- forward tile: MB cells (any positions: ib[], ob[]), NV*VL output channels -------------- */
 static inline __attribute__((always_inline)) ATTR void SUF(tile)(
     const SCAL *in, const i64 *ib, const i64 *off, i64 taps, i64 kin, const SCAL *wp, i64 kpad,
-    SCAL *out, const i64 *ob, i64 valid, const int mb)
+    SCAL *out, const i64 *ob, i64 ocs, i64 valid, const int mb)
 {
     VEC acc[MB][NV];
     const SCAL *ip[MB];
@@ -34,14 +34,15 @@ static inline __attribute__((always_inline)) ATTR void SUF(tile)(
             }
         }
     }
-    if (valid >= NV * VL) {
+    if (ocs == 1 && valid >= NV * VL) {
         for (int a = 0; a < mb; a++)
             for (int v = 0; v < NV; v++) *(UVEC *)(out + ob[a] + v * VL) = acc[a][v];
-    } else {
+    } else {            /* the last channels, or a channels-first output: one by one */
+        i64 n = valid < NV * VL ? valid : NV * VL;
         for (int a = 0; a < mb; a++) {
             SCAL tmp[NV * VL];
             for (int v = 0; v < NV; v++) *(UVEC *)(tmp + v * VL) = acc[a][v];
-            memcpy(out + ob[a], tmp, (size_t)valid * sizeof(SCAL));
+            for (i64 o = 0; o < n; o++) out[ob[a] + o * ocs] = tmp[o];
         }
     }
 }
@@ -71,16 +72,16 @@ static ATTR void SUF(dense)(const Job *j)
         }
         for (i64 g = 0; g < j->groups; g++) {
             const SCAL *ing = in + g * j->kin;
-            SCAL *outg = out + g * j->kout;
+            SCAL *outg = out + g * j->kout * j->ocs;
             const SCAL *wg = w + g * j->taps * j->kin * j->kpad;
             for (i64 o0 = 0; o0 < j->kout; o0 += NV * VL) {
                 int a = 0;
                 for (; a + MB <= n; a += MB)
                     SUF(tile)(ing, ib + a, j->off, j->taps, j->kin, wg + o0, j->kpad,
-                              outg + o0, ob + a, j->kout - o0, MB);
+                              outg + o0 * j->ocs, ob + a, j->ocs, j->kout - o0, MB);
                 for (; a < n; a++)
                     SUF(tile)(ing, ib + a, j->off, j->taps, j->kin, wg + o0, j->kpad,
-                              outg + o0, ob + a, j->kout - o0, 1);
+                              outg + o0 * j->ocs, ob + a, j->ocs, j->kout - o0, 1);
             }
         }
     }
@@ -89,7 +90,7 @@ static ATTR void SUF(dense)(const Job *j)
 /* depthwise: out[cell, c] = sum_t in[cell_in + off[t], c] * w[t, c]  (one channel per group) */
 static inline __attribute__((always_inline)) ATTR void SUF(dtile)(
     const SCAL *ip, i64 il, const i64 *off, i64 taps, const SCAL *wp, i64 kpad,
-    SCAL *op, i64 ol, i64 valid, const int mb)
+    SCAL *op, i64 ol, i64 ocs, i64 valid, const int mb)
 {
     VEC acc[MB][NV];
     for (int a = 0; a < mb; a++)
@@ -102,14 +103,15 @@ static inline __attribute__((always_inline)) ATTR void SUF(dtile)(
             for (int v = 0; v < NV; v++)
                 acc[a][v] += *(const UVEC *)(it + a * il + v * VL) * wv[v];
     }
-    if (valid >= NV * VL) {
+    if (ocs == 1 && valid >= NV * VL) {
         for (int a = 0; a < mb; a++)
             for (int v = 0; v < NV; v++) *(UVEC *)(op + a * ol + v * VL) = acc[a][v];
     } else {
+        i64 n = valid < NV * VL ? valid : NV * VL;
         for (int a = 0; a < mb; a++) {
             SCAL tmp[NV * VL];
             for (int v = 0; v < NV; v++) *(UVEC *)(tmp + v * VL) = acc[a][v];
-            memcpy(op + a * ol, tmp, (size_t)valid * sizeof(SCAL));
+            for (i64 o = 0; o < n; o++) op[a * ol + o * ocs] = tmp[o];
         }
     }
 }
@@ -126,11 +128,11 @@ static ATTR void SUF(depthwise)(const Job *j)
         for (i64 c0 = 0; c0 < c; c0 += NV * VL) {
             i64 m = 0;
             for (; m + MB <= L; m += MB)
-                SUF(dtile)(in + ib + m * il + c0, il, j->off, j->taps, j->w + c0, j->kpad,
-                           out + ob + m * ol + c0, ol, c - c0, MB);
+                SUF(dtile)(in + ib + m * il + c0, il, j->off, j->taps, (const SCAL *)j->w + c0,
+                           j->kpad, out + ob + m * ol + c0 * j->ocs, ol, j->ocs, c - c0, MB);
             for (; m < L; m++)
-                SUF(dtile)(in + ib + m * il + c0, il, j->off, j->taps, j->w + c0, j->kpad,
-                           out + ob + m * ol + c0, ol, c - c0, 1);
+                SUF(dtile)(in + ib + m * il + c0, il, j->off, j->taps, (const SCAL *)j->w + c0,
+                           j->kpad, out + ob + m * ol + c0 * j->ocs, ol, j->ocs, c - c0, 1);
         }
     }
     (void)w;

@@ -249,20 +249,18 @@ def channels_first(buf: np.ndarray, shape) -> np.ndarray:
 
 # -- the kernel ---------------------------------------------------------------------------------
 
-def _kernel_parts(kind: int, code: int, src: np.ndarray, dst: np.ndarray, dst_offset: int,
+def _kernel_parts(kind: int, src: np.ndarray, dst: np.ndarray, dst_offset: int,
                   weights: np.ndarray, offsets, grid, istep, ostep, groups: int, kin: int,
-                  kout: int, kpad: int, threaded: bool, dsts=None) -> list:
-    """One callable per half of the grid rows running kernel ``kind``; ``dsts`` gives each half
-    its own output (the weight gradient's accumulators)."""
+                  kout: int, kpad: int, ocs: int, threaded: bool) -> list:
+    """One callable per half of the grid rows running kernel ``kind`` (``ocs``: the element
+    step between output channels, 1 for a channels-last output)."""
     rows = math.prod(grid[:-1])
-    halves = _halves(rows, threaded)
     parts = []
-    for h, (r0, r1) in enumerate(halves):
-        out = dst if dsts is None else dsts[h]
-        params = np.array([len(offsets), len(grid), r0, r1, groups, kin, kout, kpad, *grid,
-                           *istep, *ostep, *offsets], dtype=np.int64)
-        parts.append(lambda out=out, params=params: KERNELS.run(
-            kind, src, out, dst_offset, weights, params))
+    for r0, r1 in _halves(rows, threaded):
+        params = np.array([len(offsets), len(grid), r0, r1, groups, kin, kout, kpad, ocs,
+                           *grid, *istep, *ostep, *offsets], dtype=np.int64)
+        parts.append(lambda params=params: KERNELS.run(kind, src, dst, dst_offset, weights,
+                                                       params))
     return parts
 
 
@@ -270,6 +268,8 @@ def _pad_last(a: np.ndarray, width: int) -> np.ndarray:
     """``a`` with its last axis zero-padded to a multiple of ``width``, C-contiguous."""
     last = a.shape[-1]
     padded = -(-last // width) * width
+    if padded == last:
+        return np.ascontiguousarray(a)
     out = np.zeros(a.shape[:-1] + (max(padded, width),), dtype=a.dtype)
     out[..., :last] = a
     return out
@@ -296,61 +296,51 @@ def _depthwise(kind: int, spec: ConvSpec, x, y, out, w, rows: int) -> None:
 
 
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """The transposed convolution: per sub-pixel phase, the kernel over the phase's cells."""
+    """The transposed convolution: per sub-pixel phase, the kernel over the phase's cells,
+    written straight into the channels-first result."""
     n, g = spec.batch, spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
     dtype = np.result_type(y, w)
     if not supports(spec, dtype):                 # long double, or more than 15 dims
         return fast_gemm.conv_transpose(y, w, spec)
-    code = _CODE[dtype]
-    width = KERNELS.tile_width(code)
-    depthwise = is_depthwise(spec)
     if n == 0 or 0 in spec.input_size:
         return np.zeros(spec.input_shape, dtype=dtype)
+    x = np.empty(spec.input_shape, dtype=dtype)
     if channels_first_depthwise(spec):
-        x = np.empty(spec.input_shape, dtype=dtype)
         _depthwise(_DW_TRANSPOSE, spec, None, y, x, w,
                    n * spec.in_channels * math.prod(spec.input_size[:-1]))
         return x
+    width = KERNELS.tile_width(_CODE[dtype])
+    depthwise = is_depthwise(spec)
     per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
     most = padded_once(per_dim)
     yp, yshape = channels_last(y, most, tail=width)
-    ysteps = _steps(yshape)
-    xshape = (n,) + spec.input_size + (spec.in_channels,)
-    xsteps = _steps(xshape)
-    x_last = np.empty(math.prod(xshape), dtype=dtype)
-    threaded = x_last.size >= _THREADED_SIZE
-    per_half: list[list] = [[], []]
+    ysteps, xsteps = _steps(yshape), _steps(spec.input_shape)
+    threaded = x.size >= _THREADED_SIZE
     for combo in itertools.product(*per_dim):
         counts = tuple(ph.count for ph in combo)
         if 0 in counts:
             continue
         taps = [ph.taps for ph in combo]
         starts = [lo - ph.pad[0] for (lo, _), ph in zip(most, combo)]
-        if all(taps):
-            offsets = [sum((b + t * ph.dilation) * s for b, t, ph, s in
-                           zip(starts, shift, combo, ysteps[1:-1]))
-                       for shift in itertools.product(*[range(len(t)) for t in taps])]
-            sub = sub_kernel_matrix(w, taps, g)                       # (g, T*co, ci)
-            if depthwise:
-                weights = _pad_last(sub.reshape(g, -1).T, width)      # (T, g)
+        with _timed("layout"):
+            if all(taps):
+                offsets = [sum((b + t * ph.dilation) * st for b, t, ph, st in
+                               zip(starts, shift, combo, ysteps[1:-1]))
+                           for shift in itertools.product(*[range(len(t)) for t in taps])]
+                sub = sub_kernel_matrix(w, taps, g)                       # (g, T*co, ci)
+                weights = (_pad_last(sub.reshape(g, -1).T, width) if depthwise     # (T, g)
+                           else _pad_last(sub.reshape(g, len(offsets), co, ci), width))
             else:
-                weights = _pad_last(sub.reshape(g, len(offsets), co, ci), width)
-        else:
-            offsets, weights = [], np.zeros(width, dtype=dtype)      # no tap: the cells are 0
-        out_offset = sum(ph.start * s for ph, s in zip(combo, xsteps[1:-1]))
-        grid = (n,) + counts
-        istep = [ysteps[0]] + ysteps[1:-1]
-        ostep = [xsteps[0]] + [st * s for st, s in zip(spec.stride, xsteps[1:-1])]
-        parts = _kernel_parts(_DEPTHWISE if depthwise else _DENSE, code, yp, x_last, out_offset,
-                              weights, offsets, grid, istep, ostep, g, co, ci,
-                              weights.shape[-1], threaded)
-        for h, part in enumerate(parts):
-            per_half[h].append(part)
-    work = [lambda fs=fs: [f() for f in fs] for fs in per_half if fs]
-    if work:
-        _run_parts(work)
-    return channels_first(x_last, xshape)
+                offsets, weights = [], np.zeros(width, dtype=dtype)  # no tap: the cells are 0
+                sub = None
+        out_offset = sum(ph.start * st for ph, st in zip(combo, xsteps[2:]))
+        ostep = [xsteps[0]] + [s * st for s, st in zip(spec.stride, xsteps[2:])]
+        _run_parts(_kernel_parts(_DEPTHWISE if depthwise else _DENSE, yp, x, out_offset, weights,
+                                 offsets, (n,) + counts, [ysteps[0]] + ysteps[1:-1], ostep, g,
+                                 co, ci, weights.shape[-1], xsteps[1], threaded))
+        del weights, sub                  # one phase's packed weights at a time
+    return x
 
 
 def _forward_layout(spec: ConvSpec, xshape):
@@ -364,65 +354,85 @@ def _forward_layout(spec: ConvSpec, xshape):
 
 
 def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """The forward convolution: the kernel over the output cells of the padded input."""
+    """The forward convolution: the kernel over the output cells of the padded channels-last
+    input, written straight into the channels-first result."""
     n, g = spec.batch, spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
     dtype = np.result_type(x, w)
     if not supports(spec, dtype):
         return im2col.conv(x, w, spec)
-    code = _CODE[dtype]
-    width = KERNELS.tile_width(code)
     if n == 0 or 0 in spec.output_size:
         return np.zeros(spec.output_shape, dtype=dtype)
+    y = np.empty(spec.output_shape, dtype=dtype)
     if channels_first_depthwise(spec):
-        y = np.empty(spec.output_shape, dtype=dtype)
         _depthwise(_DW_CONV, spec, x, y, y, w,
                    n * spec.in_channels * math.prod(spec.output_size[:-1]))
         return y
+    width = KERNELS.tile_width(_CODE[dtype])
     xp, xshape = channels_last(x, spec.padding, tail=width)
     grid, istep, offsets = _forward_layout(spec, xshape)
     k = len(offsets)
-    if is_depthwise(spec):
-        weights = _pad_last(w.reshape(g, k).T, width)                         # (K, g)
-    else:
-        weights = _pad_last(w.reshape(g, co, ci, k).transpose(0, 3, 2, 1), width)  # (g, K, ci, co)
-    yshape = (n,) + spec.output_size + (spec.out_channels,)
-    y_last = np.empty(math.prod(yshape), dtype=dtype)
-    _run_parts(_kernel_parts(_DEPTHWISE if is_depthwise(spec) else _DENSE, code, xp, y_last, 0,
-                             weights, offsets, grid, istep, _steps(yshape)[:-1], g, ci, co,
-                             weights.shape[-1], y_last.size >= _THREADED_SIZE))
-    return channels_first(y_last, yshape)
+    with _timed("layout"):
+        if is_depthwise(spec):
+            weights = _pad_last(w.reshape(g, k).T, width)                             # (K, g)
+        else:
+            weights = _pad_last(w.reshape(g, co, ci, k).transpose(0, 3, 2, 1), width)  # (g,K,ci,co)
+    ysteps = _steps(spec.output_shape)
+    _run_parts(_kernel_parts(_DEPTHWISE if is_depthwise(spec) else _DENSE, xp, y, 0, weights,
+                             offsets, grid, istep, [ysteps[0]] + ysteps[2:], g, ci, co,
+                             weights.shape[-1], ysteps[1], y.size >= _THREADED_SIZE))
+    return y
 
 
 def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """The weight gradient: the kernel's addressing, each tap's products summed over the cells."""
+    """The weight gradient: the kernel's addressing, each tap's products summed over the cells.
+    Two threads take half of the taps each (one accumulator); with groups, half of the rows
+    each (an accumulator each, added)."""
     n, g = spec.batch, spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
     dtype = np.result_type(x, grad)
     if not supports(spec, dtype):
         return im2col.weight_grad(x, grad, spec)
-    code = _CODE[dtype]
-    width = KERNELS.tile_width(code)
     if n == 0 or 0 in spec.output_size:
         return np.zeros(spec.weight_shape, dtype=dtype)
     if channels_first_depthwise(spec):
         dw = np.empty(spec.weight_shape, dtype=dtype)
         _depthwise(_DW_WGRAD, spec, x, grad, dw, dw, spec.in_channels)
         return dw
+    width = KERNELS.tile_width(_CODE[dtype])
     xp, xshape = channels_last(x, spec.padding, tail=width)
     gl, gshape = channels_last(grad, [(0, 0)] * spec.ndim, tail=width)
     grid, istep, offsets = _forward_layout(spec, xshape)
     k = len(offsets)
     depthwise = is_depthwise(spec)
+    kind = _DEPTHWISE_WGRAD if depthwise else _DENSE_WGRAD
     kpad = -(-(g if depthwise else co) // width) * width
     acc_shape = (k, kpad) if depthwise else (g, k, ci, kpad)
     threaded = xp.size >= _THREADED_SIZE
-    halves = len(_halves(math.prod(grid[:-1]), threaded))
-    accs = [np.zeros(acc_shape, dtype=dtype) for _ in range(halves)]
-    _run_parts(_kernel_parts(_DEPTHWISE_WGRAD if depthwise else _DENSE_WGRAD, code, xp, accs[0],
-                             0, gl, offsets, grid, istep, _steps(gshape)[:-1], g, ci, co, kpad,
-                             threaded, dsts=accs))
-    acc = accs[0] if halves == 1 else accs[0] + accs[1]
+    ostep = _steps(gshape)[:-1]
+    rows = math.prod(grid[:-1])
+    if (g == 1 or depthwise) and k >= 2:
+        # split the taps: both threads read every row, each into its own taps' accumulators
+        acc = np.zeros(acc_shape, dtype=dtype)
+        per_tap = math.prod(acc_shape[-2:]) if not depthwise else kpad
+        halves = [(0, k // 2), (k // 2, k)] if threaded else [(0, k)]
+        parts = []
+        for t0, t1 in halves:
+            params = np.array([t1 - t0, len(grid), 0, rows, g, ci, co, kpad, 1, *grid, *istep,
+                               *ostep, *offsets[t0:t1]], dtype=np.int64)
+            parts.append(lambda params=params, t0=t0: KERNELS.run(
+                kind, xp, acc, t0 * per_tap, gl, params))
+        _run_parts(parts)
+    else:
+        halves = _halves(rows, threaded)
+        accs = [np.zeros(acc_shape, dtype=dtype) for _ in halves]
+        parts = []
+        for (r0, r1), a in zip(halves, accs):
+            params = np.array([k, len(grid), r0, r1, g, ci, co, kpad, 1, *grid, *istep, *ostep,
+                               *offsets], dtype=np.int64)
+            parts.append(lambda params=params, a=a: KERNELS.run(kind, xp, a, 0, gl, params))
+        _run_parts(parts)
+        acc = accs[0] if len(accs) == 1 else accs[0] + accs[1]
     if depthwise:
         return np.ascontiguousarray(acc[:, :g].T).reshape(spec.weight_shape)
     return np.ascontiguousarray(acc[..., :co].transpose(0, 3, 2, 1)).reshape(spec.weight_shape)
