@@ -5,7 +5,8 @@
 Three ways to run what NumPy cannot fuse, each timed on the same data and interleaved in rounds
 (only the ratios of one run mean anything), beside PyTorch's function for the operation:
 
-* ``c``: ``fast_native`` as shipped, the C extension ``tconv._native``;
+* ``c``: ``fast_native`` as shipped, the C extension ``tconv._native``; ``c 1 thread`` the
+  same with every pass (copies and kernels) in one thread, to measure what the second pays;
 * ``numba``: the same drivers (``tconv.algorithms.fast_native``) with the C kernels replaced by
   a Numba port of the same loops (``@njit(nogil=True)``, fastmath off, the same two threads of
   the drivers), so that only the compiler differs. Numba has no vector types: its kernels are
@@ -64,9 +65,9 @@ def numba_kernels():
     @jit
     def run(kind, inp, out, out0, w, p):
         taps, nd, row0, row1 = p[0], p[1], p[2], p[3]
-        groups, kin, kout, kpad = p[4], p[5], p[6], p[7]
-        count, istep, ostep = p[8:8 + nd], p[8 + nd:8 + 2 * nd], p[8 + 2 * nd:8 + 3 * nd]
-        off = p[8 + 3 * nd:8 + 3 * nd + taps]
+        groups, kin, kout, kpad, ocs = p[4], p[5], p[6], p[7], p[8]
+        count, istep, ostep = p[9:9 + nd], p[9 + nd:9 + 2 * nd], p[9 + 2 * nd:9 + 3 * nd]
+        off = p[9 + 3 * nd:9 + 3 * nd + taps]
         L, il, ol = count[nd - 1], istep[nd - 1], ostep[nd - 1]
         acc = np.zeros((MB, kpad), dtype=out.dtype)
         if kind == 0 or kind == 1:                   # forward: a tile of MB cells
@@ -91,9 +92,9 @@ def numba_kernels():
                                         for o in range(kout):
                                             acc[a, o] += x * w[wrow + o]
                         for a in range(mb):
-                            o0 = out0 + ob + (m0 + a) * ol + (0 if kind == 1 else g * kout)
+                            o0 = out0 + ob + (m0 + a) * ol + (0 if kind == 1 else g * kout) * ocs
                             for o in range(ch):
-                                out[o0 + o] = acc[a, o]
+                                out[o0 + o * ocs] = acc[a, o]
             return
         for r in range(row0, row1):                  # weight gradient
             ib, ob = row_base(r, nd, count, istep, ostep)
@@ -226,6 +227,18 @@ def numba_kernels():
     return NumbaKernels
 
 
+def one_thread(fn):
+    """``fn`` with every pass of ``fast_native`` in the calling thread (no pool)."""
+    def run():
+        saved = fast_native._THREADED_SIZE
+        fast_native._THREADED_SIZE = 1 << 62
+        try:
+            return fn()
+        finally:
+            fast_native._THREADED_SIZE = saved
+    return run
+
+
 def with_kernels(kernels, fn):
     """``fn`` run with ``fast_native``'s kernels swapped for ``kernels``."""
     def run():
@@ -354,12 +367,15 @@ def main() -> None:
                              "three of the comparison")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--ops", default="conv_transpose,conv,weight_grad")
+    parser.add_argument("--no-numba", action="store_true", help="skip the Numba port")
+    parser.add_argument("--no-blas", action="store_true", help="skip the BLAS variant")
     args = parser.parse_args()
     import torch
     import torch.nn.functional as F
 
     names = args.layer or ["3-d", "depthwise", "256->128"]
-    numba_k = numba_kernels()
+    numba_k = None if args.no_numba else numba_kernels()
     for layer in bench.layers():
         if not any(n in layer.name for n in names):
             continue
@@ -383,11 +399,11 @@ def main() -> None:
         theirs = {"conv_transpose": lambda: blas_conv_transpose(g, w, s),
                   "conv": lambda: blas_conv(x, w, s), "weight_grad": lambda: blas_weight_grad(
                       x, g, s)}
-        for op in ours:
-            candidates = {"c": ours[op]}
+        for op in args.ops.split(","):
+            candidates = {"c": ours[op], "c 1 thread": one_thread(ours[op])}
             if numba_k is not None:
                 candidates["numba"] = with_kernels(numba_k, ours[op])
-            if s.groups == 1:
+            if s.groups == 1 and not args.no_blas:
                 candidates["blas"] = theirs[op]
             want = np.asarray(torch_fn[op]())
             for name, fn in candidates.items():    # warm-up (Numba compiles) and a check
