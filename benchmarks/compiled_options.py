@@ -103,7 +103,7 @@ def numba_kernels():
                     for t in range(taps):
                         base = ib + m * il + off[t]
                         for c in range(groups):
-                            out[t * kpad + c] += inp[base + c] * w[ob + m * ol + c]
+                            out[out0 + t * kpad + c] += inp[base + c] * w[ob + m * ol + c]
                     continue
                 for g in range(groups):
                     gb = ob + m * ol + g * kout
@@ -111,7 +111,7 @@ def numba_kernels():
                         base = ib + m * il + off[t] + g * kin
                         for i in range(kin):
                             x = inp[base + i]
-                            d0 = ((g * taps + t) * kin + i) * kpad
+                            d0 = out0 + ((g * taps + t) * kin + i) * kpad
                             for o in range(kout):
                                 out[d0 + o] += x * w[gb + o]
 

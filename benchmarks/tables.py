@@ -24,6 +24,11 @@ def _ratio(row) -> str:
     return "" if row is None or row["ratio_to_torch"] is None else f"{row['ratio_to_torch']:.2f}"
 
 
+def _min_ratio(row) -> str:
+    value = None if row is None else row.get("min_ratio_to_torch")
+    return "" if value is None else f"{value:.2f}"
+
+
 def _ms(row) -> str:
     return "" if row is None else f"{row['median_ms']:.1f}"
 
@@ -68,22 +73,25 @@ def tables(report: dict) -> str:
     out = [hardware_line(report), "",
            "NumPy GEMM in this run: " + ", ".join(f"{dt} {v:.0f} GFLOP/s" for dt, v in
                                                   gemm.items()), "",
-           "| layer | dtype | auto runs | auto ms | torch ms | auto / torch | fast_gemm | "
+           "| layer | dtype | auto runs | auto ms | torch ms | auto / torch | fastest rounds | "
+           "fast_gemm | "
            "fast_polyphase | fast_polyphase_cf | fast_native | jax vjp | auto: where the time "
            "goes | auto extra memory / output |",
-           "|---" * 13 + "|"]
+           "|---" * 14 + "|"]
     for name, dt in present:
         get = lambda c: rows.get((name, "input_grad", dt, c))  # noqa: E731
         auto, torch = get("tconv auto"), get(bench.REFERENCE["input_grad"])
         out.append(
             f"| {name} | {dt} | {_runs(auto, specs[name], dt, 'input_grad')} | {_ms(auto)} | "
-            f"{_ms(torch)} | **{_ratio(auto)}** | {_ratio(get('tconv fast_gemm'))} | "
+            f"{_ms(torch)} | **{_ratio(auto)}** | {_min_ratio(auto)} | "
+            f"{_ratio(get('tconv fast_gemm'))} | "
             f"{_ratio(get('tconv fast_polyphase'))} | {_ratio(get('tconv fast_polyphase_cf'))} | "
             f"{_ratio(get('tconv fast_native'))} | {_ratio(get('jax vjp (jit)'))} | "
             f"{_bound(auto)} | {_memory(auto, 'extra_over_output')} |")
     out += ["", "| layer | dtype | op | auto runs | auto ms | torch ms | auto / torch | "
-            "im2col / torch | fast_native / torch | direct / torch | jax / torch | auto: where "
-            "the time goes | auto extra memory / largest array |", "|---" * 13 + "|"]
+            "fastest rounds | im2col / torch | fast_native / torch | direct / torch | "
+            "jax / torch | auto: where the time goes | auto extra memory / largest array |",
+            "|---" * 14 + "|"]
     for name in specs:
         for dt in ("float32", "float64"):
             for op, jax in (("conv", "jax conv (jit)"), ("weight_grad", "jax vjp (jit)")):
@@ -93,7 +101,7 @@ def tables(report: dict) -> str:
                     continue
                 out.append(
                     f"| {name} | {dt} | {op} | {_runs(auto, specs[name], dt, op)} | "
-                    f"{_ms(auto)} | {_ms(torch)} | **{_ratio(auto)}** | "
+                    f"{_ms(auto)} | {_ms(torch)} | **{_ratio(auto)}** | {_min_ratio(auto)} | "
                     f"{_ratio(get('tconv im2col'))} | {_ratio(get('tconv fast_native'))} | "
                     f"{_ratio(get('tconv direct'))} | {_ratio(get(jax))} | {_bound(auto)} | "
                     f"{_memory(auto, 'extra_over_largest')} |")

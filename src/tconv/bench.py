@@ -137,7 +137,8 @@ class Timing:
     def median(self) -> float:
         return float(np.median(self.times)) if self.times else float("nan")
 
-    def to_dict(self, gemm: float, reference: float | None) -> dict:
+    def to_dict(self, gemm: float, reference: float | None,
+                reference_min: float | None = None) -> dict:
         ms = self.median * 1e3
         gflops = 2 * self.macs / self.median / 1e9 if self.times else None
         return {"layer": self.layer, "op": self.op, "dtype": self.dtype,
@@ -146,6 +147,9 @@ class Timing:
                 "max_ms": max(self.times) * 1e3 if self.times else None,
                 "gflops": gflops, "gemm_share": gflops / gemm if gflops else None,
                 "ratio_to_torch": self.median / reference if reference else None,
+                # fastest round over fastest round: less moved by other processes' load
+                "min_ratio_to_torch": (min(self.times) / reference_min
+                                       if reference_min and self.times else None),
                 "peak_extra_mb": None if self.peak_bytes is None else self.peak_bytes / 2**20,
                 "extra_over_output": None if self.peak_bytes is None or not self.output_bytes
                 else self.peak_bytes / self.output_bytes,

@@ -400,9 +400,10 @@ def bench(
                                    progress=lambda: bar.advance(task))
     rows = []
     for t in timings:
-        ref = next((r.median for r in timings if r.candidate == bench_.REFERENCE[t.op]
+        ref = next((r for r in timings if r.candidate == bench_.REFERENCE[t.op]
                     and (r.layer, r.op, r.dtype) == (t.layer, t.op, t.dtype)), None)
-        rows.append(t.to_dict(gemm[t.dtype], ref))
+        rows.append(t.to_dict(gemm[t.dtype], ref and ref.median,
+                              ref and ref.times and min(ref.times)))
     from .hardware import describe, one_line
 
     hardware = describe()
