@@ -293,7 +293,7 @@ static void setup_isa(void)
     isa_used = isa_best;
 }
 
-/* ---- layout copies: dst[cell, c] = src[cell, c] over an N-d grid with any element steps --- */
+/* ---- layout copies ---------------------------------------------------------------------- */
 typedef struct {
     const char *src;
     char *dst;
@@ -301,16 +301,119 @@ typedef struct {
     i64 count[MAXD], s_step[MAXD], d_step[MAXD];
 } CopyJob;
 
-/* Tiles of one cache line of channels x one line of cells, through a small buffer: each line of
- * the channels-first side is read (or written) whole at once, and so is each line of the
- * channels-last side, whatever the cache associativity makes of lines a power of two apart. */
-#define TM 16
-#define COPY_BODY(T)                                                                          \
+typedef uint32_t vt32x16 __attribute__((vector_size(64)));
+typedef uint32_t uvt32x16 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef int32_t mt32x16 __attribute__((vector_size(64)));
+typedef uint32_t vt32x8 __attribute__((vector_size(32)));
+typedef uint32_t uvt32x8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int32_t mt32x8 __attribute__((vector_size(32)));
+typedef uint64_t vt64x8 __attribute__((vector_size(64)));
+typedef uint64_t uvt64x8 __attribute__((vector_size(64), aligned(8), may_alias));
+typedef int64_t mt64x8 __attribute__((vector_size(64)));
+typedef uint64_t vt64x4 __attribute__((vector_size(32)));
+typedef uint64_t uvt64x4 __attribute__((vector_size(32), aligned(8), may_alias));
+typedef int64_t mt64x4 __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) void transpose_32x16(vt32x16 *r)
+{
+    for (int i = 0; i < 16; i++) {
+        if (i & 8) continue;
+        vt32x16 a = r[i], c = r[i + 8];
+        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23});
+        r[i + 8] = __builtin_shuffle(a, c, (mt32x16){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 4) continue;
+        vt32x16 a = r[i], c = r[i + 4];
+        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27});
+        r[i + 4] = __builtin_shuffle(a, c, (mt32x16){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 2) continue;
+        vt32x16 a = r[i], c = r[i + 2];
+        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29});
+        r[i + 2] = __builtin_shuffle(a, c, (mt32x16){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 1) continue;
+        vt32x16 a = r[i], c = r[i + 1];
+        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30});
+        r[i + 1] = __builtin_shuffle(a, c, (mt32x16){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
+    }
+}
+
+static inline __attribute__((always_inline)) void transpose_32x8(vt32x8 *r)
+{
+    for (int i = 0; i < 8; i++) {
+        if (i & 4) continue;
+        vt32x8 a = r[i], c = r[i + 4];
+        r[i] = __builtin_shuffle(a, c, (mt32x8){0, 1, 2, 3, 8, 9, 10, 11});
+        r[i + 4] = __builtin_shuffle(a, c, (mt32x8){4, 5, 6, 7, 12, 13, 14, 15});
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i & 2) continue;
+        vt32x8 a = r[i], c = r[i + 2];
+        r[i] = __builtin_shuffle(a, c, (mt32x8){0, 1, 8, 9, 4, 5, 12, 13});
+        r[i + 2] = __builtin_shuffle(a, c, (mt32x8){2, 3, 10, 11, 6, 7, 14, 15});
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i & 1) continue;
+        vt32x8 a = r[i], c = r[i + 1];
+        r[i] = __builtin_shuffle(a, c, (mt32x8){0, 8, 2, 10, 4, 12, 6, 14});
+        r[i + 1] = __builtin_shuffle(a, c, (mt32x8){1, 9, 3, 11, 5, 13, 7, 15});
+    }
+}
+
+static inline __attribute__((always_inline)) void transpose_64x8(vt64x8 *r)
+{
+    for (int i = 0; i < 8; i++) {
+        if (i & 4) continue;
+        vt64x8 a = r[i], c = r[i + 4];
+        r[i] = __builtin_shuffle(a, c, (mt64x8){0, 1, 2, 3, 8, 9, 10, 11});
+        r[i + 4] = __builtin_shuffle(a, c, (mt64x8){4, 5, 6, 7, 12, 13, 14, 15});
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i & 2) continue;
+        vt64x8 a = r[i], c = r[i + 2];
+        r[i] = __builtin_shuffle(a, c, (mt64x8){0, 1, 8, 9, 4, 5, 12, 13});
+        r[i + 2] = __builtin_shuffle(a, c, (mt64x8){2, 3, 10, 11, 6, 7, 14, 15});
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i & 1) continue;
+        vt64x8 a = r[i], c = r[i + 1];
+        r[i] = __builtin_shuffle(a, c, (mt64x8){0, 8, 2, 10, 4, 12, 6, 14});
+        r[i + 1] = __builtin_shuffle(a, c, (mt64x8){1, 9, 3, 11, 5, 13, 7, 15});
+    }
+}
+
+static inline __attribute__((always_inline)) void transpose_64x4(vt64x4 *r)
+{
+    for (int i = 0; i < 4; i++) {
+        if (i & 2) continue;
+        vt64x4 a = r[i], c = r[i + 2];
+        r[i] = __builtin_shuffle(a, c, (mt64x4){0, 1, 4, 5});
+        r[i + 2] = __builtin_shuffle(a, c, (mt64x4){2, 3, 6, 7});
+    }
+    for (int i = 0; i < 4; i++) {
+        if (i & 1) continue;
+        vt64x4 a = r[i], c = r[i + 1];
+        r[i] = __builtin_shuffle(a, c, (mt64x4){0, 4, 2, 6});
+        r[i + 1] = __builtin_shuffle(a, c, (mt64x4){1, 5, 3, 7});
+    }
+}
+
+/* ---- layout copies: dst[cell, c] = src[cell, c] over an N-d grid with any element steps ---
+ * Tiles of N channels x N cells. Where one side is channels-first (unit step along the cells)
+ * and the other channels-last (unit step along the channels), a full tile is N vector loads,
+ * an in-register transpose (log2 N shuffle stages) and N vector stores; other tiles go through
+ * a small buffer element by element, each line of either side read or written whole. */
+#define COPY_FN(NAME, T, V, UV, N, VP, TRANSPOSE, ATTRIBUTE)                                      \
+    static ATTRIBUTE void NAME(const CopyJob *c)                                              \
     {                                                                                         \
         const T *restrict src = (const T *)c->src;                                            \
         T *restrict dst = (T *)c->dst;                                                        \
         const i64 L = c->count[c->nd - 1], sl = c->s_step[c->nd - 1], dl = c->d_step[c->nd - 1]; \
-        const i64 sc = c->s_c, dc = c->d_c, nd = c->nd, cb = 64 / (i64)sizeof(T);            \
+        const i64 sc = c->s_c, dc = c->d_c, nd = c->nd;                                       \
         i64 count[MAXD], s_step[MAXD], d_step[MAXD];                                          \
         memcpy(count, c->count, sizeof count);                                                \
         memcpy(s_step, c->s_step, sizeof s_step);                                             \
@@ -323,34 +426,67 @@ typedef struct {
                 sb += k * s_step[d];                                                          \
                 db += k * d_step[d];                                                          \
             }                                                                                 \
-            for (i64 c0 = c->c0; c0 < c->c1; c0 += cb) {                                      \
-                i64 c1 = c0 + cb < c->c1 ? c0 + cb : c->c1;                                   \
-                for (i64 m0 = 0; m0 < L; m0 += TM) {                                          \
-                    i64 m1 = m0 + TM < L ? m0 + TM : L;                                       \
-                    T tile[64][TM];                                                           \
-                    if (sc == 1)                                                              \
-                        for (i64 m = m0; m < m1; m++)                                         \
-                            for (i64 ch = c0; ch < c1; ch++)                                  \
-                                tile[ch - c0][m - m0] = src[sb + m * sl + ch];                \
-                    else                                                                      \
-                        for (i64 ch = c0; ch < c1; ch++)                                      \
-                            for (i64 m = m0; m < m1; m++)                                     \
-                                tile[ch - c0][m - m0] = src[sb + m * sl + ch * sc];           \
-                    if (dc == 1)                                                              \
-                        for (i64 m = m0; m < m1; m++)                                         \
-                            for (i64 ch = c0; ch < c1; ch++)                                  \
-                                dst[db + m * dl + ch] = tile[ch - c0][m - m0];                \
-                    else                                                                      \
-                        for (i64 ch = c0; ch < c1; ch++)                                      \
-                            for (i64 m = m0; m < m1; m++)                                     \
-                                dst[db + m * dl + ch * dc] = tile[ch - c0][m - m0];           \
+            for (i64 c0 = c->c0; c0 < c->c1; c0 += N) {                                       \
+                i64 c1 = c0 + N < c->c1 ? c0 + N : c->c1;                                     \
+                for (i64 m0 = 0; m0 < L; m0 += N) {                                           \
+                    i64 m1 = m0 + N < L ? m0 + N : L;                                         \
+                    int full = c1 - c0 == N && m1 - m0 == N;                                  \
+                    if (VP && full && sl == 1 && dc == 1) {                                \
+                        V t[N];                                                   \
+                        for (int k = 0; k < N; k++)                                           \
+                            t[k] = *(const UV *)(src + sb + m0 + (c0 + k) * sc);              \
+                        TRANSPOSE(t);                                                         \
+                        for (int k = 0; k < N; k++)                                           \
+                            *(UV *)(dst + db + (m0 + k) * dl + c0) = t[k];                    \
+                        continue;                                                             \
+                    }                                                                         \
+                    if (VP && full && sc == 1 && dl == 1) {                                \
+                        V t[N];                                                   \
+                        for (int k = 0; k < N; k++)                                           \
+                            t[k] = *(const UV *)(src + sb + (m0 + k) * sl + c0);              \
+                        TRANSPOSE(t);                                                         \
+                        for (int k = 0; k < N; k++)                                           \
+                            *(UV *)(dst + db + m0 + (c0 + k) * dc) = t[k];                    \
+                        continue;                                                             \
+                    }                                                                         \
+                    T tile[16][16];                                                           \
+                    for (i64 ca = c0; ca < c1; ca += 16) {                                    \
+                        i64 cb = ca + 16 < c1 ? ca + 16 : c1;                                 \
+                        for (i64 ma = m0; ma < m1; ma += 16) {                                \
+                            i64 mb = ma + 16 < m1 ? ma + 16 : m1;                             \
+                            if (sc == 1)                                                      \
+                                for (i64 m = ma; m < mb; m++)                                 \
+                                    for (i64 ch = ca; ch < cb; ch++)                          \
+                                        tile[ch - ca][m - ma] = src[sb + m * sl + ch];        \
+                            else                                                              \
+                                for (i64 ch = ca; ch < cb; ch++)                              \
+                                    for (i64 m = ma; m < mb; m++)                             \
+                                        tile[ch - ca][m - ma] = src[sb + m * sl + ch * sc];   \
+                            if (dc == 1)                                                      \
+                                for (i64 m = ma; m < mb; m++)                                 \
+                                    for (i64 ch = ca; ch < cb; ch++)                          \
+                                        dst[db + m * dl + ch] = tile[ch - ca][m - ma];        \
+                            else                                                              \
+                                for (i64 ch = ca; ch < cb; ch++)                              \
+                                    for (i64 m = ma; m < mb; m++)                             \
+                                        dst[db + m * dl + ch * dc] = tile[ch - ca][m - ma];   \
+                        }                                                                     \
+                    }                                                                         \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
     }
 
-static void copy4(const CopyJob *c) COPY_BODY(uint32_t)
-static void copy8(const CopyJob *c) COPY_BODY(uint64_t)
+static inline __attribute__((always_inline)) void no_transpose(void *r) { (void)r; }
+
+#if X86
+COPY_FN(copy4_avx512, uint32_t, vt32x16, uvt32x16, 16, 1, transpose_32x16, ATTR_AVX512)
+COPY_FN(copy4_avx2, uint32_t, vt32x8, uvt32x8, 8, 1, transpose_32x8, ATTR_AVX2)
+COPY_FN(copy8_avx512, uint64_t, vt64x8, uvt64x8, 8, 1, transpose_64x8, ATTR_AVX512)
+COPY_FN(copy8_avx2, uint64_t, vt64x4, uvt64x4, 4, 1, transpose_64x4, ATTR_AVX2)
+#endif
+COPY_FN(copy4_base, uint32_t, uint32_t, uint32_t, 16, 0, no_transpose, )
+COPY_FN(copy8_base, uint64_t, uint64_t, uint64_t, 16, 0, no_transpose, )
 
 /* ---- Python glue ------------------------------------------------------------------------- */
 static int read_grid(const i64 *p, i64 nd, i64 *count, i64 *a, i64 *b)
@@ -428,8 +564,12 @@ static PyObject *copy(PyObject *self, PyObject *args)
     }
     Py_BEGIN_ALLOW_THREADS
     if (c.row1 > c.row0 && c.count[c.nd - 1] > 0) {
-        if (itemsize == 4) copy4(&c);
-        else copy8(&c);
+        void (*fn)(const CopyJob *) = itemsize == 4 ? copy4_base : copy8_base;
+#if X86
+        if (isa_used == ISA_AVX512) fn = itemsize == 4 ? copy4_avx512 : copy8_avx512;
+        if (isa_used == ISA_AVX2) fn = itemsize == 4 ? copy4_avx2 : copy8_avx2;
+#endif
+        fn(&c);
     }
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
