@@ -88,7 +88,8 @@ def torch_info() -> dict | None:
 
 def describe() -> dict:
     """One dict of everything above, plus Python's and NumPy's versions, the core count, the
-    OpenBLAS environment variables in force and the ISA of tconv's compiled kernels."""
+    OpenBLAS environment variables in force, the ISA of tconv's compiled kernels and the load
+    average (other processes sharing the cores move the times)."""
     import numpy as np
 
     from .algorithms import fast_native
@@ -103,6 +104,9 @@ def describe() -> dict:
                                                      "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
                          if k in os.environ},
         "torch": torch_info(), "tconv_native_isa": fast_native.instruction_set(),
+        # runnable processes averaged over 1, 5 and 15 minutes: other work on the machine
+        "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg")
+        else None,
     }
 
 
@@ -116,4 +120,6 @@ def one_line(hw: dict) -> str:
             f"kernel {nb.get('architecture')}, {nb.get('num_threads')} threads "
             f"({nb.get('threading_layer')}); OpenBLAS env: {env}; "
             f"PyTorch {torch.get('version')}: {torch.get('threads')} threads, oneDNN ISA "
-            f"{torch.get('cpu_capability')}; tconv native kernels: {hw.get('tconv_native_isa')}")
+            f"{torch.get('cpu_capability')}; tconv native kernels: {hw.get('tconv_native_isa')}"
+            + (f"; load average {hw['load_average'][0]:.1f} (1 min), {hw['load_average'][2]:.1f}"
+               f" (15 min) on {hw.get('cores')} cores" if hw.get("load_average") else ""))
