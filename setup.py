@@ -1,4 +1,4 @@
-"""The optional compiled kernels of the ``fast_native`` method (everything else is in pyproject.toml).
+"""The optional compiled kernels of the ``fast_native`` method (the rest is in pyproject.toml).
 
 ``tconv._native`` is built with the compiler's generic flags (no ``-march=native``): it carries
 AVX-512, AVX2 and baseline versions of each kernel and picks one at import. The extension is

@@ -22,16 +22,21 @@ over an N-d grid ``m`` (batch first), with ``cell(m)`` and ``cell_in(m)`` affine
 
 The kernel keeps a tile of 6 cells x 16-32 output channels in vector registers and adds the
 products of every tap and input channel into it (a plain running sum per element, in the
-order tap, channel: the rounding bound of an n-term sum holds). Depthwise layers (one channel
-in and out per group) vectorise over the channels instead. Built with generic flags, the
-module holds AVX-512, AVX2 and baseline kernels and takes the best the CPU has at import.
+order tap, channel: the rounding bound of an n-term sum holds), then writes the tile once,
+straight into the channels-first result (one element at a time there: one store per
+``taps * C_in/g`` multiply-adds). Depthwise layers (one channel in and out per group) run in the
+caller's channels-first layout without any copy, vectorised along the last spatial dim (stride
+2: an even/odd shuffle of the loads, an interleave of the stores). Built with generic flags,
+the module holds AVX-512, AVX2 and baseline kernels and takes the best the CPU has at import.
 
-Threads: every pass (the channels-last copies in and out, and the kernel) runs over grid rows,
-two halves in :func:`tconv._threads.pool`'s two threads on large arrays; the weight gradient
-gives each half its own accumulator and adds the two.
+Threads: every pass (the channels-last copy in, done as in-register transposes of 16x16 tiles,
+and the kernel) runs over grid rows, two halves in :func:`tconv._threads.pool`'s two threads
+on large arrays; the weight gradient gives each thread half of the taps (with groups: half of
+the rows and an accumulator each, added).
 
-Extra memory: the padded channels-last operand(s) and the channels-last result, about one
-input and one output size (the weight gradient: the padded input and the gradient).
+Extra memory: the padded channels-last operand and one phase's packed weights (transposed
+convolution), the padded channels-last input (forward), the padded input, the channels-last
+gradient and the accumulator (weight gradient); nothing for depthwise layers.
 
 The extension is optional: when it did not build (no C compiler), :data:`AVAILABLE` is False,
 the method is not registered and ``auto`` runs the NumPy methods. Dtypes the kernels do not
@@ -236,15 +241,6 @@ def channels_last(a: np.ndarray, pads, tail: int) -> tuple[np.ndarray, tuple[int
           if src_offset else a, [s_steps[0]] + s_steps[2:], buf, dst_offset,
           d_steps[:-1], grid, c, s_steps[1], 1)
     return buf, shape
-
-
-def channels_first(buf: np.ndarray, shape) -> np.ndarray:
-    """The channels-last ``buf`` of ``shape`` ``(N, *size, C)`` as a new ``(N, C, *size)``."""
-    n, c, size = shape[0], shape[-1], shape[1:-1]
-    out = np.empty((n, c) + size, dtype=buf.dtype)
-    _copy(buf, _steps(shape)[:-1], out, 0, [_steps(out.shape)[0]] + _steps(out.shape)[2:],
-          (n,) + size, c, 1, math.prod(size))
-    return out
 
 
 # -- the kernel ---------------------------------------------------------------------------------
