@@ -24,6 +24,7 @@ typedef int64_t i64;
 
 #define MAXD 16
 #define ROWS_PER_BLOCK 32
+#define CELLS_PER_RUN 256    /* the weight gradient's cells per row and block */
 #define CHUNK 96            /* cells per chunk of the forward kernel (a multiple of 6 and 4) */
 
 typedef struct {

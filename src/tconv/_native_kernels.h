@@ -173,21 +173,26 @@ static ATTR void SUF(dense_wgrad)(const Job *j)
     for (i64 r0 = j->row0; r0 < j->row1; r0 += ROWS_PER_BLOCK) {
         i64 nrows = j->row1 - r0 < ROWS_PER_BLOCK ? j->row1 - r0 : ROWS_PER_BLOCK;
         for (i64 rr = 0; rr < nrows; rr++) row_base(j, r0 + rr, &ibs[rr], &obs[rr]);
-        for (i64 g = 0; g < j->groups; g++)
-            for (i64 t = 0; t < j->taps; t++) {
-                const SCAL *xin = in + j->off[t] + g * j->kin;
-                SCAL *dwt = dw + (g * j->taps + t) * j->kin * j->kpad;
-                for (i64 o0 = 0; o0 < j->kout; o0 += NV * VL) {
-                    const SCAL *gg = grad + g * j->kout + o0;
-                    i64 i = 0;
-                    for (; i + MB <= j->kin; i += MB)
-                        SUF(wtile)(xin + i, gg, ibs, obs, nrows, L, il, ol,
-                                   dwt + i * j->kpad + o0, j->kpad, MB);
-                    for (; i < j->kin; i++)
-                        SUF(wtile)(xin + i, gg, ibs, obs, nrows, L, il, ol,
-                                   dwt + i * j->kpad + o0, j->kpad, 1);
+        /* long rows (1-d signals) are cut into runs of CELLS_PER_RUN cells, so that a block
+         * (rows x run) stays in cache while every tile passes over it */
+        for (i64 m0 = 0; m0 < L; m0 += CELLS_PER_RUN) {
+            const i64 n = L - m0 < CELLS_PER_RUN ? L - m0 : CELLS_PER_RUN;
+            for (i64 g = 0; g < j->groups; g++)
+                for (i64 t = 0; t < j->taps; t++) {
+                    const SCAL *xin = in + j->off[t] + g * j->kin + m0 * il;
+                    SCAL *dwt = dw + (g * j->taps + t) * j->kin * j->kpad;
+                    for (i64 o0 = 0; o0 < j->kout; o0 += NV * VL) {
+                        const SCAL *gg = grad + g * j->kout + o0 + m0 * ol;
+                        i64 i = 0;
+                        for (; i + MB <= j->kin; i += MB)
+                            SUF(wtile)(xin + i, gg, ibs, obs, nrows, n, il, ol,
+                                       dwt + i * j->kpad + o0, j->kpad, MB);
+                        for (; i < j->kin; i++)
+                            SUF(wtile)(xin + i, gg, ibs, obs, nrows, n, il, ol,
+                                       dwt + i * j->kpad + o0, j->kpad, 1);
+                    }
                 }
-            }
+        }
     }
 }
 
