@@ -53,9 +53,17 @@ def _runs(row, spec, dt, op) -> str:
 
 
 def _memory(row, key) -> str:
+    """Extra memory beyond the result, in MB and over the result (or the largest array)."""
     if row is None or row.get(key) is None:
         return ""
-    return f"{row['peak_extra_mb']:.0f} MB = {row[key]:.2f}x"
+    if "output_bytes" in row:
+        beyond, ratio = row["peak_extra_mb"] - row["output_bytes"] / 2**20, row[key]
+    else:   # reports before the result's size was recorded: their peak included the result
+        out = row["peak_extra_mb"] / row["extra_over_output"]
+        beyond = row["peak_extra_mb"] - out
+        ratio = beyond / out if key == "extra_over_output" else row[key] - (
+            row[key] / row["extra_over_output"])
+    return f"{max(beyond, 0):.0f} MB = {max(ratio, 0):.2f}x"
 
 
 def hardware_line(report: dict) -> str:
@@ -90,7 +98,8 @@ def tables(report: dict) -> str:
             f"{_bound(auto)} | {_memory(auto, 'extra_over_output')} |")
     out += ["", "| layer | dtype | op | auto runs | auto ms | torch ms | auto / torch | "
             "fastest rounds | im2col / torch | fast_native / torch | direct / torch | "
-            "jax / torch | auto: where the time goes | auto extra memory / largest array |",
+            "jax / torch | auto: where the time goes | auto memory beyond the result, / largest "
+            "array |",
             "|---" * 14 + "|"]
     for name in specs:
         for dt in ("float32", "float64"):

@@ -151,10 +151,12 @@ class Timing:
                 "min_ratio_to_torch": (min(self.times) / reference_min
                                        if reference_min and self.times else None),
                 "peak_extra_mb": None if self.peak_bytes is None else self.peak_bytes / 2**20,
+                # the memory bar: what it allocated beyond the result it returns
+                "output_bytes": self.output_bytes, "largest_bytes": self.largest_bytes,
                 "extra_over_output": None if self.peak_bytes is None or not self.output_bytes
-                else self.peak_bytes / self.output_bytes,
+                else max(0, self.peak_bytes - self.output_bytes) / self.output_bytes,
                 "extra_over_largest": None if self.peak_bytes is None or not self.largest_bytes
-                else self.peak_bytes / self.largest_bytes,
+                else max(0, self.peak_bytes - self.output_bytes) / self.largest_bytes,
                 "runs": self.runs, "parts": self.parts, "note": self.note}
 
 
