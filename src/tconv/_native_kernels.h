@@ -271,6 +271,7 @@ static ATTR void SUF(dw_conv)(const DwJob *j, i64 *src, i64 *wof)
     i64 last = IN - S * VL - (KL - 1) * D + LO;  /* p*S + (KL-1)*D - LO + S*VL - 1 <= IN - 1 */
     p_hi = last < 0 ? 0 : last / S + 1;
     if (p_hi > OUT - VL + 1) p_hi = OUT - VL + 1;
+    const i64 vend = p_hi > p_lo ? p_hi - 1 + VL : p_lo;   /* cells [p_lo, vend) by vectors */
     i64 pos[MAXD];
     for (i64 r = j->row0; r < j->row1; r++) {
         i64 plane = dw_row(j, r, j->out, pos);
@@ -281,16 +282,17 @@ static ATTR void SUF(dw_conv)(const DwJob *j, i64 *src, i64 *wof)
         i64 yrow = plane * j->out_plane;
         for (i64 d = 0; d < nd - 1; d++) yrow += pos[d] * j->out_step[d];
         SCAL *yp = y + yrow;
-        i64 p = 0;
-        for (; p < OUT; p++) {
-            if (p >= p_lo && p < p_hi) {        /* a vector block */
+        for (i64 p = 0; p < OUT; p++) {
+            if (p >= p_lo && p < vend) {        /* a vector block; the last one starts at
+                                                   p_hi - 1 and may recompute a few cells */
+                const i64 st = p < p_hi ? p : p_hi - 1;
                 VEC acc = (VEC){0};
                 for (i64 t = 0; t < nt; t++)
                     for (i64 jl = 0; jl < KL; jl++)
                         acc += wc[wof[t] + jl]
-                               * SUF(load_every)(xp + src[t] + p * S + jl * D - LO, S);
-                *(UVEC *)(yp + p) = acc;
-                p += VL - 1;
+                               * SUF(load_every)(xp + src[t] + st * S + jl * D - LO, S);
+                *(UVEC *)(yp + st) = acc;
+                p = st + VL - 1;
                 continue;
             }
             SCAL acc = 0;
@@ -330,6 +332,7 @@ static ATTR void SUF(dw_transpose)(const DwJob *j, i64 *src, i64 *wof)
     /* block of m .. m+VL-1 (cells q = m*S .. (m+VL)*S - 1): all taps in range */
     i64 m_hi = OUT - VL - (c_max > -(1LL << 59) ? c_max : 0) + 1;   /* exclusive start bound */
     if (m_hi > IN / S - VL + 1) m_hi = IN / S - VL + 1;
+    const i64 mend = m_hi > m_lo ? m_hi - 1 + VL : m_lo;   /* blocks cover m in [m_lo, mend) */
     i64 pos[MAXD];
     for (i64 r = j->row0; r < j->row1; r++) {
         i64 plane = dw_row(j, r, j->in, pos);
@@ -343,11 +346,11 @@ static ATTR void SUF(dw_transpose)(const DwJob *j, i64 *src, i64 *wof)
         i64 q = 0;
         while (q < IN) {
             i64 m = q / S;
-            if (q % S == 0 && m >= m_lo && m < m_hi) {
+            if (S <= 8 && q % S == 0 && m >= m_lo && m < mend) {
+                m = m < m_hi ? m : m_hi - 1;    /* the last block may recompute a few cells */
+                q = m * S;
                 VEC acc[8];
-                SCAL tmp[8 * VL];
-                int direct = S <= 8;
-                for (i64 ph = 0; ph < S && direct; ph++) {
+                for (i64 ph = 0; ph < S; ph++) {
                     VEC a = (VEC){0};
                     for (i64 t = 0; t < nt; t++)
                         for (i64 e = 0; e < ntap[ph]; e++)
@@ -355,19 +358,18 @@ static ATTR void SUF(dw_transpose)(const DwJob *j, i64 *src, i64 *wof)
                                  * *(const UVEC *)(yp + src[t] + m + shift[ph][e]);
                     acc[ph] = a;
                 }
-                if (direct) {
-                    if (S == 1) *(UVEC *)(xp + q) = acc[0];
-                    else if (S == 2) {
-                        *(UVEC *)(xp + q) = __builtin_shuffle(acc[0], acc[1], ZIP_LO);
-                        *(UVEC *)(xp + q + VL) = __builtin_shuffle(acc[0], acc[1], ZIP_HI);
-                    } else {
-                        for (i64 ph = 0; ph < S; ph++)
-                            for (int e = 0; e < VL; e++) tmp[e * S + ph] = acc[ph][e];
-                        memcpy(xp + q, tmp, (size_t)(S * VL) * sizeof(SCAL));
-                    }
-                    q += S * VL;
-                    continue;
+                if (S == 1) *(UVEC *)(xp + q) = acc[0];
+                else if (S == 2) {
+                    *(UVEC *)(xp + q) = __builtin_shuffle(acc[0], acc[1], ZIP_LO);
+                    *(UVEC *)(xp + q + VL) = __builtin_shuffle(acc[0], acc[1], ZIP_HI);
+                } else {
+                    SCAL tmp[8 * VL];
+                    for (i64 ph = 0; ph < S; ph++)
+                        for (int e = 0; e < VL; e++) tmp[e * S + ph] = acc[ph][e];
+                    memcpy(xp + q, tmp, (size_t)(S * VL) * sizeof(SCAL));
                 }
+                q += S * VL;
+                continue;
             }
             SCAL a = 0;             /* one cell: every tap with its checks */
             i64 ph = q % S, mm = q / S;
