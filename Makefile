@@ -11,8 +11,10 @@ STAMP  := $(VENV)/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
 
-# The virtualenv, with tconv and every extra at the versions in constraints.txt.
-$(STAMP): pyproject.toml constraints.txt
+# The virtualenv, with tconv and every extra at the versions in constraints.txt; the editable
+# install also builds the optional C extension tconv._native (setup.py; generic flags, no
+# -march=native: its kernels pick AVX-512, AVX2 or baseline code when they load).
+$(STAMP): pyproject.toml constraints.txt setup.py src/tconv/_native.c src/tconv/_native_kernels.h
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[all,test]'
 	touch $(STAMP)
@@ -31,12 +33,15 @@ $(CHROMIUM):
 chromium: $(CHROMIUM)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis src/tconv/_native*.so
 
-# The tables of docs/performance.md: a full bench run (about 10 minutes), then the markdown.
+# The tables of docs/performance.md: a full bench run (about 15 minutes), then the markdown.
+# Some machines set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) for older OpenBLAS builds; they
+# hold NumPy's current OpenBLAS to an older kernel (Haswell on an AVX-512 CPU), so the bench
+# alone runs without them. The report's hardware line says which kernel NumPy's BLAS ran.
 .PHONY: bench
 bench: $(STAMP)
-	$(BIN)/tconv bench --repeats 7 --json > bench.json
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/tconv bench --repeats 7 --json > bench.json
 	$(BIN)/python benchmarks/tables.py bench.json
 
 # docs/figures/, drawn by the engine: the original experiment step by step (--ints: exact,

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from tconv import ConvSpec
-from tconv.bench import OPS, layers
+import os
+
+from tconv.bench import OPS, auto_runs, layers
+from tconv.hardware import one_line
 from tconv.methods.auto import choose, multiplies
 
 
@@ -24,7 +27,34 @@ def test_bench_quick_runs_every_candidate_and_reports_sane_numbers(tmp_path):
     md = subprocess.run([sys.executable, str(script), str(tmp_path / "bench.json")],
                         capture_output=True, text=True, check=True).stdout
     quick_rows = [line for line in md.splitlines() if "(quick) | float32 |" in line]
-    assert len(quick_rows) == 2 * len(layers(quick=True))    # one per table
+    assert len(quick_rows) == 3 * len(layers(quick=True))    # input grad; conv, weight grad
+    # the run's hardware, above the tables, from the same report
+    hw = report["hardware"]
+    assert md.splitlines()[0] == "Hardware: " + one_line(hw)
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    assert hw["avx512f"] == (" avx512f" in flags) and hw["avx2"] == (" avx2" in flags)
+    assert hw["simd"] == ("avx512f" if hw["avx512f"] else "avx2" if hw["avx2"] else hw["simd"])
+    assert hw["cores"] == os.cpu_count()
+    from threadpoolctl import threadpool_info
+    numpy_pool = [i for i in threadpool_info() if i["user_api"] == "blas"
+                  and "numpy" in i["filepath"]]
+    assert hw["numpy_blas"]["version"] == numpy_pool[0]["version"]
+    assert hw["numpy_blas"]["num_threads"] >= 1
+    # what auto ran, per operation: the cost model's choice, and a method that exists
+    for r in report["timings"]:
+        if r["candidate"] == "tconv auto":
+            spec = next(ly.spec for ly in layers(quick=True) if ly.name == r["layer"])
+            assert r["runs"] == auto_runs(r["op"], spec, np.dtype(r["dtype"]))
+            assert f"| {r['runs']} |" in md
+            result_shape = {"input_grad": spec.input_shape, "conv": spec.output_shape,
+                            "weight_grad": spec.weight_shape}[r["op"]]
+            assert r["extra_over_output"] == pytest.approx(max(
+                0, r["peak_extra_mb"] * 2**20 - 4 * np.prod(result_shape)) / (
+                    4 * np.prod(result_shape)))
+            if r["runs"] == "fast_native":
+                parts = r["parts"]
+                assert 0 < parts["kernel"] <= 1 and 0 <= parts["layout"] <= 1
+                assert parts["kernel"] + parts["layout"] + parts["other"] == pytest.approx(1)
     auto = next(r for r in report["timings"] if r["op"] == "input_grad"
                 and r["candidate"] == "tconv auto")
     assert f"| {auto['median_ms']:.1f} |" in md
@@ -42,6 +72,8 @@ def test_bench_quick_runs_every_candidate_and_reports_sane_numbers(tmp_path):
     assert {"tconv auto", "tconv direct", "tconv im2col"} <= cands["conv"] & cands["weight_grad"]
     from tconv import frameworks as backends
     if backends.available("torch"):
+        import torch
+        assert hw["torch"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
         assert {"torch conv_transpose", "torch autograd"} <= cands["input_grad"]
         assert "torch conv" in cands["conv"]
         assert {"torch nn.grad", "torch autograd"} <= cands["weight_grad"]
@@ -86,11 +118,32 @@ def test_polyphase_multiplies_one_over_prod_stride_of_zero_insertion(y, w, strid
 
 
 def test_auto_picks_a_fast_method():
-    spec = ConvSpec.transpose((4, 256, 64, 64), (256, 128, 2, 2), stride=2)
-    assert choose("conv_transpose", spec) == "fast_polyphase_cf"          # 4096 cells per sample, 256 channels
-    assert choose("conv_transpose", ConvSpec.transpose((16, 512, 8, 8), (512, 256, 4, 4), stride=2)) in (
-        "fast_gemm", "fast_polyphase")                   # 64 cells, 512 channels
-    assert choose("conv_transpose", spec, np.int64) == "fast_gemm"
+    """The cost model's rule, on the bench's layers: fast_native where it is built, except the
+    forward convolution whose im2col GEMM is wide (inner size C_in/g * K >= BLAS_INNER); the
+    NumPy methods' rule without it."""
+    from tconv.methods import auto, fast_native
+
+    unet = ConvSpec.transpose((4, 256, 64, 64), (256, 128, 2, 2), stride=2)
+    dcgan = ConvSpec.transpose((16, 512, 8, 8), (512, 256, 4, 4), stride=2, padding=1)
+    depthwise = ConvSpec.transpose((8, 128, 32, 32), (128, 1, 4, 4), stride=2, padding=1,
+                                   groups=128)
+    assert dcgan.in_channels * 16 >= auto.BLAS_INNER > unet.in_channels * 4
+    if fast_native.AVAILABLE:
+        for spec in (unet, dcgan, depthwise):
+            assert choose("conv_transpose", spec) == "fast_native"
+            assert choose("conv_transpose", spec, np.int64) == "fast_native"
+            assert choose("weight_grad", spec, np.float32) == "fast_native"
+        assert choose("conv", dcgan, np.float64) == "im2col"
+        assert choose("conv", unet, np.float16) == "fast_native"
+        assert choose("conv", depthwise, np.float32) == "fast_native"
+        # longdouble is not a dtype of the kernels
+        assert choose("conv_transpose", unet, np.longdouble) == "fast_polyphase_cf"
+    else:
+        # 4096 cells per sample and 256 channels; 64 cells and 512 channels
+        assert choose("conv_transpose", unet) == "fast_polyphase_cf"
+        assert choose("conv_transpose", dcgan) in ("fast_gemm", "fast_polyphase")
+        assert choose("conv_transpose", unet, np.int64) == "fast_gemm"
+        assert choose("conv", unet, np.float32) == "im2col"
 
 
 @pytest.mark.parametrize("op", OPS)

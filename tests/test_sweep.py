@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 
-from tconv import methods as algorithms
+from tconv import methods
 from tconv.spec import ConvSpec
 from tconv.sweep import draw_specs, shrink, sweep, way_key
 
@@ -42,14 +42,14 @@ def test_shrink_reaches_the_minimum_of_a_known_condition():
 def test_a_broken_method_is_counted_and_shrunk(monkeypatch):
     """A method that drops the last input cell of every dim disagrees; the sweep counts it and
     shrinks it to a one-cell-output spec whose repro command names it."""
-    right = algorithms.polyphase.conv_transpose
+    right = methods.polyphase.conv_transpose
 
     def broken(y, w, spec):
         x = right(y, w, spec).copy()
         x[(Ellipsis,) + (slice(-1, None),) * spec.ndim] = 0
         return x
 
-    monkeypatch.setattr(algorithms.polyphase, "conv_transpose", broken)
+    monkeypatch.setattr(methods.polyphase, "conv_transpose", broken)
     report = sweep(40, seed=1, dtype="int64")
     assert not report.passed
     assert report.tallies["tconv polyphase"]["FAIL"] > 0
@@ -91,13 +91,13 @@ def test_repro_command_meets_the_sweeps_data(monkeypatch):
 
     from tconv.cli.app import app
 
-    right = algorithms.gemm.conv_transpose
+    right = methods.gemm.conv_transpose
 
     def data_dependent(y, w, spec):
         x = right(y, w, spec)
         return x + 1 if y.size and y.flat[0] == 3 else x
 
-    monkeypatch.setattr(algorithms.gemm, "conv_transpose", data_dependent)
+    monkeypatch.setattr(methods.gemm, "conv_transpose", data_dependent)
     report = sweep(60, seed=3, dtype="int64")
     (d,) = report.disagreements
     assert d.key == "tconv gemm" and "--gradient random --seed " in d.command

@@ -1,4 +1,4 @@
-"""Array helpers shared by the algorithms: dtypes, padding/cropping, zero insertion, kernel flips.
+"""Array helpers shared by the methods: dtypes, padding/cropping, zero insertion, kernel flips.
 
 Nothing here knows a shape formula; sizes come from :class:`tconv.spec.ConvSpec`.
 """

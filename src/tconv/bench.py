@@ -31,6 +31,7 @@ from typing import Callable
 
 import numpy as np
 
+from .methods import auto, fast_native
 from .ops import convolve, transpose, weight_grad
 from .spec import ConvSpec
 
@@ -126,12 +127,17 @@ class Timing:
     peak_bytes: int | None = None
     macs: int = 0
     note: str = ""
+    runs: str | None = None           # the method "tconv auto" ran
+    output_bytes: int = 0             # the operation's result
+    largest_bytes: int = 0            # the largest of its operands and result
+    parts: dict | None = None         # fast_native: share of the time per pass
 
     @property
     def median(self) -> float:
         return float(np.median(self.times)) if self.times else float("nan")
 
-    def to_dict(self, gemm: float, reference: float | None) -> dict:
+    def to_dict(self, gemm: float, reference: float | None,
+                reference_min: float | None = None) -> dict:
         ms = self.median * 1e3
         gflops = 2 * self.macs / self.median / 1e9 if self.times else None
         return {"layer": self.layer, "op": self.op, "dtype": self.dtype,
@@ -140,8 +146,17 @@ class Timing:
                 "max_ms": max(self.times) * 1e3 if self.times else None,
                 "gflops": gflops, "gemm_share": gflops / gemm if gflops else None,
                 "ratio_to_torch": self.median / reference if reference else None,
+                # fastest round over fastest round: less moved by other processes' load
+                "min_ratio_to_torch": (min(self.times) / reference_min
+                                       if reference_min and self.times else None),
                 "peak_extra_mb": None if self.peak_bytes is None else self.peak_bytes / 2**20,
-                "note": self.note}
+                # the memory bar: what it allocated beyond the result it returns
+                "output_bytes": self.output_bytes, "largest_bytes": self.largest_bytes,
+                "extra_over_output": None if self.peak_bytes is None or not self.output_bytes
+                else max(0, self.peak_bytes - self.output_bytes) / self.output_bytes,
+                "extra_over_largest": None if self.peak_bytes is None or not self.largest_bytes
+                else max(0, self.peak_bytes - self.output_bytes) / self.largest_bytes,
+                "runs": self.runs, "parts": self.parts, "note": self.note}
 
 
 #: Seconds to wait when the timed library changes (see the module docstring).
@@ -179,7 +194,36 @@ def _peak_bytes(fn: Callable) -> int:
 
 DEFAULT_METHODS = ("auto", "fast_gemm", "fast_polyphase", "fast_polyphase_cf", "gemm", "polyphase",
                    "zero_insertion")
-DEFAULT_CONV_METHODS = ("auto", "direct", "im2col")
+DEFAULT_CONV_METHODS = ("auto", "direct", "im2col") + (
+    ("fast_native",) if fast_native.AVAILABLE else ())
+if fast_native.AVAILABLE:
+    DEFAULT_METHODS = DEFAULT_METHODS[:4] + ("fast_native",) + DEFAULT_METHODS[4:]
+
+
+def auto_runs(op: str, spec: ConvSpec, dtype) -> str:
+    """The method ``auto`` runs for the bench's ``op`` on ``spec`` in ``dtype``."""
+    return auto.choose("conv_transpose" if op == "input_grad" else op, spec, dtype)
+
+
+def profile(fn: Callable, method: str, gemm: float, macs: int, rounds: int = 3) -> dict | None:
+    """Where a fast_native run spends its time: the share of the wall time in the compiled
+    kernel (the multiply-adds), in the layout copies, and the rest (Python, allocation), and
+    the kernel's own GFLOP/s as a share of NumPy's square GEMM in this run."""
+    if method != "fast_native":
+        return None
+    fast_native.PROFILE = {}
+    try:
+        start = time.perf_counter()
+        for _ in range(rounds):
+            fn()
+        total = time.perf_counter() - start
+        parts = dict(fast_native.PROFILE)
+    finally:
+        fast_native.PROFILE = None
+    kernel, layout = parts.get("kernel", 0.0), parts.get("layout", 0.0)
+    return {"kernel": kernel / total, "layout": layout / total,
+            "other": max(0.0, 1 - (kernel + layout) / total),
+            "kernel_of_gemm": (2 * macs * rounds / kernel / 1e9 / gemm) if kernel else None}
 
 
 def run(layers_: list[BenchLayer], *, dtypes=("float32", "float64"), methods=DEFAULT_METHODS,
@@ -201,8 +245,12 @@ def run(layers_: list[BenchLayer], *, dtypes=("float32", "float64"), methods=DEF
         candidates = _tconv_candidates(op, spec, x, w, g, methods, conv_methods)
         if frameworks:
             candidates.update(_framework_candidates(op, spec, x, w, g))
-        rows = {name: Timing(layer.name, op, dt, name, macs=layer.macs)
+        out_bytes = {"input_grad": x.nbytes, "conv": g.nbytes, "weight_grad": w.nbytes}[op]
+        rows = {name: Timing(layer.name, op, dt, name, macs=layer.macs, output_bytes=out_bytes,
+                             largest_bytes=max(x.nbytes, w.nbytes, g.nbytes))
                 for name in candidates}
+        if "tconv auto" in rows:
+            rows["tconv auto"].runs = auto_runs(op, spec, np.dtype(dt))
         before = _settle_between_libraries(candidates)
         for name, fn in candidates.items():
             before(name)
@@ -218,5 +266,8 @@ def run(layers_: list[BenchLayer], *, dtypes=("float32", "float64"), methods=DEF
                 rows[name].times.append(time.perf_counter() - start)
             if progress:
                 progress()
+        if "tconv auto" in rows:
+            rows["tconv auto"].parts = profile(candidates["tconv auto"], rows["tconv auto"].runs,
+                                               gemm[dt], layer.macs)
         timings.extend(rows.values())
     return timings, gemm

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 import tconv
-from tconv import methods as algorithms
+from tconv import methods
 from tconv.cli.app import app
 
 TCONV = [sys.executable, "-m", "tconv.cli"]
@@ -80,8 +80,8 @@ def test_unknown_flag_exits_2():
 def test_a_wrong_method_makes_verify_fail(monkeypatch):
     """If one method is wrong (here: the kernel not flipped), its row fails and the exit is 1."""
     from tconv._arrays import flip_spatial
-    right = algorithms.zero_insertion.conv_transpose
-    monkeypatch.setattr(algorithms.zero_insertion, "conv_transpose",
+    right = methods.zero_insertion.conv_transpose
+    monkeypatch.setattr(methods.zero_insertion, "conv_transpose",
                         lambda y, w, spec: right(y, flip_spatial(w), spec))
     result = CliRunner().invoke(app, ["verify", "--json", "--backends", "none"])
     assert result.exit_code == 1

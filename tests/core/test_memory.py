@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import tconv
-from tconv.methods import im2col
-from tconv.methods import matrix
-from tconv.ops import convolve, transpose
+from tconv import bench
+from tconv.methods import im2col, matrix
+from tconv.ops import convolve, transpose, weight_grad
 from tconv.spec import ConvSpec
 
 
@@ -84,3 +84,24 @@ def test_im2col_bounds_the_result_block_too():
     assert peak - y.nbytes <= 2 * im2col.BLOCK_BYTES + 2**20 < y.nbytes
     g, peak = _peak(lambda: tconv.conv_weight_grad(x, w.shape, y, method="im2col"))
     assert peak <= 2 * im2col.BLOCK_BYTES + 2**20
+
+
+@pytest.mark.parametrize("op", ["conv_transpose", "conv", "weight_grad"])
+@pytest.mark.parametrize("layer", bench.layers(), ids=lambda ly: ly.name.split(" N")[0])
+def test_auto_extra_memory_on_the_anchor_layers_is_at_most_twice_the_output(layer, op):
+    """The memory bar of ``tconv bench``'s layers, float32: beyond its operands and its result,
+    ``auto`` allocates at most twice the result for the transposed convolution (the output is
+    the largest array there); the forward convolution and the weight gradient return arrays
+    smaller than their input (the weight gradient: the weights), and stay within twice their
+    largest array."""
+    spec = layer.spec
+    rng = np.random.default_rng(0)
+    x, w, g = (rng.standard_normal(s).astype(np.float32) for s in
+               (spec.input_shape, spec.weight_shape, spec.output_shape))
+    fn = {"conv_transpose": lambda: transpose(g, w, spec, "auto"),
+          "conv": lambda: convolve(x, w, spec, "auto"),
+          "weight_grad": lambda: weight_grad(x, g, spec, "auto")}[op]
+    result, peak = _peak(fn)
+    extra = peak - result.nbytes
+    scale = result.nbytes if op == "conv_transpose" else max(x.nbytes, w.nbytes, g.nbytes)
+    assert extra <= 2 * scale, (extra / scale, spec.describe())

@@ -104,25 +104,113 @@ def test_depthwise(method):
         np.testing.assert_array_equal(got[:, c:c + 1], alone)
 
 
-@pytest.mark.parametrize("method", ["fast_gemm", "fast_polyphase_cf"])
+from tconv.methods import fast_native  # noqa: E402
+
+#: The compiled method's instruction sets this CPU runs (each one tested where it can run).
+ISAS = ([] if not fast_native.AVAILABLE else
+        ["base", "avx2", "avx512"][:["base", "avx2", "avx512"].index(
+            fast_native._native.isa()[1]) + 1])
+
+
+@pytest.mark.parametrize("method", ["fast_gemm", "fast_polyphase_cf"]
+                         + [f"fast_native-{isa}" for isa in ISAS]
+                         + [f"fast_native-{isa}-cl" for isa in ISAS[-1:]])
 def test_threaded_paths_equal_scatter(method, monkeypatch):
-    """fast_gemm adds two halves of the batch, and fast_polyphase_cf runs two phases, in
-    threads on large outputs; with the threshold at 0 every spec takes that path and must still
-    give the reference's numbers exactly."""
+    """fast_gemm adds two halves of the batch, fast_polyphase_cf runs two phases, and
+    fast_native runs two halves of every pass, in threads on large outputs; with the threshold
+    at 0 every spec takes that path and must still give the reference's numbers exactly
+    (fast_native: with each instruction set's kernels, for the transposed convolution, the
+    convolution and the weight gradient; ``-cl``: depthwise layers through the channels-last
+    kernels too, as when their stride or kernel is beyond the channels-first kernels' bound)."""
+    from tconv.methods import reference
     from tconv.methods import fast_gemm, fast_polyphase_cf
+    from tconv.ops import convolve, weight_grad
     from tconv.sweep import draw_specs
 
-    module = {"fast_gemm": fast_gemm, "fast_polyphase_cf": fast_polyphase_cf}[method]
+    method, _, isa = method.partition("-")
+    isa, _, layout = isa.partition("-")
+    if layout:
+        monkeypatch.setattr(fast_native, "channels_first_depthwise", lambda spec: False)
+    module = {"fast_gemm": fast_gemm, "fast_polyphase_cf": fast_polyphase_cf,
+              "fast_native": fast_native}[method]
     monkeypatch.setattr(module, "_THREADED_SIZE", 0)
-    for i, spec in enumerate(draw_specs(80, seed=5)):
-        _, w, y = arrays_for(spec, i)
-        np.testing.assert_array_equal(transpose(y, w, spec, method),
-                                      transpose(y, w, spec, "scatter"), err_msg=spec.describe())
+    if isa:
+        best = fast_native._native.isa()[0]
+        fast_native._native.isa(isa)
+    try:
+        for i, spec in enumerate(draw_specs(80, seed=5)):
+            x, w, y = arrays_for(spec, i)
+            np.testing.assert_array_equal(transpose(y, w, spec, method),
+                                          transpose(y, w, spec, "scatter"),
+                                          err_msg=spec.describe())
+            if isa:
+                np.testing.assert_array_equal(convolve(x, w, spec, method),
+                                              reference.conv(x, w, spec), err_msg=spec.describe())
+                np.testing.assert_array_equal(weight_grad(x, y, spec, method),
+                                              reference.weight_grad(x, y, spec),
+                                              err_msg=spec.describe())
+    finally:
+        if isa:
+            fast_native._native.isa(best)
+
+
+def test_the_compiled_method_is_built_where_a_compiler_is():
+    """The extension is optional so that installs without a C compiler work; where one is
+    found, a failed build is a failure here, not a method silently missing from the tests."""
+    import shutil
+    import sysconfig
+
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) or shutil.which("cc") or shutil.which("gcc"):
+        assert fast_native.AVAILABLE and "fast_native" in tconv.METHODS
+        assert fast_native.instruction_set() in ("base", "avx2", "avx512")
+
+
+NUMPY_ONLY_SCRIPT = """
+import sys
+sys.modules["tconv._native"] = None          # as if the extension had not been built
+import numpy as np
+import tconv
+from tconv.methods import fast_native, reference, scatter
+from tconv.methods.auto import choose
+from tconv.ops import convolve, transpose, weight_grad
+from tconv.strategies import arrays_for
+from tconv.sweep import draw_specs
+
+assert not fast_native.AVAILABLE and "fast_native" not in tconv.METHODS
+assert "fast_native" not in tconv.CONV_METHODS
+for i, spec in enumerate(draw_specs(30, seed=2)):
+    x, w, y = arrays_for(spec, i)
+    assert "fast_native" not in {choose(op, spec, np.float32) for op in ("conv_transpose", "conv",
+                                                                            "weight_grad")}
+    assert np.array_equal(transpose(y, w, spec), scatter.conv_transpose(y, w, spec))
+    assert np.array_equal(convolve(x, w, spec), reference.conv(x, w, spec))
+    assert np.array_equal(weight_grad(x, y, spec), reference.weight_grad(x, y, spec))
+try:
+    tconv.conv_transpose(np.ones((1, 1, 3)), np.ones((1, 1, 2)), method="fast_native")
+except tconv.ConvSpecError as e:
+    assert "fast_native" in str(e) and "extension" in str(e), e
+else:
+    sys.exit("method='fast_native' ran without its extension")
+"""
+
+
+def test_a_numpy_only_install_runs_auto_without_the_extension():
+    """Without ``tconv._native`` (no C compiler at install): no fast_native method, ``auto``
+    picks NumPy methods and still computes the naive loops' numbers; asking for fast_native
+    is a ConvSpecError that says why."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", NUMPY_ONLY_SCRIPT], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
 
 
 FORK_SCRIPT = """
 import multiprocessing, queue, sys
 import numpy as np
+method = sys.argv[1]
 from tconv import ConvSpec
 from tconv.ops import transpose
 
@@ -130,10 +218,10 @@ spec = ConvSpec.transpose((4, 16, 64, 64), (16, 8, 4, 4), stride=2, padding=1)
 rng = np.random.default_rng(0)
 y = rng.integers(-3, 4, spec.output_shape).astype(np.float32)
 w = rng.integers(-3, 4, spec.weight_shape).astype(np.float32)
-want = transpose(y, w, spec, "fast_gemm")       # large enough for the threaded col2im
+want = transpose(y, w, spec, method)            # large enough for the threaded passes
 
 def child(results):
-    results.put(transpose(y, w, spec, "fast_gemm"))
+    results.put(transpose(y, w, spec, method))
 
 context = multiprocessing.get_context("fork")
 results = context.Queue()
@@ -149,13 +237,14 @@ sys.exit(0 if np.array_equal(got, want) else "the child computed other numbers")
 """
 
 
-def test_a_forked_child_runs_the_threaded_paths():
+@pytest.mark.parametrize("method", ["fast_gemm"] + (["fast_native"] if ISAS else []))
+def test_a_forked_child_runs_the_threaded_paths(method):
     """After the parent used the worker pool, a fork()ed child (multiprocessing's default on
     Linux) has none of its threads; it must start its own instead of waiting forever. (In a
     fresh interpreter: this test process has other libraries' threads that fork() would copy.)"""
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT, method], capture_output=True,
+                          text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

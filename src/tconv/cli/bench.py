@@ -15,15 +15,15 @@ from .common import at_least_one, new_console, number, user_errors
 def command(
     quick: bool = typer.Option(False, "--quick", help="Small layers, 2 rounds: a smoke test."),
     dtypes: str = typer.Option("float32,float64", "--dtypes", help="Comma list of dtypes."),
-    methods: str = typer.Option(
-        "auto,fast_gemm,fast_polyphase,fast_polyphase_cf,gemm,polyphase,zero_insertion",
-        help="Comma list of tconv methods ('all' for every one; scatter, commuted and matrix "
-             "are slow on the large layers)."),
+    methods: Optional[str] = typer.Option(
+        None, help="Comma list of tconv methods of the input gradient (default: auto, the fast "
+                   "methods, gemm, polyphase, zero_insertion; 'all' for every one; scatter, "
+                   "commuted and matrix are slow on the large layers)."),
     ops: str = typer.Option(
         "input_grad,conv,weight_grad", "--ops",
         help="Comma list of operations: input_grad (the transposed convolution; --methods "
              "picks its methods), conv (the forward convolution) and weight_grad (its weight "
-             "gradient); the last two time tconv's auto, direct and im2col."),
+             "gradient); the last two time tconv's auto, direct, im2col and fast_native."),
     repeats: int = typer.Option(5, help="Rounds per layer (each round times every candidate)."),
     layer: Optional[str] = typer.Option(None, help="Only layers whose name contains this."),
     frameworks: bool = typer.Option(True, help="Time PyTorch (and other installed backends)."),
@@ -49,6 +49,8 @@ def command(
     from .. import bench
     from ..methods import METHODS
 
+    if methods is None:
+        methods = ",".join(bench.DEFAULT_METHODS)
     with user_errors(as_json):
         names = list(METHODS) + ["auto"] if methods == "all" else [
             m.strip() for m in methods.split(",") if m.strip()]
@@ -77,13 +79,18 @@ def command(
                                   progress=lambda: bar.advance(task))
     rows = []
     for t in timings:
-        ref = next((r.median for r in timings if r.candidate == bench.REFERENCE[t.op]
+        ref = next((r for r in timings if r.candidate == bench.REFERENCE[t.op]
                     and (r.layer, r.op, r.dtype) == (t.layer, t.op, t.dtype)), None)
-        rows.append(t.to_dict(gemm[t.dtype], ref))
+        rows.append(t.to_dict(gemm[t.dtype], ref and ref.median,
+                              ref and ref.times and min(ref.times)))
+    from ..hardware import describe, one_line
+
+    hardware = describe()
     if as_json:
-        print(json.dumps({"gemm_gflops": gemm, "timings": rows}, indent=2))
+        print(json.dumps({"hardware": hardware, "gemm_gflops": gemm, "timings": rows}, indent=2))
         return
     out = new_console()
+    out.print(one_line(hardware), markup=False)
     out.print("NumPy GEMM in this run: " + ", ".join(
         f"{dt} {rate:.1f} GFLOP/s" for dt, rate in gemm.items()))
     from ..methods.auto import multiplies
@@ -102,7 +109,8 @@ def command(
         for r in rows:
             if (r["layer"], r["op"], r["dtype"]) != (name, op, dt):
                 continue
-            table.add_row(r["candidate"], f"{r['median_ms']:.1f}",
+            label = r["candidate"] + (f" ({r['runs']})" if r.get("runs") else "")
+            table.add_row(label, f"{r['median_ms']:.1f}",
                           f"{r['min_ms']:.1f}-{r['max_ms']:.1f}", f"{r['gflops']:.1f}",
                           f"{r['gemm_share']:.0%}", number(r["ratio_to_torch"]),
                           "" if r["peak_extra_mb"] is None else f"{r['peak_extra_mb']:.1f}")

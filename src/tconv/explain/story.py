@@ -9,8 +9,8 @@ its channels swapped, the ordinary convolution, the sub-pixel phases and the mat
 Nothing here computes a size or a convolution of its own. Sizes come from
 :class:`~tconv.spec.ConvSpec`; arrays from the engine's functions: :func:`tconv.forward.conv`
 and :func:`~tconv.forward.correlate`, the helpers of :mod:`tconv._arrays`,
-:func:`tconv.reference.conv_transpose` (the scatter), :func:`tconv.algorithms.polyphase.phases`
-and :func:`tconv.algorithms.matrix.forward_matrix`. The renderers (the terminal in
+:func:`tconv.methods.scatter.conv_transpose` (the scatter), :func:`tconv.methods.polyphase.phases`
+and :func:`tconv.methods.matrix.forward_matrix`. The renderers (the terminal in
 :mod:`tconv.commands.explain`, figures in :mod:`tconv.drawing`) only draw these objects.
 
 :func:`shape_facts` and :func:`overlap` are the data of ``tconv shape`` and ``tconv overlap``.
@@ -435,7 +435,7 @@ MAX_MATRIX_CELLS = 250_000
 
 
 def matrix_view(spec: ConvSpec, w: np.ndarray) -> MatrixView:
-    """C of ``spec`` for weight ``w`` (built by :func:`tconv.algorithms.matrix.forward_matrix`).
+    """C of ``spec`` for weight ``w`` (built by :func:`tconv.methods.matrix.forward_matrix`).
 
     Examples
     --------

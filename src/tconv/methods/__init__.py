@@ -23,8 +23,8 @@ from types import ModuleType
 from typing import Callable
 
 from ..spec import ConvSpecError
-from . import (commuted, direct, fast_gemm, fast_polyphase, fast_polyphase_cf, gemm, im2col, matrix,
-               polyphase, scatter, zero_insertion)
+from . import (commuted, direct, fast_gemm, fast_native, fast_polyphase, fast_polyphase_cf, gemm,
+               im2col, matrix, polyphase, scatter, zero_insertion)
 
 OPERATIONS = ("conv_transpose", "conv", "weight_grad")
 
@@ -51,6 +51,9 @@ _MODULES: dict[str, dict[str, ModuleType]] = {
     "conv": {"direct": direct, "im2col": im2col},
     "weight_grad": {"direct": direct, "im2col": im2col},
 }
+if fast_native.AVAILABLE:     # the compiled kernels, registered where the extension built
+    for _modules in _MODULES.values():
+        _modules["fast_native"] = fast_native
 
 REGISTRY: dict[str, dict[str, Method]] = {
     op: {name: Method(name, op, module) for name, module in modules.items()}
@@ -65,12 +68,17 @@ def names(operation: str) -> tuple[str, ...]:
 #: The methods of conv_transpose / conv_input_grad (``"auto"`` excluded).
 METHODS: tuple[str, ...] = names("conv_transpose")
 #: The methods of conv and conv_weight_grad (``"auto"`` excluded): ``direct``, one matrix product
-#: per kernel tap, and ``im2col``, one GEMM per cache-sized block (what ``auto`` runs).
+#: per kernel tap, ``im2col``, one GEMM per cache-sized block, and (where it built) the compiled
+#: ``fast_native``; ``auto`` picks by :func:`tconv.methods.auto.choose`.
 CONV_METHODS: tuple[str, ...] = names("conv")
 
 
 def check(operation: str, method) -> None:
     """A ConvSpecError unless ``method`` is ``"auto"`` or a method of ``operation``."""
+    if method == "fast_native" and not fast_native.AVAILABLE:
+        raise ConvSpecError("method='fast_native' needs the compiled extension tconv._native, "
+                            "which is not built in this install (no C compiler at install "
+                            "time); method='auto' runs the NumPy methods", "method")
     if not isinstance(method, str) or (method != "auto" and method not in REGISTRY[operation]):
         raise ConvSpecError(f"method={method!r} is not one of {('auto',) + names(operation)}")
 

@@ -11,7 +11,10 @@ shape of the GEMM:
   ``N*prod(out)*K*C_out`` elements in all, none when the stride equals the kernel (``T == 1``);
 * ``fast_polyphase_cf``: the same phases channels-first, one GEMM per sample and group, without
   the two layout copies; :func:`choose` takes it by a rule read off measurements, not by
-  :func:`estimate`.
+  :func:`estimate`;
+* ``fast_native`` (compiled, optional): taken first wherever :func:`native_wins`, a rule read
+  off side-by-side measurements (``tconv bench``), with the predicates of
+  :mod:`.fast_native` itself.
 
 A GEMM whose inner size or output width is small runs below the BLAS peak: modelled as
 ``min(1, inner / 64) * min(1, width / 32)``. Depthwise layers (one channel in and out per
@@ -25,9 +28,10 @@ import math
 
 import numpy as np
 
-from . import fast_gemm
-from .polyphase import phases
+from .._arrays import compute_dtype
 from ..spec import ConvSpec
+from . import fast_gemm, fast_native
+from .polyphase import phases
 
 GEMM_FLOPS = 50e9       # float32 GEMM flop/s at full efficiency
 ADD_RATE = 1.0e9        # elements/s of a strided numpy add (read, add, write)
@@ -68,14 +72,17 @@ def estimate(spec: ConvSpec, method: str) -> float:
 def choose(operation: str, spec: ConvSpec, dtype=np.float32) -> str:
     """The method ``auto`` runs for ``operation`` on ``spec``.
 
-    The forward convolution and the weight gradient: ``im2col``, whose single GEMM has inner size
-    ``C_in/g * K`` where ``direct``'s ``K`` GEMMs have ``C_in/g``. The transposed convolution:
-    integers (no BLAS): ``fast_gemm``, the fewest passes. A gradient with at least twice as
+    ``fast_native`` (the compiled kernels) wherever :func:`native_wins`. Otherwise the forward
+    convolution and the weight gradient run ``im2col``, whose single GEMM has inner size
+    ``C_in/g * K`` where ``direct``'s ``K`` GEMMs have ``C_in/g``; the transposed convolution:
+    integers (no BLAS) ``fast_gemm``, the fewest passes; a gradient with at least twice as
     many cells per sample as channels: ``fast_polyphase_cf`` — its per-sample GEMMs are wide
     enough, and it skips the two layout copies the channels-last methods pay (measured: U-Net,
     long 1-d signals, 3-d, depthwise). Otherwise the cheaper channels-last method by
     :func:`estimate`.
     """
+    if native_wins(spec, dtype, operation):
+        return "fast_native"
     if operation != "conv_transpose":
         return "im2col"
     if np.dtype(dtype).kind in "iu":
@@ -83,6 +90,31 @@ def choose(operation: str, spec: ConvSpec, dtype=np.float32) -> str:
     if math.prod(spec.output_size) >= 2 * spec.out_channels:
         return "fast_polyphase_cf"
     return min(("fast_gemm", "fast_polyphase"), key=lambda m: estimate(spec, m))
+
+
+#: The forward convolution's inner size ``C_in/g * prod(kernel)`` from which im2col's one large
+#: GEMM runs NumPy's BLAS near its peak and beats the compiled kernel (measured on the DCGAN
+#: 512->256 layer, inner size 4096; the DCGAN 256->128 layer, 2048, goes to fast_native).
+BLAS_INNER = 4096
+
+
+def native_wins(spec: ConvSpec, dtype, op: str = "conv_transpose") -> bool:
+    """Whether ``auto`` runs the compiled ``fast_native`` for ``op`` (``conv_transpose``,
+    ``conv`` or ``weight_grad``) on ``spec``.
+
+    Where the extension is built and takes the compute dtype (``fast_native.supports``): the
+    transposed convolution and the weight gradient always (it writes each result element once,
+    without the gathers, col2im adds and layout copies of the NumPy methods, and on narrow layers
+    its register tile runs where BLAS is at half its peak or less; depthwise layers
+    (``fast_native.channels_first_depthwise``) run without any copy); the forward convolution
+    unless im2col's single GEMM is wide enough for BLAS's peak (inner size >= :data:`BLAS_INNER`,
+    not depthwise).
+    """
+    if not fast_native.supports(spec, compute_dtype(dtype)):
+        return False
+    if op == "conv" and not fast_native.is_depthwise(spec):
+        return spec.in_channels // spec.groups * math.prod(spec.kernel_size) < BLAS_INNER
+    return True
 
 
 def multiplies(spec: ConvSpec, method: str) -> int:

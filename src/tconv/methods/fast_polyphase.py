@@ -1,6 +1,6 @@
 """``fast_polyphase``: the sub-pixel decomposition of ``polyphase``, one GEMM per phase, channels last.
 
-For each of the ``prod(stride)`` phases (see :func:`tconv.algorithms.polyphase.phases`), the
+For each of the ``prod(stride)`` phases (see :func:`tconv.methods.polyphase.phases`), the
 cells of that phase are an ordinary stride-1 correlation of the gradient with a flipped
 sub-kernel of ``T`` taps. Gathering the ``T`` shifted views of the channels-last gradient side by
 side (im2col) makes that one matrix product::

@@ -25,7 +25,7 @@ Flat indices are C order over ``(C, *spatial)`` of sample 0 (``(C_out, C_in/grou
 
 **The incidence.** One *term* per product of the forward convolution ``o = conv(x, w)``: output
 cell ``g``, padded input cell ``p``, kernel tap ``w``. The terms are the stored entries of the
-forward matrix (:func:`tconv.algorithms.matrix.forward_matrix`) of the same convolution over the
+forward matrix (:func:`tconv.methods.matrix.forward_matrix`) of the same convolution over the
 padded input with a weight of tap numbers. A term whose ``p`` lies inside ``x`` is an entry of
 ``C``: ``o[g] += w[t] * x[p]`` and, transposed, ``dL/dx[p] += g[g] * w[t]``. The others are taps
 that fall into the forward padding: the scatter stamps them onto the border it then crops. The

@@ -1,0 +1,686 @@
+/* tconv._native: the compiled kernels of the fast_native method (tconv.algorithms.fast_native).
+ *
+ * One "affine implicit GEMM" in channels-last layout serves the forward convolution, every
+ * phase of the transposed convolution and, reversed, the weight gradient:
+ *
+ *     out[cell(m), g, o] = sum_t sum_i in[cell_in(m) + off[t], g, i] * w[g, t, i, o]
+ *
+ * where m runs over an N-d grid (batch first) and both cell(m) and cell_in(m) are affine in m
+ * (element steps per grid dim), so that strided inputs (the stride of the convolution) and
+ * strided outputs (the cells of one phase) need no copy. Depthwise layers (one channel in and
+ * out per group) vectorise over the channels instead. A call works on a range of grid rows (all
+ * dims but the last), so that Python can run two ranges in two threads; the GIL is released.
+ *
+ * Portability: the module is compiled with the compiler's generic flags; each kernel is built
+ * three times (AVX-512, AVX2+FMA, baseline x86-64 or the build machine's default) and the best
+ * one the running CPU supports is chosen at import (__builtin_cpu_supports). No -march=native.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef int64_t i64;
+
+#define MAXD 16
+#define ROWS_PER_BLOCK 32
+#define CELLS_PER_RUN 256    /* the weight gradient's cells per row and block */
+#define CHUNK 96            /* cells per chunk of the forward kernel (a multiple of 6 and 4) */
+
+typedef struct {
+    const void *in;     /* input (channels-last, padded as the offsets need) */
+    void *out;          /* output; the weight gradient's accumulator */
+    const void *w;      /* packed weights; the weight gradient's upstream gradient */
+    const i64 *off;     /* element offset of each tap */
+    i64 taps, nd, row0, row1, groups, kin, kout, kpad;
+    i64 ocs;            /* element step between output channels: 1 channels-last, else the
+                           spatial size of a channels-first output (forward kernels only) */
+    i64 count[MAXD], istep[MAXD], ostep[MAXD];
+} Job;
+
+/* A depthwise layer in channels-first layout: x (N, C, *in), y (N, C, *out), w (C, K). */
+#define DW_MAX 64           /* at most this stride and kernel size along the last dim */
+typedef struct {
+    const void *x;      /* forward input (conv, weight gradient) */
+    void *y;            /* forward output (conv); the gradient read (transposed, weight grad) */
+    void *x_out;        /* transposed output; the weight gradient (C, K) */
+    const void *w;      /* (C, K) */
+    i64 nd, batch, channels, taps, row0, row1, in_plane, out_plane;
+    i64 in[MAXD], out[MAXD], k[MAXD], s[MAXD], dil[MAXD], lo[MAXD], in_step[MAXD],
+        out_step[MAXD];
+} DwJob;
+
+/* the valid taps of the outer dims (all but the last) for one row; returns their count.
+ * forward (transposed == 0): in index = out index * s + j * d - lo must lie in [0, in_size);
+ * transposed: out index = (in index + lo - j * d) / s must divide evenly and lie in [0, out) */
+static inline __attribute__((always_inline)) i64 outer_taps(const DwJob *j, const i64 *pos,
+                                                            int transposed, i64 *src, i64 *wof)
+{
+    const i64 nd = j->nd;
+    i64 outer = 1;
+    for (i64 d = 0; d < nd - 1; d++) outer *= j->k[d];
+    i64 n = 0;
+    for (i64 t = 0; t < outer; t++) {
+        i64 q = t, off = 0, ok = 1;
+        for (i64 d = nd - 2; d >= 0 && ok; d--) {
+            i64 jd = q % j->k[d];
+            q /= j->k[d];
+            i64 idx;
+            if (!transposed) {
+                idx = pos[d] * j->s[d] + jd * j->dil[d] - j->lo[d];
+                ok = idx >= 0 && idx < j->in[d];
+                off += idx * j->in_step[d];
+            } else {
+                i64 u = pos[d] + j->lo[d] - jd * j->dil[d];
+                ok = u >= 0 && u % j->s[d] == 0 && u / j->s[d] < j->out[d];
+                idx = u / j->s[d];
+                off += idx * j->out_step[d];
+            }
+        }
+        if (ok) {
+            src[n] = off;
+            wof[n] = t * j->k[nd - 1];
+            n++;
+        }
+    }
+    return n;
+}
+
+/* decompose row r into (plane = n*C + c, outer position pos[]) over the plane's outer dims */
+static inline __attribute__((always_inline)) i64 dw_row(const DwJob *j, i64 r, const i64 *size,
+                                                        i64 *pos)
+{
+    for (i64 d = j->nd - 2; d >= 0; d--) {
+        pos[d] = r % size[d];
+        r /= size[d];
+    }
+    return r;
+}
+
+/* element offsets of grid row r (every dim but the last) in the input and the output */
+static inline __attribute__((always_inline)) void row_base(const Job *j, i64 r, i64 *ib,
+                                                           i64 *ob)
+{
+    i64 a = 0, b = 0;
+    for (i64 d = j->nd - 2; d >= 0; d--) {
+        i64 q = r % j->count[d];
+        r /= j->count[d];
+        a += q * j->istep[d];
+        b += q * j->ostep[d];
+    }
+    *ib = a;
+    *ob = b;
+}
+
+#define GLUE_(a, b) a##_##b
+#define GLUE(a, b) GLUE_(a, b)
+
+/* ---- instantiations: (float, double, uint64) x (avx512, avx2, base) ----------------------- */
+typedef float vf32 __attribute__((vector_size(64)));
+typedef float uvf32 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef double vf64 __attribute__((vector_size(64)));
+typedef double uvf64 __attribute__((vector_size(64), aligned(8), may_alias));
+typedef uint64_t vu64 __attribute__((vector_size(64)));
+typedef uint64_t uvu64 __attribute__((vector_size(64), aligned(8), may_alias));
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define X86 1
+#define ATTR_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
+#define ATTR_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define X86 0
+#endif
+#define ATTR_BASE
+
+/* float */
+#define SCAL float
+#define VEC vf32
+#define UVEC uvf32
+#define VL 16
+#if X86
+#define SUF(n) GLUE(n, f32_avx512)
+#define ATTR ATTR_AVX512
+#define MB 6
+#define NV 2
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#define SUF(n) GLUE(n, f32_avx2)
+#define ATTR ATTR_AVX2
+#define MB 6
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#endif
+#define SUF(n) GLUE(n, f32_base)
+#define ATTR ATTR_BASE
+#define MB 4
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#undef SCAL
+#undef VEC
+#undef UVEC
+#undef VL
+
+/* double */
+#define SCAL double
+#define VEC vf64
+#define UVEC uvf64
+#define VL 8
+#if X86
+#define SUF(n) GLUE(n, f64_avx512)
+#define ATTR ATTR_AVX512
+#define MB 6
+#define NV 2
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#define SUF(n) GLUE(n, f64_avx2)
+#define ATTR ATTR_AVX2
+#define MB 6
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#endif
+#define SUF(n) GLUE(n, f64_base)
+#define ATTR ATTR_BASE
+#define MB 4
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#undef SCAL
+#undef VEC
+#undef UVEC
+#undef VL
+
+/* uint64 (int64 data: wrap-around arithmetic, defined for unsigned types) */
+#define SCAL uint64_t
+#define VEC vu64
+#define UVEC uvu64
+#define VL 8
+#if X86
+#define SUF(n) GLUE(n, u64_avx512)
+#define ATTR ATTR_AVX512
+#define MB 6
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#define SUF(n) GLUE(n, u64_avx2)
+#define ATTR ATTR_AVX2
+#define MB 4
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#endif
+#define SUF(n) GLUE(n, u64_base)
+#define ATTR ATTR_BASE
+#define MB 4
+#define NV 1
+#include "_native_kernels.h"
+#undef SUF
+#undef ATTR
+#undef MB
+#undef NV
+#undef SCAL
+#undef VEC
+#undef UVEC
+#undef VL
+
+/* ---- ISA choice -------------------------------------------------------------------------- */
+enum { ISA_BASE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
+static const char *ISA_NAMES[] = {"base", "avx2", "avx512"};
+static int isa_best = ISA_BASE, isa_used = ISA_BASE;
+
+/* kernels[isa][dtype][kind]; dtype 0 float32, 1 float64, 2 int64 */
+typedef void (*kernel_fn)(const Job *);
+static const kernel_fn *kernel_table[3][3];
+typedef void (*dw_fn)(const DwJob *, i64 *, i64 *);
+static const dw_fn *dw_table[3][3];
+
+/* the element counts of one tile along the output channels (packed weights pad to this) */
+static const int TILE_WIDTH[3][3] = {{16, 8, 8}, {16, 8, 8}, {32, 16, 8}};
+
+static void setup_isa(void)
+{
+    kernel_table[ISA_BASE][0] = kernels_f32_base;
+    kernel_table[ISA_BASE][1] = kernels_f64_base;
+    kernel_table[ISA_BASE][2] = kernels_u64_base;
+    dw_table[ISA_BASE][0] = dw_kernels_f32_base;
+    dw_table[ISA_BASE][1] = dw_kernels_f64_base;
+    dw_table[ISA_BASE][2] = dw_kernels_u64_base;
+#if X86
+    kernel_table[ISA_AVX2][0] = kernels_f32_avx2;
+    kernel_table[ISA_AVX2][1] = kernels_f64_avx2;
+    kernel_table[ISA_AVX2][2] = kernels_u64_avx2;
+    kernel_table[ISA_AVX512][0] = kernels_f32_avx512;
+    kernel_table[ISA_AVX512][1] = kernels_f64_avx512;
+    kernel_table[ISA_AVX512][2] = kernels_u64_avx512;
+    dw_table[ISA_AVX2][0] = dw_kernels_f32_avx2;
+    dw_table[ISA_AVX2][1] = dw_kernels_f64_avx2;
+    dw_table[ISA_AVX2][2] = dw_kernels_u64_avx2;
+    dw_table[ISA_AVX512][0] = dw_kernels_f32_avx512;
+    dw_table[ISA_AVX512][1] = dw_kernels_f64_avx512;
+    dw_table[ISA_AVX512][2] = dw_kernels_u64_avx512;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        isa_best = ISA_AVX2;
+    if (isa_best == ISA_AVX2 && __builtin_cpu_supports("avx512f")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        isa_best = ISA_AVX512;
+#endif
+    isa_used = isa_best;
+}
+
+/* ---- layout copies ---------------------------------------------------------------------- */
+typedef struct {
+    const char *src;
+    char *dst;
+    i64 nd, row0, row1, c0, c1, s_c, d_c;   /* channels c0 <= c < c1 */
+    i64 count[MAXD], s_step[MAXD], d_step[MAXD];
+} CopyJob;
+
+typedef uint32_t vt32x16 __attribute__((vector_size(64)));
+typedef uint32_t uvt32x16 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef int32_t mt32x16 __attribute__((vector_size(64)));
+typedef uint32_t vt32x8 __attribute__((vector_size(32)));
+typedef uint32_t uvt32x8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef int32_t mt32x8 __attribute__((vector_size(32)));
+typedef uint64_t vt64x8 __attribute__((vector_size(64)));
+typedef uint64_t uvt64x8 __attribute__((vector_size(64), aligned(8), may_alias));
+typedef int64_t mt64x8 __attribute__((vector_size(64)));
+typedef uint64_t vt64x4 __attribute__((vector_size(32)));
+typedef uint64_t uvt64x4 __attribute__((vector_size(32), aligned(8), may_alias));
+typedef int64_t mt64x4 __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) void transpose_32x16(vt32x16 *r)
+{
+    for (int i = 0; i < 16; i++) {
+        if (i & 8) continue;
+        vt32x16 a = r[i], c = r[i + 8];
+        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23});
+        r[i + 8] = __builtin_shuffle(a, c, (mt32x16){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 4) continue;
+        vt32x16 a = r[i], c = r[i + 4];
+        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27});
+        r[i + 4] = __builtin_shuffle(a, c, (mt32x16){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 2) continue;
+        vt32x16 a = r[i], c = r[i + 2];
+        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29});
+        r[i + 2] = __builtin_shuffle(a, c, (mt32x16){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
+    }
+    for (int i = 0; i < 16; i++) {
+        if (i & 1) continue;
+        vt32x16 a = r[i], c = r[i + 1];
+        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30});
+        r[i + 1] = __builtin_shuffle(a, c, (mt32x16){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
+    }
+}
+
+static inline __attribute__((always_inline)) void transpose_32x8(vt32x8 *r)
+{
+    for (int i = 0; i < 8; i++) {
+        if (i & 4) continue;
+        vt32x8 a = r[i], c = r[i + 4];
+        r[i] = __builtin_shuffle(a, c, (mt32x8){0, 1, 2, 3, 8, 9, 10, 11});
+        r[i + 4] = __builtin_shuffle(a, c, (mt32x8){4, 5, 6, 7, 12, 13, 14, 15});
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i & 2) continue;
+        vt32x8 a = r[i], c = r[i + 2];
+        r[i] = __builtin_shuffle(a, c, (mt32x8){0, 1, 8, 9, 4, 5, 12, 13});
+        r[i + 2] = __builtin_shuffle(a, c, (mt32x8){2, 3, 10, 11, 6, 7, 14, 15});
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i & 1) continue;
+        vt32x8 a = r[i], c = r[i + 1];
+        r[i] = __builtin_shuffle(a, c, (mt32x8){0, 8, 2, 10, 4, 12, 6, 14});
+        r[i + 1] = __builtin_shuffle(a, c, (mt32x8){1, 9, 3, 11, 5, 13, 7, 15});
+    }
+}
+
+static inline __attribute__((always_inline)) void transpose_64x8(vt64x8 *r)
+{
+    for (int i = 0; i < 8; i++) {
+        if (i & 4) continue;
+        vt64x8 a = r[i], c = r[i + 4];
+        r[i] = __builtin_shuffle(a, c, (mt64x8){0, 1, 2, 3, 8, 9, 10, 11});
+        r[i + 4] = __builtin_shuffle(a, c, (mt64x8){4, 5, 6, 7, 12, 13, 14, 15});
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i & 2) continue;
+        vt64x8 a = r[i], c = r[i + 2];
+        r[i] = __builtin_shuffle(a, c, (mt64x8){0, 1, 8, 9, 4, 5, 12, 13});
+        r[i + 2] = __builtin_shuffle(a, c, (mt64x8){2, 3, 10, 11, 6, 7, 14, 15});
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i & 1) continue;
+        vt64x8 a = r[i], c = r[i + 1];
+        r[i] = __builtin_shuffle(a, c, (mt64x8){0, 8, 2, 10, 4, 12, 6, 14});
+        r[i + 1] = __builtin_shuffle(a, c, (mt64x8){1, 9, 3, 11, 5, 13, 7, 15});
+    }
+}
+
+static inline __attribute__((always_inline)) void transpose_64x4(vt64x4 *r)
+{
+    for (int i = 0; i < 4; i++) {
+        if (i & 2) continue;
+        vt64x4 a = r[i], c = r[i + 2];
+        r[i] = __builtin_shuffle(a, c, (mt64x4){0, 1, 4, 5});
+        r[i + 2] = __builtin_shuffle(a, c, (mt64x4){2, 3, 6, 7});
+    }
+    for (int i = 0; i < 4; i++) {
+        if (i & 1) continue;
+        vt64x4 a = r[i], c = r[i + 1];
+        r[i] = __builtin_shuffle(a, c, (mt64x4){0, 4, 2, 6});
+        r[i + 1] = __builtin_shuffle(a, c, (mt64x4){1, 5, 3, 7});
+    }
+}
+
+/* ---- layout copies: dst[cell, c] = src[cell, c] over an N-d grid with any element steps ---
+ * Tiles of N channels x N cells. Where one side is channels-first (unit step along the cells)
+ * and the other channels-last (unit step along the channels), a full tile is N vector loads,
+ * an in-register transpose (log2 N shuffle stages) and N vector stores; other tiles go through
+ * a small buffer element by element, each line of either side read or written whole. */
+#define COPY_FN(NAME, T, V, UV, N, VP, TRANSPOSE, ATTRIBUTE)                                      \
+    static ATTRIBUTE void NAME(const CopyJob *c)                                              \
+    {                                                                                         \
+        const T *restrict src = (const T *)c->src;                                            \
+        T *restrict dst = (T *)c->dst;                                                        \
+        const i64 L = c->count[c->nd - 1], sl = c->s_step[c->nd - 1], dl = c->d_step[c->nd - 1]; \
+        const i64 sc = c->s_c, dc = c->d_c, nd = c->nd;                                       \
+        i64 count[MAXD], s_step[MAXD], d_step[MAXD];                                          \
+        memcpy(count, c->count, sizeof count);                                                \
+        memcpy(s_step, c->s_step, sizeof s_step);                                             \
+        memcpy(d_step, c->d_step, sizeof d_step);                                             \
+        for (i64 r = c->row0; r < c->row1; r++) {                                             \
+            i64 sb = 0, db = 0, q = r;                                                        \
+            for (i64 d = nd - 2; d >= 0; d--) {                                               \
+                i64 k = q % count[d];                                                         \
+                q /= count[d];                                                                \
+                sb += k * s_step[d];                                                          \
+                db += k * d_step[d];                                                          \
+            }                                                                                 \
+            for (i64 c0 = c->c0; c0 < c->c1; c0 += N) {                                       \
+                i64 c1 = c0 + N < c->c1 ? c0 + N : c->c1;                                     \
+                for (i64 m0 = 0; m0 < L; m0 += N) {                                           \
+                    i64 m1 = m0 + N < L ? m0 + N : L;                                         \
+                    int full = c1 - c0 == N && m1 - m0 == N;                                  \
+                    if (VP && full && sl == 1 && dc == 1) {                                \
+                        V t[N];                                                   \
+                        for (int k = 0; k < N; k++)                                           \
+                            t[k] = *(const UV *)(src + sb + m0 + (c0 + k) * sc);              \
+                        TRANSPOSE(t);                                                         \
+                        for (int k = 0; k < N; k++)                                           \
+                            *(UV *)(dst + db + (m0 + k) * dl + c0) = t[k];                    \
+                        continue;                                                             \
+                    }                                                                         \
+                    if (VP && full && sc == 1 && dl == 1) {                                \
+                        V t[N];                                                   \
+                        for (int k = 0; k < N; k++)                                           \
+                            t[k] = *(const UV *)(src + sb + (m0 + k) * sl + c0);              \
+                        TRANSPOSE(t);                                                         \
+                        for (int k = 0; k < N; k++)                                           \
+                            *(UV *)(dst + db + m0 + (c0 + k) * dc) = t[k];                    \
+                        continue;                                                             \
+                    }                                                                         \
+                    T tile[16][16];                                                           \
+                    for (i64 ca = c0; ca < c1; ca += 16) {                                    \
+                        i64 cb = ca + 16 < c1 ? ca + 16 : c1;                                 \
+                        for (i64 ma = m0; ma < m1; ma += 16) {                                \
+                            i64 mb = ma + 16 < m1 ? ma + 16 : m1;                             \
+                            if (sc == 1)                                                      \
+                                for (i64 m = ma; m < mb; m++)                                 \
+                                    for (i64 ch = ca; ch < cb; ch++)                          \
+                                        tile[ch - ca][m - ma] = src[sb + m * sl + ch];        \
+                            else                                                              \
+                                for (i64 ch = ca; ch < cb; ch++)                              \
+                                    for (i64 m = ma; m < mb; m++)                             \
+                                        tile[ch - ca][m - ma] = src[sb + m * sl + ch * sc];   \
+                            if (dc == 1)                                                      \
+                                for (i64 m = ma; m < mb; m++)                                 \
+                                    for (i64 ch = ca; ch < cb; ch++)                          \
+                                        dst[db + m * dl + ch] = tile[ch - ca][m - ma];        \
+                            else                                                              \
+                                for (i64 ch = ca; ch < cb; ch++)                              \
+                                    for (i64 m = ma; m < mb; m++)                             \
+                                        dst[db + m * dl + ch * dc] = tile[ch - ca][m - ma];   \
+                        }                                                                     \
+                    }                                                                         \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+static inline __attribute__((always_inline)) void no_transpose(void *r) { (void)r; }
+
+#if X86
+COPY_FN(copy4_avx512, uint32_t, vt32x16, uvt32x16, 16, 1, transpose_32x16, ATTR_AVX512)
+COPY_FN(copy4_avx2, uint32_t, vt32x8, uvt32x8, 8, 1, transpose_32x8, ATTR_AVX2)
+COPY_FN(copy8_avx512, uint64_t, vt64x8, uvt64x8, 8, 1, transpose_64x8, ATTR_AVX512)
+COPY_FN(copy8_avx2, uint64_t, vt64x4, uvt64x4, 4, 1, transpose_64x4, ATTR_AVX2)
+#endif
+COPY_FN(copy4_base, uint32_t, uint32_t, uint32_t, 16, 0, no_transpose, )
+COPY_FN(copy8_base, uint64_t, uint64_t, uint64_t, 16, 0, no_transpose, )
+
+/* ---- Python glue ------------------------------------------------------------------------- */
+static int read_grid(const i64 *p, i64 nd, i64 *count, i64 *a, i64 *b)
+{
+    if (nd < 1 || nd > MAXD) return -1;
+    for (i64 d = 0; d < nd; d++) {
+        count[d] = p[d];
+        a[d] = p[nd + d];
+        b[d] = p[2 * nd + d];
+    }
+    return 0;
+}
+
+/* run(kind, dtype, in, out, w, params):
+ *   params (int64): taps, nd, row0, row1, groups, kin, kout, kpad, ocs, count[nd], istep[nd],
+ *                   ostep[nd], off[taps]
+ *   kind: 0 dense, 1 depthwise, 2 dense weight gradient, 3 depthwise weight gradient */
+static PyObject *run(PyObject *self, PyObject *args)
+{
+    int kind, dtype;
+    unsigned long long in, out, w, params;
+    if (!PyArg_ParseTuple(args, "iiKKKK", &kind, &dtype, &in, &out, &w, &params)) return NULL;
+    if (kind < 0 || kind > 3 || dtype < 0 || dtype > 2) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.run: bad kind or dtype");
+        return NULL;
+    }
+    const i64 *p = (const i64 *)(uintptr_t)params;
+    Job j;
+    j.in = (const void *)(uintptr_t)in;
+    j.out = (void *)(uintptr_t)out;
+    j.w = (const void *)(uintptr_t)w;
+    j.taps = p[0];
+    j.nd = p[1];
+    j.row0 = p[2];
+    j.row1 = p[3];
+    j.groups = p[4];
+    j.kin = p[5];
+    j.kout = p[6];
+    j.kpad = p[7];
+    j.ocs = p[8];
+    if (read_grid(p + 9, j.nd, j.count, j.istep, j.ostep) < 0) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.run: bad number of grid dims");
+        return NULL;
+    }
+    j.off = p + 9 + 3 * j.nd;
+    kernel_fn fn = kernel_table[isa_used][dtype][kind];
+    Py_BEGIN_ALLOW_THREADS
+    if (j.row1 > j.row0 && j.count[j.nd - 1] > 0) fn(&j);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* copy(itemsize, src, dst, params): params (int64): nd, row0, row1, c0, c1, s_c, d_c,
+ *                                    count[nd], s_step[nd], d_step[nd] */
+static PyObject *copy(PyObject *self, PyObject *args)
+{
+    int itemsize;
+    unsigned long long src, dst, params;
+    if (!PyArg_ParseTuple(args, "iKKK", &itemsize, &src, &dst, &params)) return NULL;
+    const i64 *p = (const i64 *)(uintptr_t)params;
+    CopyJob c;
+    c.src = (const char *)(uintptr_t)src;
+    c.dst = (char *)(uintptr_t)dst;
+    c.nd = p[0];
+    c.row0 = p[1];
+    c.row1 = p[2];
+    c.c0 = p[3];
+    c.c1 = p[4];
+    c.s_c = p[5];
+    c.d_c = p[6];
+    if ((itemsize != 4 && itemsize != 8)
+        || read_grid(p + 7, c.nd, c.count, c.s_step, c.d_step) < 0) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.copy: bad itemsize or grid");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (c.row1 > c.row0 && c.count[c.nd - 1] > 0) {
+        void (*fn)(const CopyJob *) = itemsize == 4 ? copy4_base : copy8_base;
+#if X86
+        if (isa_used == ISA_AVX512) fn = itemsize == 4 ? copy4_avx512 : copy8_avx512;
+        if (isa_used == ISA_AVX2) fn = itemsize == 4 ? copy4_avx2 : copy8_avx2;
+#endif
+        fn(&c);
+    }
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* depthwise(kind, dtype, x, y, x_out, w, params): kind 0 conv, 1 transposed, 2 weight grad;
+ * params (int64): nd, batch, channels, row0, row1, in[nd], out[nd], k[nd], s[nd], dil[nd],
+ * lo[nd]  (rows: conv over (n, c, out rows), transposed over (n, c, in rows), weight grad over
+ * channels) */
+static PyObject *depthwise(PyObject *self, PyObject *args)
+{
+    int kind, dtype;
+    unsigned long long x, y, x_out, w, params;
+    if (!PyArg_ParseTuple(args, "iiKKKKK", &kind, &dtype, &x, &y, &x_out, &w, &params))
+        return NULL;
+    const i64 *p = (const i64 *)(uintptr_t)params;
+    DwJob j;
+    j.nd = p[0];
+    if (kind < 0 || kind > 2 || dtype < 0 || dtype > 2 || j.nd < 1 || j.nd > MAXD) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.depthwise: bad kind, dtype or dims");
+        return NULL;
+    }
+    j.x = (const void *)(uintptr_t)x;
+    j.y = (void *)(uintptr_t)y;
+    j.x_out = (void *)(uintptr_t)x_out;
+    j.w = (const void *)(uintptr_t)w;
+    j.batch = p[1];
+    j.channels = p[2];
+    j.row0 = p[3];
+    j.row1 = p[4];
+    const i64 *q = p + 5;
+    i64 outer = 1;
+    j.taps = 1;
+    for (i64 d = 0; d < j.nd; d++) {
+        j.in[d] = q[d];
+        j.out[d] = q[j.nd + d];
+        j.k[d] = q[2 * j.nd + d];
+        j.s[d] = q[3 * j.nd + d];
+        j.dil[d] = q[4 * j.nd + d];
+        j.lo[d] = q[5 * j.nd + d];
+        j.taps *= j.k[d];
+        if (d < j.nd - 1) outer *= j.k[d];
+    }
+    if (j.s[j.nd - 1] > DW_MAX || j.k[j.nd - 1] > DW_MAX) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.depthwise: last stride or kernel > 64");
+        return NULL;
+    }
+    j.in_plane = j.out_plane = 1;
+    for (i64 d = j.nd - 1; d >= 0; d--) {
+        j.in_step[d] = j.in_plane;
+        j.out_step[d] = j.out_plane;
+        j.in_plane *= j.in[d];
+        j.out_plane *= j.out[d];
+    }
+    i64 *scratch = PyMem_RawMalloc(2 * (size_t)outer * sizeof(i64));
+    if (!scratch) return PyErr_NoMemory();
+    dw_fn fn = dw_table[isa_used][dtype][kind];
+    Py_BEGIN_ALLOW_THREADS
+    if (j.row1 > j.row0) fn(&j, scratch, scratch + outer);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(scratch);
+    Py_RETURN_NONE;
+}
+
+static PyObject *isa(PyObject *self, PyObject *args)
+{
+    const char *name = NULL;
+    if (!PyArg_ParseTuple(args, "|s", &name)) return NULL;
+    if (name) {
+        int k;
+        for (k = 0; k < 3; k++)
+            if (!strcmp(name, ISA_NAMES[k])) break;
+        if (k == 3 || k > isa_best) {
+            PyErr_Format(PyExc_ValueError, "instruction set %s is not available here (best: %s)",
+                         name, ISA_NAMES[isa_best]);
+            return NULL;
+        }
+        isa_used = k;
+    }
+    return Py_BuildValue("(ss)", ISA_NAMES[isa_used], ISA_NAMES[isa_best]);
+}
+
+static PyObject *tile_width(PyObject *self, PyObject *args)
+{
+    int dtype;
+    if (!PyArg_ParseTuple(args, "i", &dtype)) return NULL;
+    if (dtype < 0 || dtype > 2) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.tile_width: bad dtype");
+        return NULL;
+    }
+    return PyLong_FromLong(TILE_WIDTH[isa_used][dtype]);
+}
+
+static PyMethodDef methods[] = {
+    {"run", run, METH_VARARGS, "Run one kernel over a range of grid rows (GIL released)."},
+    {"copy", copy, METH_VARARGS, "Copy a channel block over a range of grid rows."},
+    {"depthwise", depthwise, METH_VARARGS,
+     "Run one channels-first depthwise kernel over a range of rows (GIL released)."},
+    {"isa", isa, METH_VARARGS,
+     "isa([name]) -> (used, best): the instruction set the kernels run; name selects a lower one."},
+    {"tile_width", tile_width, METH_VARARGS,
+     "Output channels per tile for a dtype code (packed weights pad to a multiple of it)."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
+                                    "Compiled kernels of tconv's fast_native method.", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    setup_isa();
+    return PyModule_Create(&module);
+}

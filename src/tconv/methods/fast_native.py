@@ -1,0 +1,434 @@
+"""``fast_native``: the three operations as one compiled channels-last kernel (``tconv._native``).
+
+NumPy can run a GEMM, but not the gather before it or the col2im after it inside the same pass;
+on narrow layers (32 channels, depthwise) those passes and a GEMM below the BLAS peak cost more
+than the multiplies. Here one C kernel reads the operand where it lies and writes each result
+element once. In channels-last layout (``(N, *spatial, C)``, channels contiguous) every
+operation is the same *affine implicit GEMM*::
+
+    out[cell(m), g, o] = sum_t sum_i in[cell_in(m) + off[t], g, i] * W[g, t, i, o]
+
+over an N-d grid ``m`` (batch first), with ``cell(m)`` and ``cell_in(m)`` affine in ``m``:
+
+* forward convolution: ``m`` = the output cells, ``cell_in(m) = m * stride`` in the padded
+  input, ``off[t] = j_t * dilation`` for kernel tap ``j_t``, ``W[g, t, i, o] = w[g*C_out/g + o,
+  i, j_t]``;
+* transposed convolution: per sub-pixel phase (as in ``polyphase``: the output cells
+  ``start + m * stride`` receive only the taps ``j`` with ``j * dilation = r (mod stride)``), a
+  stride-1 correlation of the once-padded gradient with the flipped sub-kernel, written straight
+  into the phase's strided cells: no gather, no col2im, no zero multiplied;
+* weight gradient: the same addressing summed the other way,
+  ``dW[g, t, i, o] = sum_m in[cell_in(m) + off[t], g, i] * grad[cell(m), g, o]``.
+
+The kernel keeps a tile of 6 cells x 16-32 output channels in vector registers and adds the
+products of every tap and input channel into it (a plain running sum per element, in the
+order tap, channel: the rounding bound of an n-term sum holds), then writes the tile once,
+straight into the channels-first result (one element at a time there: one store per
+``taps * C_in/g`` multiply-adds). Depthwise layers (one channel in and out per group) run in the
+caller's channels-first layout without any copy, vectorised along the last spatial dim (stride
+2: an even/odd shuffle of the loads, an interleave of the stores). Built with generic flags,
+the module holds AVX-512, AVX2 and baseline kernels and takes the best the CPU has at import.
+
+Threads: every pass (the channels-last copy in, done as in-register transposes of 16x16 tiles,
+and the kernel) runs over grid rows, two halves in :func:`tconv._threads.pool`'s two threads
+on large arrays; the weight gradient gives each thread half of the taps (with groups: half of
+the rows and an accumulator each, added).
+
+Extra memory: the padded channels-last operand and one phase's packed weights (transposed
+convolution), the padded channels-last input (forward), the padded input, the channels-last
+gradient and the accumulator (weight gradient); nothing for depthwise layers.
+
+The extension is optional: when it did not build (no C compiler), :data:`AVAILABLE` is False,
+the method is not registered and ``auto`` runs the NumPy methods. Dtypes the kernels do not
+take (``longdouble``) and specs of more than 15 spatial dims run ``fast_gemm`` (transposed) or
+``im2col`` (forward, weight gradient) instead.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+import numpy as np
+
+from . import im2col
+from .._threads import pool
+from ..spec import ConvSpec
+from . import fast_gemm
+from .fast_polyphase import padded_once, sub_kernel_matrix
+from .polyphase import phases
+
+try:
+    from .. import _native
+except ImportError:           # built without a C compiler: the NumPy methods serve
+    _native = None
+
+#: Whether the compiled kernels are there (``auto`` falls back to NumPy methods without them).
+AVAILABLE = _native is not None
+
+
+class _CKernels:
+    """The calls into ``tconv._native``: arrays in, raw addresses out. (The same three
+    functions over arrays can stand in for it: ``benchmarks/compiled_options.py`` puts a Numba
+    port of the kernels there, with these drivers unchanged.)"""
+
+    @staticmethod
+    def run(kind, src, dst, dst_offset, weights, params):
+        _native.run(kind, _CODE[dst.dtype], src.ctypes.data,
+                    dst.ctypes.data + dst_offset * dst.itemsize, weights.ctypes.data,
+                    params.ctypes.data)
+
+    @staticmethod
+    def tile_width(code):
+        return _native.tile_width(code)
+
+    @staticmethod
+    def copy(src, dst, dst_offset, params):
+        _native.copy(src.itemsize, src.ctypes.data, dst.ctypes.data + dst_offset * dst.itemsize,
+                     params.ctypes.data)
+
+    @staticmethod
+    def depthwise(kind, x, y, out, weights, params):
+        _native.depthwise(kind, _CODE[out.dtype], 0 if x is None else x.ctypes.data,
+                          y.ctypes.data, out.ctypes.data, weights.ctypes.data,
+                          params.ctypes.data)
+
+
+#: The kernels the drivers below call.
+KERNELS = _CKernels
+
+#: When a dict, the drivers add the seconds of their passes to it: ``"layout"`` (the
+#: channels-last copies in and out, weight packing) and ``"kernel"`` (the compiled kernel);
+#: ``tconv bench`` reads it to say what bounds a layer.
+PROFILE: dict | None = None
+
+
+class _timed:
+    def __init__(self, part: str):
+        self.part = part
+
+    def __enter__(self):
+        if PROFILE is not None:
+            self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        if PROFILE is not None:
+            PROFILE[self.part] = PROFILE.get(self.part, 0.0) + time.perf_counter() - self.start
+
+_CODE = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 2}
+_DENSE, _DEPTHWISE, _DENSE_WGRAD, _DEPTHWISE_WGRAD = range(4)
+
+#: Grid dims the kernels take (batch + spatial); specs with more spatial dims are refused.
+MAX_GRID_DIMS = 16
+
+#: Arrays smaller than this (elements) run in the calling thread (threads cost more).
+_THREADED_SIZE = 1 << 16
+
+
+def supports(spec: ConvSpec, dtype) -> bool:
+    """Whether this method can run ``spec`` in compute dtype ``dtype``: the extension is built,
+    the dtype is float32, float64 or int64, and the spec has at most 15 spatial dims."""
+    return (AVAILABLE and np.dtype(dtype) in _CODE
+            and spec.ndim + 1 <= MAX_GRID_DIMS)
+
+
+def is_depthwise(spec: ConvSpec) -> bool:
+    """One channel in and one out per group: the kernel vectorises over the channels."""
+    return spec.in_channels == spec.out_channels == spec.groups
+
+
+def channels_first_depthwise(spec: ConvSpec) -> bool:
+    """Depthwise layers run in the caller's channels-first layout, without copies (the last
+    dim's stride and kernel size at most 64, the kernels' bound)."""
+    return is_depthwise(spec) and spec.stride[-1] <= 64 and spec.kernel_size[-1] <= 64
+
+
+def instruction_set() -> str | None:
+    """The instruction set the kernels run here (``avx512``, ``avx2``, ``base``), or None."""
+    return _native.isa()[0] if AVAILABLE else None
+
+
+# -- threads over grid rows ---------------------------------------------------------------------
+
+def _halves(rows: int, threaded: bool) -> list[tuple[int, int]]:
+    if not threaded or rows < 2:
+        return [(0, rows)]
+    return [(0, rows // 2), (rows // 2, rows)]
+
+
+def _run_parts(parts: list, part: str = "kernel") -> None:
+    """Run the callables of ``parts`` (one per half), in the pool when there are two."""
+    with _timed(part):
+        _run_halves(parts)
+
+
+def _run_halves(parts: list) -> None:
+    if len(parts) == 1:
+        parts[0]()
+    else:
+        list(pool().map(lambda f: f(), parts))
+
+
+# -- layout copies ------------------------------------------------------------------------------
+
+def _steps(shape) -> list[int]:
+    """C-order element steps of ``shape``."""
+    steps, acc = [], 1
+    for n in reversed(shape):
+        steps.append(acc)
+        acc *= n
+    return steps[::-1]
+
+
+def _merge(grid, *steps_list):
+    """Merge neighbouring grid dims that both sides step through as one (``step[d] ==
+    count[d+1] * step[d+1]``), so that the innermost run is as long as possible."""
+    grid, steps_list = list(grid), [list(s) for s in steps_list]
+    d = len(grid) - 2
+    while d >= 1:          # the batch (dim 0) stays apart: its rows split the work in two
+        if all(s[d] == grid[d + 1] * s[d + 1] for s in steps_list):
+            grid[d:d + 2] = [grid[d] * grid[d + 1]]
+            for s in steps_list:
+                s[d:d + 2] = [s[d + 1]]
+        d -= 1
+    return grid, steps_list
+
+
+def _copy(src: np.ndarray, src_steps, dst: np.ndarray, dst_offset: int, dst_steps, grid,
+          channels: int, s_c: int, d_c: int) -> None:
+    """``dst[offset + cell . dst_steps + c*d_c] = src[cell . src_steps + c*s_c]`` for every cell
+    of ``grid`` and channel ``c``; two halves (of the rows, or of the channels when there is one
+    row) in two threads when large."""
+    if channels == 0 or math.prod(grid) == 0:
+        return
+    grid, (src_steps, dst_steps) = _merge(grid, src_steps, dst_steps)
+    item = src.itemsize
+    rows = math.prod(grid[:-1])
+
+    def part(r0: int, r1: int, c0: int, c1: int):
+        params = np.array([len(grid), r0, r1, c0, c1, s_c, d_c, *grid, *src_steps,
+                           *dst_steps], dtype=np.int64)
+        return lambda: KERNELS.copy(src, dst, dst_offset, params)
+
+    threaded = math.prod(grid) * channels >= _THREADED_SIZE
+    if threaded and rows < 2 and channels >= 2:
+        line = 64 // item
+        half = max(line, channels // 2 // line * line)
+        _run_parts([part(0, rows, 0, half), part(0, rows, half, channels)]
+                   if half < channels else [part(0, rows, 0, channels)], "layout")
+    else:
+        _run_parts([part(a, b, 0, channels) for a, b in _halves(rows, threaded)], "layout")
+
+
+def channels_last(a: np.ndarray, pads, tail: int) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``a`` ``(N, C, *size)`` as a zero-padded channels-last buffer ``(N, *padded, C)``
+    (flat, with ``tail`` zeros after it so that vector loads past the last channel stay in
+    it), and its shape. ``pads`` are ``(low, high)`` per spatial dim; negative ones crop."""
+    n, c = a.shape[:2]
+    size = a.shape[2:]
+    padded = tuple(m + lo + hi for m, (lo, hi) in zip(size, pads))
+    shape = (n,) + padded + (c,)
+    buf = np.zeros(math.prod(shape) + tail, dtype=a.dtype)
+    a = np.ascontiguousarray(a)
+    src_first = [max(-lo, 0) for lo, _ in pads]
+    grid = (n,) + tuple(m - f - max(-hi, 0) for m, f, (_, hi) in zip(size, src_first, pads))
+    if min(grid) <= 0:
+        return buf, shape
+    s_steps, d_steps = _steps(a.shape), _steps(shape)
+    src_offset = sum(f * s for f, s in zip(src_first, s_steps[2:]))
+    dst_offset = sum(max(lo, 0) * s for (lo, _), s in zip(pads, d_steps[1:-1]))
+    _copy(a[(slice(None),) * 2 + tuple(slice(f, None) for f in src_first)]
+          if src_offset else a, [s_steps[0]] + s_steps[2:], buf, dst_offset,
+          d_steps[:-1], grid, c, s_steps[1], 1)
+    return buf, shape
+
+
+# -- the kernel ---------------------------------------------------------------------------------
+
+def _kernel_parts(kind: int, src: np.ndarray, dst: np.ndarray, dst_offset: int,
+                  weights: np.ndarray, offsets, grid, istep, ostep, groups: int, kin: int,
+                  kout: int, kpad: int, ocs: int, threaded: bool) -> list:
+    """One callable per half of the grid rows running kernel ``kind`` (``ocs``: the element
+    step between output channels, 1 for a channels-last output)."""
+    rows = math.prod(grid[:-1])
+    parts = []
+    for r0, r1 in _halves(rows, threaded):
+        params = np.array([len(offsets), len(grid), r0, r1, groups, kin, kout, kpad, ocs,
+                           *grid, *istep, *ostep, *offsets], dtype=np.int64)
+        parts.append(lambda params=params: KERNELS.run(kind, src, dst, dst_offset, weights,
+                                                       params))
+    return parts
+
+
+def _pad_last(a: np.ndarray, width: int) -> np.ndarray:
+    """``a`` with its last axis zero-padded to a multiple of ``width``, C-contiguous."""
+    last = a.shape[-1]
+    padded = -(-last // width) * width
+    if padded == last:
+        return np.ascontiguousarray(a)
+    out = np.zeros(a.shape[:-1] + (max(padded, width),), dtype=a.dtype)
+    out[..., :last] = a
+    return out
+
+
+_DW_CONV, _DW_TRANSPOSE, _DW_WGRAD = range(3)
+
+
+def _depthwise(kind: int, spec: ConvSpec, x, y, out, w, rows: int) -> None:
+    """One channels-first depthwise kernel over ``rows`` (two halves in threads when large)."""
+    w = np.ascontiguousarray(w.reshape(spec.in_channels, -1))
+    x = x if x is None else np.ascontiguousarray(x)
+    y = np.ascontiguousarray(y)
+    geometry = [*spec.input_size, *spec.output_size, *spec.kernel_size, *spec.stride,
+                *spec.dilation, *(lo for lo, _ in spec.padding)]
+    big = max(out.size, y.size, 0 if x is None else x.size) >= _THREADED_SIZE
+
+    def part(r0: int, r1: int):
+        params = np.array([spec.ndim, spec.batch, spec.in_channels, r0, r1, *geometry],
+                          dtype=np.int64)
+        return lambda: KERNELS.depthwise(kind, x, y, out, w, params)
+
+    _run_parts([part(a, b) for a, b in _halves(rows, big)])
+
+
+def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The transposed convolution: per sub-pixel phase, the kernel over the phase's cells,
+    written straight into the channels-first result."""
+    n, g = spec.batch, spec.groups
+    co, ci = spec.out_channels // g, spec.in_channels // g
+    dtype = np.result_type(y, w)
+    if not supports(spec, dtype):                 # long double, or more than 15 dims
+        return fast_gemm.conv_transpose(y, w, spec)
+    if n == 0 or 0 in spec.input_size:
+        return np.zeros(spec.input_shape, dtype=dtype)
+    x = np.empty(spec.input_shape, dtype=dtype)
+    if channels_first_depthwise(spec):
+        _depthwise(_DW_TRANSPOSE, spec, None, y, x, w,
+                   n * spec.in_channels * math.prod(spec.input_size[:-1]))
+        return x
+    width = KERNELS.tile_width(_CODE[dtype])
+    depthwise = is_depthwise(spec)
+    per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
+    most = padded_once(per_dim)
+    yp, yshape = channels_last(y, most, tail=width)
+    ysteps, xsteps = _steps(yshape), _steps(spec.input_shape)
+    threaded = x.size >= _THREADED_SIZE
+    for combo in itertools.product(*per_dim):
+        counts = tuple(ph.count for ph in combo)
+        if 0 in counts:
+            continue
+        taps = [ph.taps for ph in combo]
+        starts = [lo - ph.pad[0] for (lo, _), ph in zip(most, combo)]
+        with _timed("layout"):
+            if all(taps):
+                offsets = [sum((b + t * ph.dilation) * st for b, t, ph, st in
+                               zip(starts, shift, combo, ysteps[1:-1]))
+                           for shift in itertools.product(*[range(len(t)) for t in taps])]
+                sub = sub_kernel_matrix(w, taps, g)                       # (g, T*co, ci)
+                weights = (_pad_last(sub.reshape(g, -1).T, width) if depthwise     # (T, g)
+                           else _pad_last(sub.reshape(g, len(offsets), co, ci), width))
+            else:
+                offsets, weights = [], np.zeros(width, dtype=dtype)  # no tap: the cells are 0
+                sub = None
+        out_offset = sum(ph.start * st for ph, st in zip(combo, xsteps[2:]))
+        ostep = [xsteps[0]] + [s * st for s, st in zip(spec.stride, xsteps[2:])]
+        _run_parts(_kernel_parts(_DEPTHWISE if depthwise else _DENSE, yp, x, out_offset, weights,
+                                 offsets, (n,) + counts, [ysteps[0]] + ysteps[1:-1], ostep, g,
+                                 co, ci, weights.shape[-1], xsteps[1], threaded))
+        del weights, sub                  # one phase's packed weights at a time
+    return x
+
+
+def _forward_layout(spec: ConvSpec, xshape):
+    """Grid, input steps and tap offsets of the forward convolution on the padded input."""
+    xsteps = _steps(xshape)
+    grid = (spec.batch,) + spec.output_size
+    istep = [xsteps[0]] + [s * st for s, st in zip(spec.stride, xsteps[1:-1])]
+    offsets = [sum(j * d * st for j, d, st in zip(tap, spec.dilation, xsteps[1:-1]))
+               for tap in itertools.product(*map(range, spec.kernel_size))]
+    return grid, istep, offsets
+
+
+def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The forward convolution: the kernel over the output cells of the padded channels-last
+    input, written straight into the channels-first result."""
+    n, g = spec.batch, spec.groups
+    co, ci = spec.out_channels // g, spec.in_channels // g
+    dtype = np.result_type(x, w)
+    if not supports(spec, dtype):
+        return im2col.conv(x, w, spec)
+    if n == 0 or 0 in spec.output_size:
+        return np.zeros(spec.output_shape, dtype=dtype)
+    y = np.empty(spec.output_shape, dtype=dtype)
+    if channels_first_depthwise(spec):
+        _depthwise(_DW_CONV, spec, x, y, y, w,
+                   n * spec.in_channels * math.prod(spec.output_size[:-1]))
+        return y
+    width = KERNELS.tile_width(_CODE[dtype])
+    xp, xshape = channels_last(x, spec.padding, tail=width)
+    grid, istep, offsets = _forward_layout(spec, xshape)
+    k = len(offsets)
+    with _timed("layout"):
+        if is_depthwise(spec):
+            weights = _pad_last(w.reshape(g, k).T, width)                             # (K, g)
+        else:
+            weights = _pad_last(w.reshape(g, co, ci, k).transpose(0, 3, 2, 1), width)  # (g,K,ci,co)
+    ysteps = _steps(spec.output_shape)
+    _run_parts(_kernel_parts(_DEPTHWISE if is_depthwise(spec) else _DENSE, xp, y, 0, weights,
+                             offsets, grid, istep, [ysteps[0]] + ysteps[2:], g, ci, co,
+                             weights.shape[-1], ysteps[1], y.size >= _THREADED_SIZE))
+    return y
+
+
+def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
+    """The weight gradient: the kernel's addressing, each tap's products summed over the cells.
+    Two threads take half of the taps each (one accumulator); with groups, half of the rows
+    each (an accumulator each, added)."""
+    n, g = spec.batch, spec.groups
+    co, ci = spec.out_channels // g, spec.in_channels // g
+    dtype = np.result_type(x, grad)
+    if not supports(spec, dtype):
+        return im2col.weight_grad(x, grad, spec)
+    if n == 0 or 0 in spec.output_size:
+        return np.zeros(spec.weight_shape, dtype=dtype)
+    if channels_first_depthwise(spec):
+        dw = np.empty(spec.weight_shape, dtype=dtype)
+        _depthwise(_DW_WGRAD, spec, x, grad, dw, dw, spec.in_channels)
+        return dw
+    width = KERNELS.tile_width(_CODE[dtype])
+    xp, xshape = channels_last(x, spec.padding, tail=width)
+    gl, gshape = channels_last(grad, [(0, 0)] * spec.ndim, tail=width)
+    grid, istep, offsets = _forward_layout(spec, xshape)
+    k = len(offsets)
+    depthwise = is_depthwise(spec)
+    kind = _DEPTHWISE_WGRAD if depthwise else _DENSE_WGRAD
+    kpad = -(-(g if depthwise else co) // width) * width
+    acc_shape = (k, kpad) if depthwise else (g, k, ci, kpad)
+    threaded = xp.size >= _THREADED_SIZE
+    ostep = _steps(gshape)[:-1]
+    rows = math.prod(grid[:-1])
+    if (g == 1 or depthwise) and k >= 2:
+        # split the taps: both threads read every row, each into its own taps' accumulators
+        acc = np.zeros(acc_shape, dtype=dtype)
+        per_tap = math.prod(acc_shape[-2:]) if not depthwise else kpad
+        halves = [(0, k // 2), (k // 2, k)] if threaded else [(0, k)]
+        parts = []
+        for t0, t1 in halves:
+            params = np.array([t1 - t0, len(grid), 0, rows, g, ci, co, kpad, 1, *grid, *istep,
+                               *ostep, *offsets[t0:t1]], dtype=np.int64)
+            parts.append(lambda params=params, t0=t0: KERNELS.run(
+                kind, xp, acc, t0 * per_tap, gl, params))
+        _run_parts(parts)
+    else:
+        halves = _halves(rows, threaded)
+        accs = [np.zeros(acc_shape, dtype=dtype) for _ in halves]
+        parts = []
+        for (r0, r1), a in zip(halves, accs):
+            params = np.array([k, len(grid), r0, r1, g, ci, co, kpad, 1, *grid, *istep, *ostep,
+                               *offsets], dtype=np.int64)
+            parts.append(lambda params=params, a=a: KERNELS.run(kind, xp, a, 0, gl, params))
+        _run_parts(parts)
+        acc = accs[0] if len(accs) == 1 else accs[0] + accs[1]
+    if depthwise:
+        return np.ascontiguousarray(acc[:, :g].T).reshape(spec.weight_shape)
+    return np.ascontiguousarray(acc[..., :co].transpose(0, 3, 2, 1)).reshape(spec.weight_shape)
