@@ -22,10 +22,11 @@ Examples
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .._arrays import pad_or_crop
 from ..spec import ConvSpecError
 from .code import crop_words, jsonable, render, spec_dict
 from .layer import Layer, ints, iterable, shape_arg
@@ -64,7 +65,7 @@ def read(framework: str, **args) :
     """
     fw = _framework(framework)
     layer = fw.read(**args)
-    return Layer(fw.name, layer.call, dict(args), layer.spec, layer.layout)
+    return replace(layer, framework=fw.name, args=dict(args))
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ class Conversion:
     @property
     def output_shape(self) -> tuple[int, ...]:
         """The target's output after the crop, in the target's layout."""
-        return permuted(self.source.spec.input_shape, self.target.layout.output)
+        return permuted(self.source.spec.input_shape_with(self.source.outer),
+                        self.target.layout.output)
 
     def notes(self) -> list[str]:
         """Why each crop is there, per spatial dim."""
@@ -175,7 +177,8 @@ def convert(layer: Layer, to: str, *, transpose_kernel: bool = False,
         When no layer of the target expresses it, with the reason.
     """
     target_fw = _framework(to)
-    options = {"transpose_kernel": transpose_kernel, "consistent": use_consistent_padding}
+    options = {"transpose_kernel": transpose_kernel, "consistent": use_consistent_padding,
+               "outer": layer.outer}
     target = read(target_fw.name, **target_fw.write(layer.spec, options))
     cuts = tuple(crop(want, have) for want, have in zip(layer.windows, target.windows))
     return Conversion(layer, target, cuts)
@@ -211,7 +214,7 @@ def from_flags(framework: str, *, input_size, kernel, in_channels: int = 1,
                           output_shape=output_shape, dilation=dilation, groups=groups,
                           auto_pad=auto_pad, transpose_kernel=transpose_kernel,
                           consistent=use_consistent_padding, batch=batch)
-    return Layer(fw.name, layer.call, layer.args, layer.spec, layer.layout)
+    return replace(layer, framework=fw.name)
 
 
 # -- checking with the real frameworks ------------------------------------------------------------
@@ -290,6 +293,7 @@ def check(conversion: Conversion, *, seed: int = 0) -> Check:
                                        spec.groups).apply(w)
     exact = transpose(y.astype(np.float64), w.astype(np.float64), spec, "gemm")
     bound = error_bound(y, w, spec, exact, np.float32)
+    exact, bound = (pad_or_crop(a, source.outer) for a in (exact, bound))
     results = {}
     runs = (("source", source, render(source, WeightTransform.identity(spec.ndim), None,
                                       runnable=True)),

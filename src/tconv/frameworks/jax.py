@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from dataclasses import replace
 from typing import Iterable
 
 import numpy as np
@@ -435,7 +436,7 @@ def _from_lax_general(lhs_shape, rhs_shape, window_strides, padding, lhs_dilatio
     wins = [_lax_window(dim, pair) for dim, pair in zip(dims, pairs)]
     return make("jax", call, args, batch=lhs[0], c_in=lhs[1], c_out=c_out, kernel=kernel,
                 stride=stride, dilation=dilation, groups=groups, size=lhs[2:], wins=wins,
-                layout=_lax_layout(specs, ordinary=True))
+                layout=_lax_layout(specs, ordinary=True), wide=True)
 
 
 def _stride_one_string(call: str, padding: str, dims) -> list[Pair]:
@@ -467,7 +468,7 @@ def _jax_conv_transpose_args(spec: ConvSpec, padding, transpose_kernel: bool,
                 use_consistent_padding=consistent)
 
 
-def _lax_padding(spec: ConvSpec, consistent: bool):
+def _lax_padding(spec: ConvSpec, consistent: bool, outer=()):
     """``lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation, dimension_numbers,
     transpose_kernel, use_consistent_padding)``, or, given ``lhs_dilation``, the transposed
     convolution written as ``lax.conv_general_dilated(lhs, rhs, window_strides=1, padding,
@@ -484,12 +485,17 @@ def _lax_padding(spec: ConvSpec, consistent: bool):
     one, groups allowed.
     """
     wants = windows(spec)
-    for mode, wins in sorted(_lax_string_windows(spec).items(), reverse=True):
-        if wins == wants:
-            return mode
-    if consistent:
-        return tuple(consistent_pairs(spec))
-    return spec.transpose_padding      # the padding of the zero-inserted input (_lax_window)
+    if not outer:
+        for mode, wins in sorted(_lax_string_windows(spec).items(), reverse=True):
+            if wins == wants:
+                return mode
+    outer = outer or ((0, 0),) * spec.ndim
+    if consistent:        # the window [a, F - b): wider pairs are smaller here
+        return tuple((lo - o_lo, hi - o_hi) for (lo, hi), (o_lo, o_hi) in
+                     zip(consistent_pairs(spec), outer))
+    # the padding of the zero-inserted input (_lax_window), wider by the zero cells to add
+    return tuple((lo + o_lo, hi + o_hi) for (lo, hi), (o_lo, o_hi) in
+                 zip(spec.transpose_padding, outer))
 
 
 def _flax_pairs(padding, nd: int) -> list[Pair]:
@@ -666,23 +672,26 @@ class Jax(Framework):
                     use_consistent_padding=use_consistent_padding)
         return make("jax", call, args, batch=lhs[0], c_in=c_in, c_out=c_out, kernel=kernel,
                     stride=stride, dilation=dilation, groups=1, size=lhs[2:], wins=wins,
-                    layout=layout)
+                    layout=layout, wide=True)
 
     @staticmethod
     def write(spec: ConvSpec, options: dict) -> dict:
         """lax.conv_transpose (lax's default channels-last layout) for one group and 1-3 dims, else
         the lhs-dilated lax.conv_general_dilated (channels-last up to 3 dims). Always exact."""
         if spec.groups == 1 and spec.ndim <= 3:
-            return _jax_conv_transpose_args(spec, _lax_padding(spec, options["consistent"]),
+            return _jax_conv_transpose_args(spec, _lax_padding(spec, options["consistent"],
+                                                               options.get("outer")),
                                             options["transpose_kernel"], options["consistent"])
-        numbers = _LAX_DEFAULT.get(spec.ndim)        # None (NCHW / OIHW) past 3 dims
+        nd = spec.ndim
+        numbers = _LAX_DEFAULT.get(nd)        # None (NCHW / OIHW) past 3 dims
         layout = _lax_layout(_lax_specs(numbers, spec.ndim, "iota"), ordinary=True)
         g = spec.groups
         # the ordinary kernel maps y's spec.out_channels to x's spec.in_channels
         return dict(lhs_shape=permuted(spec.output_shape, layout.data),
                     rhs_shape=permuted((spec.in_channels, spec.out_channels // g)
                                        + spec.kernel_size, layout.weight),
-                    window_strides=(1,) * spec.ndim, padding=spec.transpose_padding,
+                    window_strides=(1,) * spec.ndim,    # pairs only: zeros as outer = no string
+                    padding=_lax_padding(spec, False, options.get("outer") or ((0, 0),) * nd),
                     lhs_dilation=spec.stride,
                     rhs_dilation=spec.dilation, dimension_numbers=numbers, feature_group_count=g)
 
@@ -779,7 +788,7 @@ class Flax(Framework):
         args = dict(input_shape=input_shape, features=features, kernel_size=kernel_size,
                     strides=strides, padding=padding, kernel_dilation=kernel_dilation,
                     use_bias=use_bias, transpose_kernel=transpose_kernel)
-        return Layer("flax", call, args, lax_layer.spec, lax_layer.layout)
+        return replace(lax_layer, framework="flax", call=call, args=args)
 
     @staticmethod
     def write(spec: ConvSpec, options: dict) -> dict:
@@ -790,7 +799,8 @@ class Flax(Framework):
         no_groups(call, spec)
         return dict(input_shape=permuted(spec.output_shape, channels_last(spec.ndim)),
                     features=spec.in_channels, kernel_size=spec.kernel_size, strides=spec.stride,
-                    padding=_lax_padding(spec, consistent=False), kernel_dilation=spec.dilation,
+                    padding=_lax_padding(spec, False, options.get("outer")),
+                    kernel_dilation=spec.dilation,
                     use_bias=False, transpose_kernel=options["transpose_kernel"])
 
     @staticmethod
