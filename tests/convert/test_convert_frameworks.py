@@ -98,7 +98,8 @@ def run_onnx(args, x, w):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper
-    attrs = {k: v for k, v in args.items() if k not in ("x_shape", "w_shape") and v is not None}
+    attrs = {k: v for k, v in args.items()
+             if k not in ("x_shape", "w_shape", "b_shape") and v is not None}
     node = helper.make_node("ConvTranspose", ["X", "W"], ["Y"], **attrs)
     graph = helper.make_graph([node], "t", [
         helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x.shape)),

@@ -34,7 +34,7 @@ from .layout import Layout, WeightTransform, inverse, permuted
 from .window import Pair, canonical, crop, spec_dims
 
 __all__ = ["FRAMEWORKS", "Layout", "WeightTransform", "Layer", "Conversion", "Check", "canonical",
-           "read", "from_flags", "convert", "check"]
+           "read", "from_flags", "convert", "check", "layer", "model"]
 
 
 def __getattr__(name: str):
@@ -178,7 +178,7 @@ def convert(layer: Layer, to: str, *, transpose_kernel: bool = False,
     """
     target_fw = _framework(to)
     options = {"transpose_kernel": transpose_kernel, "consistent": use_consistent_padding,
-               "outer": layer.outer}
+               "outer": layer.outer, "bias": layer.bias}
     target = read(target_fw.name, **target_fw.write(layer.spec, options))
     cuts = tuple(crop(want, have) for want, have in zip(layer.windows, target.windows))
     return Conversion(layer, target, cuts)
@@ -319,3 +319,8 @@ def check(conversion: Conversion, *, seed: int = 0) -> Check:
                  float(errors["source"].max()), float(errors["target"].max()), float(bound.max()),
                  None, **ways)
 
+
+# -- layer objects and whole models (the submodule ``layer`` stays importable by its full name:
+# ``tconv.convert.layer`` the attribute is the function) ------------------------------------------
+
+from .objects import LayerConversion, layer  # noqa: E402

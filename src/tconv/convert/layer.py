@@ -30,6 +30,8 @@ class Layer:
         Per spatial dim, zero cells the layer adds before and after the transposed convolution
         ``spec`` (padding wider than the kernel's reach, in lax and Flax; an ONNX output_shape
         larger than the full result); empty for most layers.
+    bias : bool
+        Whether the layer adds a bias (``(C_out,)``, to every output cell).
     """
 
     framework: str
@@ -38,6 +40,7 @@ class Layer:
     spec: ConvSpec
     layout: Layout
     outer: tuple[Pair, ...] = ()
+    bias: bool = False
 
     @property
     def kwargs(self) -> dict:
@@ -100,7 +103,7 @@ class Layer:
 
 def make(framework: str, call: str, args: dict, *, batch: int, c_in: int, c_out: int,
          kernel, stride, dilation, groups: int, size, wins, layout: Layout,
-         wide: bool = False) :
+         wide: bool = False, bias: bool = False) :
     """The Layer whose canonical spec keeps ``wins``, after checking the channels.
 
     ``c_in`` and ``c_out`` are the transposed layer's input and output channels. ``wide``: the
@@ -117,7 +120,7 @@ def make(framework: str, call: str, args: dict, *, batch: int, c_in: int, c_out:
         wins, outer = split_wide(wins, layer_dims(size, kernel, stride, dilation), call)
     spec = spec_keeping((batch, c_in) + tuple(size), (c_in, c_out // groups) + tuple(kernel),
                         stride, dilation, groups, wins, call)
-    return Layer(framework, call, args, spec, layout, outer)
+    return Layer(framework, call, args, spec, layout, outer, bool(bias))
 
 
 # -- argument checks the readers share ----------------------------------------------------------

@@ -69,10 +69,13 @@ class Layout:
 
     @property
     def data_name(self) -> str:
-        """``"NHWC"`` and the like."""
-        tokens = ["N", "C"] + _letters(len(self.data) - 2)
-        text = [tokens[p] for p in self.data]
-        return "".join(text) if len(text) <= 5 else ",".join(text)
+        """``"NHWC"`` and the like: the input's axes."""
+        return _axes_name(self.data)
+
+    @property
+    def output_name(self) -> str:
+        """The output's axes."""
+        return _axes_name(self.output)
 
     def weight_name(self, groups: int) -> str:
         """``"(kH, kW, C_out, C_in)"``: the axes of the weight, in tconv's channel names."""
@@ -84,6 +87,12 @@ class Layout:
             kernel = [k + " flipped" for k in kernel]
         tokens = channels + kernel
         return "(" + ", ".join(tokens[p] for p in self.weight) + ")"
+
+
+def _axes_name(perm) -> str:
+    tokens = ["N", "C"] + _letters(len(perm) - 2)
+    text = [tokens[p] for p in perm]
+    return "".join(text) if len(text) <= 5 else ",".join(text)
 
 
 def _letters(nd: int) -> list[str]:

@@ -170,6 +170,26 @@ class Framework:
     def prepare(self) -> None:
         """Set the framework up (quietly) before tconv runs a snippet of it."""
 
+    # -- convert: layer objects -----------------------------------------------------------------
+
+    def reads_object(self, obj) -> bool:
+        """Whether ``obj`` is a layer object of this framework (asked without importing it)."""
+        return False
+
+    def read_layer(self, obj, **args):
+        """The :class:`~tconv.convert.objects.LayerRead` of the layer object ``obj``."""
+        raise ConvSpecError(f"tconv reads no {self.title or self.name} layer objects")
+
+    def build_layer(self, conversion, weight, bias):
+        """The :class:`~tconv.convert.objects.Built` target of ``conversion`` (its target is
+        this framework's), with ``weight`` (in the target's layout) and ``bias`` set."""
+        raise ConvSpecError(f"tconv builds no {self.title or self.name} layer objects")
+
+
+def module_of(obj) -> str:
+    """The top-level package of ``obj``'s type (``"torch"``, ``"keras"``, ...)."""
+    return type(obj).__module__.partition(".")[0]
+
 
 @contextlib.contextmanager
 def native_logs_silenced():

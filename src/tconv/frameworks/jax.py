@@ -788,7 +788,7 @@ class Flax(Framework):
         args = dict(input_shape=input_shape, features=features, kernel_size=kernel_size,
                     strides=strides, padding=padding, kernel_dilation=kernel_dilation,
                     use_bias=use_bias, transpose_kernel=transpose_kernel)
-        return replace(lax_layer, framework="flax", call=call, args=args)
+        return replace(lax_layer, framework="flax", call=call, args=args, bias=bool(use_bias))
 
     @staticmethod
     def write(spec: ConvSpec, options: dict) -> dict:
@@ -801,7 +801,8 @@ class Flax(Framework):
                     features=spec.in_channels, kernel_size=spec.kernel_size, strides=spec.stride,
                     padding=_lax_padding(spec, False, options.get("outer")),
                     kernel_dilation=spec.dilation,
-                    use_bias=False, transpose_kernel=options["transpose_kernel"])
+                    use_bias=options.get("bias", False),
+                    transpose_kernel=options["transpose_kernel"])
 
     @staticmethod
     def from_flags(size, k, in_channels, out_channels, stride, padding, dilation, transpose_kernel,

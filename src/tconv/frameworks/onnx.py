@@ -315,7 +315,7 @@ class Onnx(Framework):
     rank = 40
     flag_call = "ONNX ConvTranspose"
     flags_taken = ("--output-padding", "--output-shape", "--auto-pad", "--groups")
-    shape_args = ("x_shape", "w_shape")
+    shape_args = ("x_shape", "w_shape", "b_shape")
     crop_reason = "onnxruntime and onnx.reference require output_padding < stride."
     crops_in_graph = True
 
@@ -375,11 +375,12 @@ class Onnx(Framework):
 
     @staticmethod
     def read(x_shape, w_shape, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
-             output_padding=None, output_shape=None, pads=None, strides=None):
+             output_padding=None, output_shape=None, pads=None, strides=None, b_shape=None):
         """An ONNX ``ConvTranspose`` node with these attributes, ``X`` of ``x_shape`` and ``W`` of
         ``w_shape`` = ``(C_in, C_out/group, *k)`` (tconv's layout; data ``(N, C, *sp)``).
 
-        ``pads`` is ``[begin..., end...]``. onnxruntime and onnx.reference require
+        ``pads`` is ``[begin..., end...]``; ``b_shape`` is the shape of the optional input ``B``
+        (the bias, ``(C_out,)``). onnxruntime and onnx.reference require
         ``output_padding < stride`` (the text allows up to the dilation): tconv follows the
         runtimes.
         """
@@ -406,6 +407,9 @@ class Onnx(Framework):
                 raise ConvSpecError(f"{call}: output_padding={list(ops)} must be smaller than "
                                     f"strides={list(stride)} (onnxruntime and onnx.reference "
                                     f"refuse it; spatial dim {i})")
+        if b_shape is not None and tuple(b_shape) != (w_shape[1] * group,):
+            raise ConvSpecError(f"{call}: B must have shape (M,) = ({w_shape[1] * group},) for W "
+                                f"{w_shape} and group {group}, got {tuple(b_shape)}", "B")
         pad_pairs = _onnx_pads(pads, nd)
         sizes = [None] * nd
         if output_shape is not None:
@@ -417,12 +421,13 @@ class Onnx(Framework):
         dims = layer_dims(x_shape[2:], w_shape[2:], stride, dilation)
         args = dict(x_shape=x_shape, w_shape=w_shape, auto_pad=auto_pad, dilations=dilations,
                     group=group, kernel_shape=kernel_shape, output_padding=output_padding,
-                    output_shape=output_shape, pads=pads, strides=strides)
+                    output_shape=output_shape, pads=pads, strides=strides, b_shape=b_shape)
         wins = [_onnx_window(dim, op, auto_pad, pair, n, i)
                 for i, (dim, op, pair, n) in enumerate(zip(dims, ops, pad_pairs, sizes))]
         return make("onnx", call, args, batch=x_shape[0], c_in=x_shape[1],
                     c_out=w_shape[1] * group, kernel=w_shape[2:], stride=stride, dilation=dilation,
-                    groups=group, size=x_shape[2:], wins=wins, layout=Layout.plain(nd))
+                    groups=group, size=x_shape[2:], wins=wins, layout=Layout.plain(nd),
+                    bias=b_shape is not None)
 
     @staticmethod
     def write(spec: ConvSpec, options: dict) -> dict:
@@ -435,7 +440,8 @@ class Onnx(Framework):
         attrs, why = pads_form(node_spec)
         if why:                                   # cannot happen for a canonical spec
             raise ConvSpecError(why)
-        return dict(x_shape=spec.output_shape, w_shape=spec.weight_shape, **attrs)
+        return dict(x_shape=spec.output_shape, w_shape=spec.weight_shape, **attrs,
+                    b_shape=(spec.in_channels,) if options.get("bias") else None)
 
     @staticmethod
     def from_flags(size, k, in_channels, out_channels, stride, padding, output_padding,

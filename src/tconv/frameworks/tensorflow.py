@@ -680,7 +680,7 @@ class Keras(_OnTensorFlow):
         wins = [_keras_window(dim, mode, op, i, call) for i, (dim, op) in enumerate(zip(dims, ops))]
         return make("keras", call, args, batch=canon[0], c_in=canon[1], c_out=filters,
                     kernel=kernel, stride=stride, dilation=dilation, groups=1, size=canon[2:],
-                    wins=wins, layout=layout)
+                    wins=wins, layout=layout, bias=use_bias)
 
     @staticmethod
     def write(spec: ConvSpec, options: dict) -> dict:
@@ -708,7 +708,7 @@ class Keras(_OnTensorFlow):
                     kernel_size=compact(spec.kernel_size), strides=compact(spec.stride),
                     padding=padding, output_padding=None if kind is None else compact(picks),
                     data_format="channels_last", dilation_rate=compact(spec.dilation),
-                    use_bias=False)
+                    use_bias=options.get("bias", False))
 
     @staticmethod
     def from_flags(size, k, in_channels, out_channels, stride, padding, output_padding, dilation,

@@ -19,7 +19,7 @@ from ..convert.layer import (compact, ints, iterable, make, need_dims, padding_w
 from ..convert.layout import Layout
 from ..convert.window import Dim, Pair, closest, layer_dims, spec_dims, windows
 from ..spec import ConvSpec, ConvSpecError
-from . import Framework, NotExpressible
+from . import Framework, NotExpressible, module_of
 
 _DTYPES = ("float16", "float32", "float64")
 
@@ -206,7 +206,7 @@ class Torch(Framework):
         wins = [_torch_window(dim, p, op) for dim, p, op in zip(dims, pads, ops)]
         return make("torch", call, args, batch=input_shape[0], c_in=in_channels, c_out=out_channels,
                     kernel=kernel, stride=stride_, dilation=dilation_, groups=groups,
-                    size=input_shape[2:], wins=wins, layout=Layout.plain(nd))
+                    size=input_shape[2:], wins=wins, layout=Layout.plain(nd), bias=bias)
 
     @staticmethod
     def write(spec: ConvSpec, options: dict) -> dict:
@@ -223,7 +223,8 @@ class Torch(Framework):
                     out_channels=spec.in_channels,
                     kernel_size=compact(spec.kernel_size), stride=compact(spec.stride),
                     padding=compact(p for p, _ in picks),
-                    output_padding=compact(op for _, op in picks), groups=spec.groups, bias=False,
+                    output_padding=compact(op for _, op in picks), groups=spec.groups,
+                    bias=options.get("bias", False),
                     dilation=compact(spec.dilation))
 
     @staticmethod
@@ -253,3 +254,113 @@ class Torch(Framework):
         while flat[-2:] == [0, 0]:
             flat = flat[:-2]
         return f"y = torch.nn.functional.pad(y, {flat})"
+
+    # -- layer objects ----------------------------------------------------------------------------
+
+    def reads_object(self, obj) -> bool:
+        return module_of(obj) == "torch"
+
+    def read_layer(self, obj, input_shape=None, output_size=None, **_):
+        """``nn.ConvTranspose{1,2,3}d`` (and the ``output_size`` of its call) on ``input_shape``:
+        its arguments, ``weight`` ``(C_in, C_out/groups, *k)`` and ``bias``."""
+        import torch
+
+        from ..convert.objects import LayerRead, input_shape_arg
+
+        if not isinstance(obj, torch.nn.modules.conv._ConvTransposeNd):
+            raise ConvSpecError(f"tconv reads torch.nn.ConvTranspose1d/2d/3d, not "
+                                f"{type(obj).__name__}", "obj")
+        nd = obj.weight.dim() - 2
+        shape = input_shape_arg(f"torch.nn.ConvTranspose{nd}d", input_shape, obj.in_channels,
+                                nd, Layout.plain(nd))
+        layer = Torch.read(shape, obj.in_channels, obj.out_channels, obj.kernel_size,
+                           obj.stride, obj.padding, obj.output_padding, obj.groups,
+                           obj.bias is not None, obj.dilation, obj.padding_mode, output_size)
+        size = None if output_size is None else list(output_size)
+
+        def run(x):
+            with torch.no_grad():
+                x = torch.as_tensor(x).to(obj.weight.dtype)
+                return obj(x, output_size=size).numpy()
+
+        return LayerRead(layer, _numpy(obj.weight), None if obj.bias is None else
+                         _numpy(obj.bias), run)
+
+    def build_layer(self, conversion, weight, bias):
+        """``nn.ConvTransposeNd`` with the weight and bias, wrapped with the crop (and the zero
+        cells, before the bias) when the conversion has one."""
+        import torch
+
+        from ..convert.objects import Built
+
+        layer = conversion.target
+        kwargs = {k: v for k, v in layer.kwargs.items() if k not in ("output_size",
+                                                                     "padding_mode", "bias")}
+        pads = any(lo < 0 or hi < 0 for lo, hi in conversion.crop)
+        conv = getattr(torch.nn, f"ConvTranspose{layer.spec.ndim}d")(
+            **kwargs, bias=bias is not None and not pads, dtype=_torch_dtype(weight))
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(weight))
+            if conv.bias is not None:
+                conv.bias.copy_(torch.from_numpy(bias))
+        module = conv
+        if not conversion.exact:
+            module = cropped_module()(conv, conversion.crop,
+                                      None if bias is None or not pads else torch.from_numpy(bias))
+        module.eval()
+
+        def run(x):
+            with torch.no_grad():
+                return module(torch.as_tensor(x).to(conv.weight.dtype)).numpy()
+
+        return Built(module, run)
+
+
+def _numpy(tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy().copy()
+
+
+def _torch_dtype(array: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.zeros(0, array.dtype)).dtype
+
+
+_CROPPED: list = []
+
+
+def cropped_module():
+    """The class ``TransposedConvWithCrop(conv, crop, bias)``: a transposed convolution, then
+    zero cells added and cells cropped per spatial dim (``crop`` as in
+    :class:`tconv.convert.Conversion`), then the bias if given (the zero cells get it too, as in
+    the layer converted). Defined on first use, so that importing tconv imports no torch."""
+    if _CROPPED:
+        return _CROPPED[0]
+    import torch
+
+    class TransposedConvWithCrop(torch.nn.Module):
+        """``conv``, then the crop (negative: zero cells added) per spatial dim, then ``bias``."""
+
+        def __init__(self, conv, crop, bias=None):
+            super().__init__()
+            self.conv = conv
+            self.crop = tuple(tuple(int(v) for v in c) for c in crop)
+            self.bias = None if bias is None else torch.nn.Parameter(bias.clone())
+
+        def forward(self, x):
+            y = self.conv(x)
+            widths = [v for lo, hi in reversed(self.crop) for v in (max(-lo, 0), max(-hi, 0))]
+            if any(widths):
+                y = torch.nn.functional.pad(y, widths)
+            cut = tuple(slice(max(lo, 0), y.shape[2 + i] - max(hi, 0))
+                        for i, (lo, hi) in enumerate(self.crop))
+            y = y[(slice(None), slice(None)) + cut]
+            if self.bias is not None:
+                y = y + self.bias.reshape((1, -1) + (1,) * len(self.crop))
+            return y
+
+        def extra_repr(self) -> str:
+            return f"crop={[list(c) for c in self.crop]}"
+
+    _CROPPED.append(TransposedConvWithCrop)
+    return TransposedConvWithCrop
