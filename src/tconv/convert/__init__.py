@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._arrays import pad_or_crop
 from ..spec import ConvSpecError
 from .code import crop_words, jsonable, render, spec_dict
 from .layer import Layer, ints, iterable, shape_arg
@@ -252,75 +251,43 @@ class Check:
         return dict(self.__dict__)
 
 
-def _run(layer: Layer, code: str, w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Execute a rendered snippet and return ``forward(x)`` as a NumPy array."""
-    from ..frameworks import get
-
-    get(layer.framework).prepare()
-    namespace = {"w": w}
-    exec(compile(code, f"<tconv convert: {layer.call}>", "exec"), namespace)
-    y = namespace["forward"](x)
-    if hasattr(y, "detach"):
-        y = y.detach().cpu()
-    if hasattr(y, "numpy"):
-        y = y.numpy()
-    return np.asarray(y)
-
-
 def check(conversion: Conversion, *, seed: int = 0) -> Check:
     """Run the source layer and the converted target with the installed frameworks.
 
-    Both run the code tconv prints (:meth:`Layer.code`, :meth:`Conversion.code`: weight
-    transform and crop included) on the same random float32 data, and both are compared with
-    tconv's float64 transposed convolution of the canonical spec.
+    Both are the objects the code tconv prints builds (:meth:`Layer.code`,
+    :meth:`Conversion.code`: weight transform, crop and bias included), run on the same random
+    float32 data and compared with tconv's float64 transposed convolution of the canonical
+    spec (plus the bias).
     """
     from ..frameworks import get
-    from ..ops import transpose
-    from ..verify import error_bound
+    from .objects import LayerRead, built_from_code, check_objects
 
     source, target = conversion.source, conversion.target
     ways = dict(source_way=get(source.framework).runner(source),
                 target_way=get(target.framework).runner(target))
-    for layer in (source, target):
-        why = get(layer.framework).cannot_run(layer)
-        if why:
-            return Check(False, reason=f"{layer.call} not run: {why}", **ways)
     spec = source.spec
-    rng = np.random.default_rng(seed)
-    y = rng.standard_normal(spec.output_shape).astype(np.float32)     # the layer's input
+    rng = np.random.default_rng(seed + 1)       # the data is drawn from ``seed`` in check_objects
     w = rng.standard_normal(spec.weight_shape).astype(np.float32)     # tconv's weight layout
     w_source = WeightTransform.between(Layout.plain(spec.ndim), source.layout,
                                        spec.groups).apply(w)
-    exact = transpose(y.astype(np.float64), w.astype(np.float64), spec, "gemm")
-    bound = error_bound(y, w, spec, exact, np.float32)
-    exact, bound = (pad_or_crop(a, source.outer) for a in (exact, bound))
-    results = {}
-    runs = (("source", source, render(source, WeightTransform.identity(spec.ndim), None,
-                                      runnable=True)),
-            ("target", target, render(target, conversion.weight_transform, conversion,
-                                      runnable=True)))
-    for name, layer, code in runs:
-        x = np.ascontiguousarray(np.transpose(y, layer.layout.data))
+    b = rng.standard_normal(spec.in_channels).astype(np.float32) if source.bias else None
+    runs = {}
+    for name, layer, conv in (("source", source, None), ("target", target, conversion)):
+        why = get(layer.framework).cannot_run(layer)
+        if why:
+            return Check(False, reason=f"{layer.call} not run: {why}", **ways)
         try:
-            out = _run(layer, code, w_source, x)
+            runs[name] = built_from_code(layer, conv, w_source, b).run
         except Exception as error:      # the framework refused the layer: say so, don't crash
             first = (str(error).strip().splitlines() or [""])[0][:300]
             return Check(False, reason=f"{layer.call} raised {type(error).__name__}: {first}",
                          **ways)
-        if out.ndim == len(exact.shape):
-            out = np.transpose(out, inverse(layer.layout.output))
-        if out.shape != exact.shape:
-            return Check(False, reason=f"the {name} gave shape {out.shape} (in tconv's layout), "
-                         f"expected {exact.shape}", **ways)
-        results[name] = out.astype(np.float64)
-    errors = {name: np.abs(r - exact) for name, r in results.items()}
-    return Check(all(bool(np.all(e <= bound)) for e in errors.values()),
-                 float(np.abs(results["source"] - results["target"]).max()),
-                 float(errors["source"].max()), float(errors["target"].max()), float(bound.max()),
-                 None, **ways)
+    read = LayerRead(source, w_source, b, runs["source"])
+    outcome = check_objects(read, conversion, runs["target"], seed=seed)
+    return Check(**outcome.to_dict(), **ways)
 
 
-# -- layer objects and whole models (the submodule ``layer`` stays importable by its full name:
+# -- layer objects and whole models (the submodule ``layer`` stays importable by its full name;
 # ``tconv.convert.layer`` the attribute is the function) ------------------------------------------
 
 from .objects import LayerConversion, layer  # noqa: E402

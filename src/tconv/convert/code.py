@@ -1,8 +1,9 @@
 """The code tconv prints for a layer or a conversion, and the JSON of a spec.
 
-The snippet of a layer: imports, ``weight`` from the source's ``w`` (the weight transform), the
-layer, and ``forward(x)`` with the crop. Each framework writes its own part
-(:meth:`tconv.frameworks.Framework.code`, ``pad_code``); this module assembles them.
+The snippet of a layer: imports, ``weight`` from the source's ``w`` (the weight transform) and
+``bias`` from its ``b``, the ready ``layer`` (crop included) and ``forward(x)``. Each framework
+writes its own part (:meth:`tconv.frameworks.Framework.code`, ``pad_code``, ``bias_code``);
+this module assembles them, and :func:`script` makes the whole a program that runs as printed.
 """
 from __future__ import annotations
 
@@ -35,33 +36,33 @@ def call_text(func: str, args: list[str], kwargs: dict, indent: str = "",
 def render(layer: Layer, transform: WeightTransform, conversion=None,
            runnable: bool = False) -> str:
     """The snippet for ``layer`` (the target of ``conversion`` if given, whose crop it applies).
-    ``runnable`` lets a framework write what runs on this machine (Flax as the lax call it makes
-    when Flax is missing)."""
+
+    It takes the source's weight ``w`` (and bias ``b`` when the source has one), defines
+    ``weight`` (the weight transform) and ``bias``, builds ``layer`` -- the ready object of the
+    framework, crop included -- and defines ``forward(x)``: ``x`` in the layer's layout, the
+    result a NumPy array in its output layout. ``runnable`` lets a framework write what runs on
+    this machine (Flax as the lax call it makes when Flax is missing)."""
     from ..frameworks import get
 
     framework = get(layer.framework)
     nd = layer.spec.ndim
     crop = conversion.crop if conversion is not None else ((0, 0),) * nd
-    imports, setup, call = framework.code(layer, crop, runnable)
+    bias = conversion.source.bias if conversion is not None else layer.bias
+    imports, setup, body = framework.code(layer, crop, bias, runnable)
     out_shape = conversion.output_shape if conversion is not None else layer.output_shape
-    lines = []
-    if conversion is not None:
-        source = conversion.source
-        if source.data_format != layer.data_format:
-            lines.append(f"# data: {source.data_format} -> {layer.data_format}: x = np.transpose("
-                         f"x_{source.framework}, {conversion.input_permute})")
-    lines += ["import numpy as np", *imports, ""]
+    lines = ["import numpy as np", *imports, ""]
     if conversion is not None:
         lines.append(f"# weight: {get(conversion.source.framework).title} "
                      f"{conversion.source.weight_format} -> {framework.title} "
                      f"{layer.weight_format}")
-    lines += transform.code("w", "weight") + setup + [
+    lines += transform.code("w", "weight")
+    if bias:
+        lines.append("bias = np.ascontiguousarray(b)       # (C_out,): added to every output cell")
+    lines += setup + [
         "", "", "def forward(x):",
         f'    """x: {layer.data_format} {_shape_text(layer.input_shape)} -> '
-        f'{_shape_text(out_shape)}."""',
-        f"    y = {call}",
-        *[f"    {line}" for line in crop_lines(layer, crop)],
-        "    return y"]
+        f'{layer.layout.output_name} {_shape_text(out_shape)}, a NumPy array."""',
+        *[f"    {line}" for line in body]]
     return "\n".join(lines) + "\n"
 
 
@@ -69,24 +70,50 @@ def _shape_text(shape) -> str:
     return "(N, " + ", ".join(str(v) for v in shape[1:]) + ")"
 
 
-def crop_lines(layer: Layer, crop) -> list[str]:
-    """Lines applying ``crop`` to ``y`` (zeros added first, then the slice), in the layer's
-    output layout; nothing for a framework that puts the crop in its own graph."""
+def has_pads(crop) -> bool:
+    """Whether ``crop`` adds zero cells somewhere (then the bias goes after them)."""
+    return any(lo < 0 or hi < 0 for lo, hi in crop)
+
+
+def crop_widths(layer: Layer, crop) -> tuple[list[Pair] | None, list[Pair] | None]:
+    """``(pads, cuts)`` per axis of the layer's output: the zero cells to add and the cells to
+    remove at each end (None where there are none)."""
+    out = layer.layout.output
+    pads = [(max(-crop[p - 2][0], 0), max(-crop[p - 2][1], 0)) if p >= 2 else (0, 0)
+            for p in out]
+    cuts = [(max(crop[p - 2][0], 0), max(crop[p - 2][1], 0)) if p >= 2 else (0, 0)
+            for p in out]
+    return (pads if any(any(w) for w in pads) else None,
+            cuts if any(any(c) for c in cuts) else None)
+
+
+def crop_axes(layer: Layer) -> list[int]:
+    """The axes of the layer's output that the crop's entries apply to, in order."""
+    return [layer.layout.output.index(2 + i) for i in range(layer.spec.ndim)]
+
+
+def bias_shape(layer: Layer) -> tuple[int, ...]:
+    """The bias reshaped to broadcast over the layer's output: -1 at the channel axis."""
+    return tuple(-1 if p == 1 else 1 for p in layer.layout.output)
+
+
+def crop_lines(layer: Layer, crop, bias: str | None = None) -> list[str]:
+    """Lines applying ``crop`` to ``y`` (zeros added first, then the slice) in the layer's output
+    layout, then adding ``bias`` (an expression) when given."""
     from ..frameworks import get
 
     framework = get(layer.framework)
-    if framework.crops_in_graph or all(c == (0, 0) for c in crop):
-        return []
-    out = layer.layout.output
-    pads = [(max(-lo, 0), max(-hi, 0)) for lo, hi in crop]
-    cuts = [(max(lo, 0), max(hi, 0)) for lo, hi in crop]
-    lines = [f"# crop {[list(c) for c in crop]}: cells off the start and end of each spatial "
-             f"dim (negative: zeros added)"]
-    if any(any(p) for p in pads):
-        lines.append(framework.pad_code([pads[p - 2] if p >= 2 else (0, 0) for p in out]))
-    if any(any(c) for c in cuts):
-        index = [_slice_text(*cuts[p - 2]) if p >= 2 else ":" for p in out]
-        lines.append(f"y = y[{', '.join(index)}]")
+    pads, cuts = crop_widths(layer, crop)
+    lines = []
+    if pads or cuts:
+        lines.append(f"# crop {[list(c) for c in crop]}: cells off the start and end of each "
+                     f"spatial dim (negative: zeros added)")
+    if pads:
+        lines.append(framework.pad_code(pads))
+    if cuts:
+        lines.append(f"y = y[{', '.join(_slice_text(*c) if any(c) else ':' for c in cuts)}]")
+    if bias is not None:
+        lines.append(framework.bias_code(bias, bias_shape(layer)))
     return lines
 
 

@@ -152,6 +152,21 @@ class LayerConversion:
         return data
 
 
+def built_from_code(layer: Layer, conversion, w, b) -> Built:
+    """Run the code tconv prints for ``layer`` (the target of ``conversion``, or the layer
+    itself when ``conversion`` is None) with the source's weight ``w`` and bias ``b``."""
+    from ..frameworks import get
+    from .code import render
+
+    transform = (WeightTransform.identity(layer.spec.ndim) if conversion is None
+                 else conversion.weight_transform)
+    code = render(layer, transform, conversion, runnable=True)
+    get(layer.framework).prepare()
+    namespace = {"w": w, "b": b}
+    exec(compile(code, f"<tconv convert: {layer.call}>", "exec"), namespace)
+    return Built(namespace["layer"], namespace["forward"], namespace.get("variables"))
+
+
 def _framework_of(obj, source: str | None):
     from ..frameworks import converters, get
 
@@ -219,7 +234,7 @@ def layer(obj, to: str, *, source: str | None = None, check: bool = True, seed: 
                                 use_consistent_padding=use_consistent_padding)
     weight = conversion.weight_transform.apply(read.weight)
     bias = None if read.bias is None else np.array(read.bias, copy=True)
-    built = get(conversion.target.framework).build_layer(conversion, weight, bias)
+    built = get(conversion.target.framework).build_layer(conversion, read.weight, bias)
     outcome = check_objects(read, conversion, built.run, seed=seed) if check else None
     notes = read.notes
     return LayerConversion(conversion, built.obj, built.params, weight, bias, built.run,
@@ -252,9 +267,10 @@ def check_objects(read: LayerRead, conversion, run_target, *, seed: int = 0) -> 
     from ..frameworks import get
 
     source, target = conversion.source, conversion.target
-    why = get(target.framework).cannot_run(target)
-    if why:
-        return LayerCheck(False, reason=f"{target.call} not run: {why}")
+    for side in (source, target):
+        why = get(side.framework).cannot_run(side)
+        if why:
+            return LayerCheck(False, reason=f"{side.call} not run: {why}")
     rng = np.random.default_rng(seed)
     y = rng.standard_normal(source.spec.output_shape).astype(np.float32)
     exact, bound = exact_output(read, y)

@@ -89,8 +89,6 @@ class Framework:
     shape_args: ClassVar[tuple[str, ...]] = ()
     #: Why a conversion to this framework may need a crop (printed with the crop).
     crop_reason: ClassVar[str] = ""
-    #: Whether the crop is part of the target's own graph (ONNX) rather than lines of code.
-    crops_in_graph: ClassVar[bool] = False
 
     _classes: ClassVar[dict[str, type["Framework"]]] = {}
 
@@ -150,14 +148,21 @@ class Framework:
         """The layer from ``tconv convert``'s words (see :func:`tconv.convert.from_flags`)."""
         raise ConvSpecError(f"{self.name} has no transposed-conv layer tconv reads")
 
-    def code(self, layer, crop, runnable: bool = False) -> tuple[list[str], list[str], str]:
-        """``(imports, setup lines, call)`` of the snippet that builds ``layer`` from ``weight``
-        and computes it on ``x``."""
+    def code(self, layer, crop, bias: bool, runnable: bool = False
+             ) -> tuple[list[str], list[str], list[str]]:
+        """``(imports, setup, body)`` of the snippet (:func:`tconv.convert.code.render`):
+        ``setup`` builds ``layer``, the ready object (``crop`` included; ``bias``: with the
+        array ``bias``), from the array ``weight``; ``body`` is ``forward(x)``'s, returning a
+        NumPy array."""
         raise ConvSpecError(f"{self.name} has no code for its layer")
 
     def pad_code(self, widths) -> str:
         """A line adding zero cells ``widths`` (per axis of the output) to ``y``."""
         return f"y = np.pad(y, {[list(w) for w in widths]})"
+
+    def bias_code(self, bias: str, shape) -> str:
+        """A line adding the bias (the expression ``bias``) to ``y``, reshaped to ``shape``."""
+        return f"y = y + {bias}.reshape({shape})"
 
     def cannot_run(self, layer) -> str | None:
         """Why this machine cannot run ``layer`` (a missing package, a CPU kernel's limit)."""
@@ -180,10 +185,13 @@ class Framework:
         """The :class:`~tconv.convert.objects.LayerRead` of the layer object ``obj``."""
         raise ConvSpecError(f"tconv reads no {self.title or self.name} layer objects")
 
-    def build_layer(self, conversion, weight, bias):
+    def build_layer(self, conversion, w, b):
         """The :class:`~tconv.convert.objects.Built` target of ``conversion`` (its target is
-        this framework's), with ``weight`` (in the target's layout) and ``bias`` set."""
-        raise ConvSpecError(f"tconv builds no {self.title or self.name} layer objects")
+        this framework's) from the source's weight ``w`` and bias ``b`` (or None): the code
+        tconv prints for it, run, so that the object is what the printed code builds."""
+        from ..convert.objects import built_from_code
+
+        return built_from_code(conversion.target, conversion, w, b)
 
 
 def module_of(obj) -> str:

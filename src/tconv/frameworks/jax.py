@@ -25,7 +25,6 @@ Conventions translated here (see ``docs/frameworks.md``):
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from dataclasses import replace
@@ -505,40 +504,16 @@ def _flax_pairs(padding, nd: int) -> list[Pair]:
     return list(pair_list("padding", padding, nd, allow_negative=True))
 
 
-def _code_flax(layer, crop, runnable: bool = False):
-    kwargs = dict(layer.kwargs, use_bias=False)
+def _code_flax(layer, crop, bias):
+    from ..convert.code import crop_lines
+
+    kwargs = dict(layer.kwargs, use_bias=bool(bias))
+    params = '"kernel": jnp.asarray(weight)' + (', "bias": jnp.asarray(bias)' if bias else "")
     return (["import flax.linen as nn", "import jax.numpy as jnp"],
             [f"layer = {call_text('nn.ConvTranspose', [], kwargs)}",
-             'variables = {"params": {"kernel": jnp.asarray(weight)}}'],
-            "layer.apply(variables, x)")
-
-
-def _code_flax_via_lax(layer, crop, runnable: bool = False):
-    """``flax.linen.ConvTranspose(features, kernel_size, strides, padding, kernel_dilation,
-    use_bias, transpose_kernel)`` applied to ``input_shape`` (channels-last).
-
-    As documented (and in its source), the module calls ``lax.conv_transpose(x, kernel,
-    strides, padding, rhs_dilation=kernel_dilation, transpose_kernel=transpose_kernel)``
-    with lax's default layout: so an int or pair padding is the padding of the zero-inserted
-    input, not PyTorch's (google/flax#4593, documented by flax PR #4990). The kernel is
-    ``(*k, C_in, features)``, or ``(*k, features, C_in)`` with ``transpose_kernel``. No
-    groups; ``'CIRCULAR'`` padding wraps the result around and is not a zero-padded
-    transposed convolution.
-    """
-    kwargs, nd = layer.kwargs, layer.spec.ndim
-    padding = kwargs["padding"]
-    lax_kwargs = dict(
-        strides=per_dim("strides", 1 if kwargs["strides"] is None else kwargs["strides"], nd),
-        padding=padding if isinstance(padding, str) else _flax_pairs(padding, nd),
-        rhs_dilation=per_dim("kernel_dilation", 1 if kwargs["kernel_dilation"] is None
-                             else kwargs["kernel_dilation"], nd),
-        transpose_kernel=kwargs["transpose_kernel"])
-    return (["import jax.numpy as jnp", "from jax import lax"], ["weight = jnp.asarray(weight)"],
-            call_text("lax.conv_transpose", ["x", "weight"], lax_kwargs, "    "))
-
-
-def _flax_installed() -> bool:
-    return importlib.util.find_spec("flax") is not None
+             f'variables = {{"params": {{{params}}}}}'],
+            ["y = layer.apply(variables, jnp.asarray(x))", *crop_lines(layer, crop),
+             "return np.asarray(y)"])
 
 
 class Jax(Framework):
@@ -725,16 +700,27 @@ class Jax(Framework):
         return Jax.read((batch, *size, in_channels), rhs, stride, lax_padding, dilation, None,
                         transpose_kernel, consistent)
 
-    @staticmethod
-    def code(layer, crop, runnable: bool = False):
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """A function ``layer(x)``: the lax call, the crop, then the bias; in ``x``'s dtype."""
+        from ..convert.code import crop_lines
+
         kwargs = {k: v for k, v in layer.kwargs.items() if v is not None}
         if not kwargs.get("use_consistent_padding", True):
             del kwargs["use_consistent_padding"]           # the default; older jax lacks the name
         if layer.call.endswith("conv_general_dilated"):
             kwargs.setdefault("window_strides", (1,) * layer.spec.ndim)
         func = layer.call.replace("jax.lax.", "lax.")
-        return (["import jax.numpy as jnp", "from jax import lax"],
-                ["weight = jnp.asarray(weight)"], call_text(func, ["x", "weight"], kwargs, "    "))
+        call = call_text(func, ["x", "weight.astype(x.dtype)"], kwargs, "    ")
+        setup = ["weight = jnp.asarray(weight)", "", "", "def layer(x):",
+                 f'    """{layer.call}' + (", the crop" if any(map(any, crop)) else "")
+                 + (" and the bias" if bias else "") + '."""', f"    y = {call}",
+                 *[f"    {line}" for line in crop_lines(layer, crop, "bias" if bias else None)],
+                 "    return y"]
+        return (["import jax.numpy as jnp", "from jax import lax"], setup,
+                ["return np.asarray(layer(jnp.asarray(x)))"])
+
+    def bias_code(self, bias: str, shape) -> str:
+        return f"y = y + jnp.asarray({bias}, y.dtype).reshape({shape})"
 
     def pad_code(self, widths) -> str:
         return f"y = jnp.pad(y, {tuple(widths)})"
@@ -748,7 +734,7 @@ class Flax(Framework):
 
     name = "flax"
     title = "Flax"
-    package = "jax"              # without flax, tconv runs the lax call the layer makes
+    package = "flax"
     rank = 35
     flag_call = "flax.linen.ConvTranspose"
     flags_taken = ("--transpose-kernel",)
@@ -812,19 +798,12 @@ class Flax(Framework):
                          mode.upper() if mode is not None else explicit, dilation, False,
                          transpose_kernel)
 
-    def code(self, layer, crop, runnable: bool = False):
-        if runnable and not _flax_installed():
-            return _code_flax_via_lax(layer, crop)
-        return _code_flax(layer, crop)
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """``flax.linen.ConvTranspose`` and its variables (kernel and bias)."""
+        return _code_flax(layer, crop, bias)
 
     def pad_code(self, widths) -> str:
         return f"y = jnp.pad(y, {tuple(widths)})"
-
-    def runner(self, layer) -> str:
-        if not _flax_installed():
-            return ("lax.conv_transpose, as flax.linen.ConvTranspose calls it (flax is not "
-                    "installed)")
-        return layer.call
 
     def prepare(self) -> None:
         disable_crashing_pass()

@@ -317,7 +317,6 @@ class Onnx(Framework):
     flags_taken = ("--output-padding", "--output-shape", "--auto-pad", "--groups")
     shape_args = ("x_shape", "w_shape", "b_shape")
     crop_reason = "onnxruntime and onnx.reference require output_padding < stride."
-    crops_in_graph = True
 
     @staticmethod
     def way_names(ndim: int) -> list[str]:
@@ -470,37 +469,53 @@ class Onnx(Framework):
                          **{name: None if value is None else int_list(value, nd)
                             for name, value in optional.items()})
 
-    @staticmethod
-    def code(layer, crop, runnable: bool = False):
-        """A graph: the ConvTranspose node, then (only if the crop says so) Pad and Slice nodes."""
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """A model: the ConvTranspose node (with ``B`` when there is a bias), then (only if the
+        crop says so) Pad and Slice nodes, and the bias as an Add after added zeros. float32:
+        onnxruntime's CPU ConvTranspose has no float64 kernel."""
+        from ..convert.code import crop_widths
+
+        after = bias and any(lo < 0 or hi < 0 for lo, hi in crop)
         attrs = {k: list(v) if isinstance(v, tuple) else v for k, v in layer.kwargs.items()
                  if v is not None}
-        node = call_text("helper.make_node", ['"ConvTranspose"', '["x", "w"]', '["y"]'], attrs)
+        inputs = '["x", "w", "b"]' if bias and not after else '["x", "w"]'
+        node = call_text("helper.make_node", ['"ConvTranspose"', inputs, '["y"]'], attrs)
+
+        def constant(name, value, dtype="np.int64"):
+            return (f'initializers.append(numpy_helper.from_array(np.array({value}, {dtype}), '
+                    f'"{name}"))')
+
         setup = [f"nodes = [{node}]",
                  'initializers = [numpy_helper.from_array(weight.astype(np.float32), "w")]']
+        if bias and not after:
+            setup.append('initializers.append(numpy_helper.from_array(bias.astype(np.float32), '
+                         '"b"))')
         final = "y"
-        pads = [(max(-lo, 0), max(-hi, 0)) for lo, hi in crop]
-        cuts = [(max(lo, 0), max(hi, 0)) for lo, hi in crop]
-        if any(any(p) for p in pads):
-            flat = [0, 0] + [lo for lo, _ in pads] + [0, 0] + [hi for _, hi in pads]
+        pads, cuts = crop_widths(layer, crop)
+        if pads:
+            flat = [lo for lo, _ in pads] + [hi for _, hi in pads]
             setup += [f"# zero cells added, [begins..., ends...] per axis (crop "
-                      f"{[list(c) for c in crop]})",
-                      f'initializers.append(numpy_helper.from_array(np.array({flat}, np.int64), '
-                      f'"pads"))',
+                      f"{[list(c) for c in crop]})", constant("pads", flat),
                       f'nodes.append(helper.make_node("Pad", ["{final}", "pads"], ["padded"]))']
             final = "padded"
-        if any(any(c) for c in cuts):
-            dims = [i for i, c in enumerate(cuts) if any(c)]
-            values = {"starts": [cuts[i][0] for i in dims],
-                      "ends": [-cuts[i][1] if cuts[i][1] else np.iinfo(np.int64).max for i in dims],
-                      "axes": [i + 2 for i in dims]}
+        if cuts:
+            axes = [i for i, c in enumerate(cuts) if any(c)]
+            values = {"starts": [cuts[i][0] for i in axes],
+                      "ends": [-cuts[i][1] if cuts[i][1] else np.iinfo(np.int64).max
+                               for i in axes], "axes": axes}
             setup.append(f"# crop {[list(c) for c in crop]}: cells off the start and end of each "
                          f"spatial dim")
-            setup += [f'initializers.append(numpy_helper.from_array(np.array({v}, np.int64), '
-                      f'"{name}"))' for name, v in values.items()]
+            setup += [constant(name, v) for name, v in values.items()]
             setup.append(f'nodes.append(helper.make_node("Slice", ["{final}", "starts", "ends", '
                          f'"axes"], ["cropped"]))')
             final = "cropped"
+        if after:
+            shape = tuple(-1 if p == 1 else 1 for p in layer.layout.output)
+            setup += ["# the bias, on the added zeros too",
+                      'initializers.append(numpy_helper.from_array(bias.astype(np.float32)'
+                      f'.reshape({shape}), "b"))',
+                      f'nodes.append(helper.make_node("Add", ["{final}", "b"], ["biased"]))']
+            final = "biased"
         x_shape = ["N", *layer.input_shape[1:]]
         setup += [
             'graph = helper.make_graph(',
@@ -508,12 +523,15 @@ class Onnx(Framework):
             f'    [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, {x_shape})],',
             f'    [helper.make_tensor_value_info("{final}", onnx.TensorProto.FLOAT, None)],',
             '    initializers)',
-            f'model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})], '
+            f'layer = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})], '
             f'ir_version={IR_VERSION})',
-            'session = onnxruntime.InferenceSession(model.SerializeToString(), '
+            'session = onnxruntime.InferenceSession(layer.SerializeToString(), '
             'providers=["CPUExecutionProvider"])']
+        body = ['y = session.run(None, {"x": np.asarray(x, dtype=np.float32)})[0]',
+                "return y.astype(np.result_type(x))    # computed in float32 (onnxruntime's "
+                "ConvTranspose kernels)"]
         return (["import onnx", "import onnxruntime", "from onnx import helper, numpy_helper"],
-                setup, 'session.run(None, {"x": np.asarray(x, dtype=np.float32)})[0]')
+                setup, body)
 
     def cannot_run(self, layer) -> str | None:
         if not _ort_available():

@@ -400,6 +400,39 @@ def _cannot_run(layer) -> str | None:
     return None
 
 
+def keras_lines(layer, crop, bias) -> list[str]:
+    """Lines building ``layer``: the Keras layer of ``layer`` (Keras' arguments) with ``weight``
+    and ``bias`` set, and its crop as Keras layers (a ``keras.Sequential`` then)."""
+    from ..convert.code import crop_axes, crop_widths, has_pads
+
+    after = bias and has_pads(crop)
+    nd = layer.spec.ndim
+    kwargs = {k: v for k, v in layer.kwargs.items() if k != "use_bias"}
+    kwargs.update(use_bias=bool(bias) and not after, dtype=Code("str(weight.dtype)"))
+    conv = call_text(layer.call, [], kwargs)
+    weights = "[weight, bias]" if bias and not after else "[weight]"
+    pads, cuts = crop_widths(layer, crop)
+    if pads is None and cuts is None:
+        return [f"layer = {conv}", f"layer.build({(None, *layer.input_shape[1:])})",
+                f"layer.set_weights({weights})"]
+    axes = crop_axes(layer)
+    extra = ({"data_format": "channels_first"} if layer.kwargs.get("data_format") ==
+             "channels_first" else {})
+    steps = []
+    for name, widths in (("ZeroPadding", pads), ("Cropping", cuts)):
+        if widths is not None:
+            per_dim = tuple(tuple(widths[a]) for a in axes)
+            steps.append(call_text(f"keras.layers.{name}{nd}D",
+                                   [repr(per_dim[0] if nd == 1 else per_dim)], extra))
+    if after:
+        shape = tuple(-1 if p == 1 else 1 for p in layer.layout.output[1:])
+        steps.append(f"keras.layers.Rescaling(1.0, offset=bias.reshape({shape}))  # the bias, "
+                     f"on the added zeros too")
+    return [f"conv = {conv}", "layer = keras.Sequential([",
+            f"    keras.Input(shape={tuple(layer.input_shape[1:])}),", "    conv,",
+            *[f"    {step}," for step in steps], "])", f"conv.set_weights({weights})"]
+
+
 class _OnTensorFlow(Framework):
     """What TensorFlow and Keras layers share: they run on TensorFlow's CPU kernels."""
 
@@ -610,17 +643,31 @@ class TensorFlow(_OnTensorFlow):
         return TensorFlow.read((batch, *size, in_channels), (*k, out_channels, in_channels), shape,
                                stride, tf_padding, None, dilation)
 
-    @staticmethod
-    def code(layer, crop, runnable: bool = False):
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """A function ``layer(x)``: ``tf.nn.conv_transpose`` (the batch of ``output_shape`` is
+        ``x``'s), the crop, then the bias; in ``x``'s dtype."""
+        from ..convert.code import crop_lines
+
         kwargs = {k: v for k, v in layer.kwargs.items() if v is not None}
-        shape = list(layer.output_shape)
+        shape = list(layer.spec.input_shape)            # the transposed convolution's own size
+        shape = permuted(shape, layer.layout.output)
         if kwargs.get("output_shape") is not None and len(kwargs["output_shape"]) == len(shape):
             shape = list(kwargs["output_shape"])
         batch = layer.layout.output.index(0)
         kwargs["output_shape"] = Code("[" + ", ".join(
             "x.shape[0]" if i == batch else str(v) for i, v in enumerate(shape)) + "]")
-        return (["import tensorflow as tf"], ["filters = tf.constant(weight)"],
-                call_text("tf.nn.conv_transpose", ["x", "filters"], kwargs, "    "))
+        call = call_text("tf.nn.conv_transpose", ["x", "tf.cast(filters, x.dtype)"], kwargs,
+                         "    ")
+        setup = ["filters = tf.constant(weight)", "", "", "def layer(x):",
+                 f'    """{layer.call}' + (", the crop" if any(map(any, crop)) else "")
+                 + (" and the bias" if bias else "") + '."""',
+                 "    x = tf.convert_to_tensor(x)", f"    y = {call}",
+                 *[f"    {line}" for line in crop_lines(layer, crop, "bias" if bias else None)],
+                 "    return y"]
+        return ["import tensorflow as tf"], setup, ["return layer(x).numpy()"]
+
+    def bias_code(self, bias: str, shape) -> str:
+        return f"y = y + tf.reshape(tf.cast({bias}, y.dtype), {shape})"
 
     def pad_code(self, widths) -> str:
         return f"y = tf.pad(y, {[list(w) for w in widths]})"
@@ -720,13 +767,11 @@ class Keras(_OnTensorFlow):
         return Keras.read((batch, *size, in_channels), out_channels, compact(k), stride, mode,
                           output_padding, None, dilation, False)
 
-    @staticmethod
-    def code(layer, crop, runnable: bool = False):
-        kwargs = dict(layer.kwargs, use_bias=False)
-        return (["import keras"],
-                [f"layer = {call_text(layer.call, [], kwargs)}",
-                 f"layer.build({(None, *layer.input_shape[1:])})", "layer.set_weights([weight])"],
-                "layer(x)")
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """The built layer with its weights set; with a crop, a ``keras.Sequential`` of it and
+        the ``ZeroPaddingND`` / ``CroppingND`` layers (and the bias after added zero cells, as
+        a ``Rescaling`` offset)."""
+        return ["import keras"], keras_lines(layer, crop, bias), ["return np.asarray(layer(x))"]
 
     def pad_code(self, widths) -> str:
         return f"y = keras.ops.pad(y, {[list(w) for w in widths]})"

@@ -238,16 +238,39 @@ class Torch(Framework):
                           stride, explicit, 0 if output_padding is None else output_padding,
                           groups, False, dilation, output_size=output_shape)
 
-    @staticmethod
-    def code(layer, crop, runnable: bool = False):
-        kwargs = {k: v for k, v in layer.kwargs.items() if k not in ("output_size", "padding_mode")}
-        kwargs["bias"] = False
-        call = "layer(torch.as_tensor(x))"
-        if layer.args.get("output_size") is not None:
-            call = f"layer(torch.as_tensor(x), output_size={list(layer.args['output_size'])})"
-        return (["import torch"],
-                [f"layer = {call_text(layer.call, [], kwargs)}", "with torch.no_grad():",
-                 "    layer.weight.copy_(torch.as_tensor(weight))"], call)
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """``nn.ConvTransposeNd`` with the weight (and bias) copied; with a crop or an
+        ``output_size``, a module holding it that applies them (the bias after any zero cells
+        added). ``forward`` runs it in ``x``'s dtype."""
+        from ..convert.code import crop_lines, has_pads
+
+        after = bias and has_pads(crop)          # zero cells get the bias too: add it after them
+        kwargs = {k: v for k, v in layer.kwargs.items()
+                  if k not in ("output_size", "padding_mode", "bias")}
+        kwargs["bias"] = bool(bias) and not after
+        setup = [f"conv = {call_text(layer.call, [], kwargs)}", "with torch.no_grad():",
+                 "    conv.weight.copy_(torch.as_tensor(weight))"]
+        if kwargs["bias"]:
+            setup.append("    conv.bias.copy_(torch.as_tensor(bias))")
+        post = crop_lines(layer, crop, "self.bias" if after else None)
+        size = layer.args.get("output_size")
+        if not post and size is None:
+            setup.append("layer = conv.eval()")
+        else:
+            call = "self.conv(x)" if size is None else f"self.conv(x, output_size={list(size)})"
+            setup += [
+                "", "", "class TransposedConv(torch.nn.Module):",
+                f'    """{layer.call}' + (", then the crop" if post else "")
+                + (" and the bias" if after else "") + '."""', "",
+                "    def __init__(self):", "        super().__init__()", "        self.conv = conv"]
+            if after:
+                setup.append("        self.bias = torch.nn.Parameter(torch.as_tensor(bias))")
+            setup += ["", "    def forward(self, x):", f"        y = {call}",
+                      *[f"        {line}" for line in post], "        return y", "",
+                      "", "layer = TransposedConv().eval()"]
+        body = ["x = torch.as_tensor(x)", "with torch.no_grad():",
+                "    return layer.to(x.dtype)(x).numpy()    # in x's dtype (float64 too)"]
+        return ["import torch"], setup, body
 
     def pad_code(self, widths) -> str:
         flat = [v for pair in reversed(widths) for v in pair]   # F.pad: the last axis first
@@ -286,81 +309,6 @@ class Torch(Framework):
         return LayerRead(layer, _numpy(obj.weight), None if obj.bias is None else
                          _numpy(obj.bias), run)
 
-    def build_layer(self, conversion, weight, bias):
-        """``nn.ConvTransposeNd`` with the weight and bias, wrapped with the crop (and the zero
-        cells, before the bias) when the conversion has one."""
-        import torch
-
-        from ..convert.objects import Built
-
-        layer = conversion.target
-        kwargs = {k: v for k, v in layer.kwargs.items() if k not in ("output_size",
-                                                                     "padding_mode", "bias")}
-        pads = any(lo < 0 or hi < 0 for lo, hi in conversion.crop)
-        conv = getattr(torch.nn, f"ConvTranspose{layer.spec.ndim}d")(
-            **kwargs, bias=bias is not None and not pads, dtype=_torch_dtype(weight))
-        with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(weight))
-            if conv.bias is not None:
-                conv.bias.copy_(torch.from_numpy(bias))
-        module = conv
-        if not conversion.exact:
-            module = cropped_module()(conv, conversion.crop,
-                                      None if bias is None or not pads else torch.from_numpy(bias))
-        module.eval()
-
-        def run(x):
-            with torch.no_grad():
-                return module(torch.as_tensor(x).to(conv.weight.dtype)).numpy()
-
-        return Built(module, run)
-
 
 def _numpy(tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy().copy()
-
-
-def _torch_dtype(array: np.ndarray):
-    import torch
-
-    return torch.from_numpy(np.zeros(0, array.dtype)).dtype
-
-
-_CROPPED: list = []
-
-
-def cropped_module():
-    """The class ``TransposedConvWithCrop(conv, crop, bias)``: a transposed convolution, then
-    zero cells added and cells cropped per spatial dim (``crop`` as in
-    :class:`tconv.convert.Conversion`), then the bias if given (the zero cells get it too, as in
-    the layer converted). Defined on first use, so that importing tconv imports no torch."""
-    if _CROPPED:
-        return _CROPPED[0]
-    import torch
-
-    class TransposedConvWithCrop(torch.nn.Module):
-        """``conv``, then the crop (negative: zero cells added) per spatial dim, then ``bias``."""
-
-        def __init__(self, conv, crop, bias=None):
-            super().__init__()
-            self.conv = conv
-            self.crop = tuple(tuple(int(v) for v in c) for c in crop)
-            self.bias = None if bias is None else torch.nn.Parameter(bias.clone())
-
-        def forward(self, x):
-            y = self.conv(x)
-            widths = [v for lo, hi in reversed(self.crop) for v in (max(-lo, 0), max(-hi, 0))]
-            if any(widths):
-                y = torch.nn.functional.pad(y, widths)
-            cut = tuple(slice(max(lo, 0), y.shape[2 + i] - max(hi, 0))
-                        for i, (lo, hi) in enumerate(self.crop))
-            y = y[(slice(None), slice(None)) + cut]
-            if self.bias is not None:
-                y = y + self.bias.reshape((1, -1) + (1,) * len(self.crop))
-            return y
-
-        def extra_repr(self) -> str:
-            return f"crop={[list(c) for c in self.crop]}"
-
-    _CROPPED.append(TransposedConvWithCrop)
-    return TransposedConvWithCrop
