@@ -38,7 +38,7 @@ from ..convert.layer import (Layer, ints, make, need_dims, no_groups, pair_list,
 from ..convert.layout import Layout, channels_last, identity, inverse, permuted
 from ..convert.window import Dim, Pair, layer_dims, windows
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, KnownDifference, NotExpressible
+from . import Framework, KnownDifference, NotExpressible, module_of
 
 #: NumPy dtypes lax convolves on CPU (checked: integers exactly, modulo 2**bits).
 _FLOATS = ("float16", "float32", "float64")
@@ -797,6 +797,48 @@ class Flax(Framework):
         return Flax.read((batch, *size, in_channels), out_channels, k, stride,
                          mode.upper() if mode is not None else explicit, dilation, False,
                          transpose_kernel)
+
+    def reads_object(self, obj) -> bool:
+        return module_of(obj) == "flax"
+
+    def read_layer(self, obj, params=None, input_shape=None, **_):
+        """A ``flax.linen.ConvTranspose`` with ``params`` (its variables, or their ``"params"``)
+        or a ``flax.nnx.ConvTranspose``, on ``input_shape`` (channels-last): its arguments,
+        kernel ``(*k, C_in, features)`` (``(*k, features, C_in)`` with transpose_kernel) and
+        bias."""
+        from flax import linen, nnx
+
+        from ..convert.objects import LayerRead, input_shape_arg
+
+        if isinstance(obj, nnx.ConvTranspose):
+            call, features = "flax.nnx.ConvTranspose", obj.out_features
+            kernel = np.asarray(obj.kernel[...])
+            bias = np.asarray(obj.bias[...]) if obj.use_bias else None
+
+            def run(x):
+                return np.asarray(obj(x))
+        elif isinstance(obj, linen.ConvTranspose):
+            call, features = "flax.linen.ConvTranspose", obj.features
+            if params is None:
+                raise ConvSpecError(f"{call} keeps no weights: give params (its variables)",
+                                    "params")
+            variables = params if "params" in params else {"params": params}
+            kernel = np.asarray(variables["params"]["kernel"])
+            bias = (np.asarray(variables["params"]["bias"]) if obj.use_bias else None)
+
+            def run(x):
+                return np.asarray(obj.apply(variables, x))
+        else:
+            raise ConvSpecError(f"tconv reads flax.linen.ConvTranspose and "
+                                f"flax.nnx.ConvTranspose, not {type(obj).__name__}", "obj")
+        nd = kernel.ndim - 2
+        c_in = kernel.shape[-1] if obj.transpose_kernel else kernel.shape[-2]
+        shape = input_shape_arg(call, input_shape, c_in, nd, _lax_layout(
+            _lax_specs(None, nd, "channels_last"), ordinary=True))
+        padding = obj.padding if isinstance(obj.padding, (str, int)) else tuple(obj.padding)
+        layer = Flax.read(shape, features, tuple(kernel.shape[:nd]), obj.strides, padding,
+                          obj.kernel_dilation, obj.use_bias, obj.transpose_kernel)
+        return LayerRead(replace(layer, call=call), kernel, bias, run)
 
     def code(self, layer, crop, bias, runnable: bool = False):
         """``flax.linen.ConvTranspose`` and its variables (kernel and bias)."""

@@ -48,7 +48,7 @@ from ..convert.layer import ints, int_list, iterable, make, padding_words, pair_
 from ..convert.layout import Layout
 from ..convert.window import Dim, Pair, layer_dims, spec_dims, spec_keeping, windows, within
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, KnownDifference, NotExpressible
+from . import Framework, KnownDifference, NotExpressible, module_of
 
 #: Opset 21 / IR 10 (onnx 1.16, onnxruntime 1.18: the oldest versions the extra allows). Its
 #: ConvTranspose-11 has the same attributes and meaning as ConvTranspose-22, which adds bfloat16.
@@ -198,16 +198,20 @@ _FORM_BUILDERS = {"pads": pads_form, "output_shape": _output_shape_form,
 
 # -- running a model ----------------------------------------------------------------------------
 
-def _model_bytes(attrs: dict, x_shape, w_shape, dtype: np.dtype) -> bytes:
+def _model_bytes(attrs: dict, x_shape, w_shape, dtype: np.dtype, with_bias: bool = False
+                 ) -> bytes:
     from onnx import helper
 
     elem = helper.np_dtype_to_tensor_dtype(dtype)
-    node = helper.make_node("ConvTranspose", ["X", "W"], ["Y"], **attrs)
-    graph = helper.make_graph(
-        [node], "tconv_input_grad",
-        [helper.make_tensor_value_info("X", elem, list(x_shape)),
-         helper.make_tensor_value_info("W", elem, list(w_shape))],
-        [helper.make_tensor_value_info("Y", elem, None)])
+    inputs = ["X", "W", "B"] if with_bias else ["X", "W"]
+    node = helper.make_node("ConvTranspose", inputs, ["Y"], **attrs)
+    values = [helper.make_tensor_value_info("X", elem, list(x_shape)),
+              helper.make_tensor_value_info("W", elem, list(w_shape))]
+    if with_bias:
+        values.append(helper.make_tensor_value_info("B", elem, [w_shape[1] * attrs.get("group",
+                                                                                      1)]))
+    graph = helper.make_graph([node], "tconv_input_grad", values,
+                              [helper.make_tensor_value_info("Y", elem, None)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               ir_version=IR_VERSION, producer_name="tconv")
     return model.SerializeToString()
@@ -239,6 +243,21 @@ def _run(runtime: str, model: bytes, g: np.ndarray, w: np.ndarray) -> np.ndarray
     else:
         (y,) = _reference_evaluator(model).run(None, feeds)
     return np.asarray(y)
+
+
+def graph_shapes(model) -> dict:
+    """The static shapes of a model's values, by name (from ONNX's shape inference; a
+    dimension without a fixed size, such as the batch, is 1)."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    graph = inferred.graph
+    shapes = {}
+    for value in list(graph.input) + list(graph.value_info) + list(graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            shapes[value.name] = tuple(d.dim_value if d.dim_value > 0 else 1 for d in dims)
+    return shapes
 
 
 def _known_bug(runtime: str, form: str, spec: ConvSpec) -> str | None:
@@ -532,6 +551,61 @@ class Onnx(Framework):
                 "ConvTranspose kernels)"]
         return (["import onnx", "import onnxruntime", "from onnx import helper, numpy_helper"],
                 setup, body)
+
+    def reads_object(self, obj) -> bool:
+        return module_of(obj) == "onnx"
+
+    def read_layer(self, obj, initializers=None, input_shape=None, node=None, **_):
+        """An ONNX ``ConvTranspose`` node with ``initializers`` (W and B by name: a dict of
+        arrays or a list of TensorProto), or a model holding it (``node``: its name, when the
+        model has several); ``input_shape`` is X's shape (default: from the model's shape
+        inference)."""
+        import onnx
+        from onnx import helper, numpy_helper
+
+        from ..convert.objects import LayerRead, input_shape_arg
+
+        if isinstance(obj, onnx.ModelProto):
+            nodes = [n for n in obj.graph.node if n.op_type == "ConvTranspose"
+                     and (node is None or n.name == node)]
+            if len(nodes) != 1:
+                raise ConvSpecError(f"the ONNX model has {len(nodes)} ConvTranspose nodes"
+                                    + (f" named {node!r}" if node is not None else "")
+                                    + ": give node= (one of their names)", "node")
+            if input_shape is None:
+                input_shape = graph_shapes(obj).get(nodes[0].input[0])
+            initializers = list(obj.graph.initializer)
+            obj = nodes[0]
+        if not isinstance(obj, onnx.NodeProto) or obj.op_type != "ConvTranspose":
+            raise ConvSpecError(f"tconv reads ONNX ConvTranspose nodes, not "
+                                f"{getattr(obj, 'op_type', type(obj).__name__)}", "obj")
+        arrays = ({t.name: numpy_helper.to_array(t) for t in initializers or ()}
+                  if not isinstance(initializers, dict) else dict(initializers))
+        names = list(obj.input) + [""] * (3 - len(obj.input))
+        if names[1] not in arrays:
+            raise ConvSpecError(f"ConvTranspose {obj.name!r}: its weight {names[1]!r} is not an "
+                                f"initializer (tconv converts constant weights)", "initializers")
+        w = np.asarray(arrays[names[1]])
+        b = np.asarray(arrays[names[2]]) if names[2] else None
+        if names[2] and names[2] not in arrays:
+            raise ConvSpecError(f"ConvTranspose {obj.name!r}: its bias {names[2]!r} is not an "
+                                f"initializer", "initializers")
+        attrs = {a.name: helper.get_attribute_value(a) for a in obj.attribute}
+        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+        nd = w.ndim - 2
+        shape = input_shape_arg(f"ONNX ConvTranspose {obj.name!r}", input_shape, w.shape[0], nd,
+                                Layout.plain(nd))
+        layer = Onnx.read(shape, w.shape, **attrs, b_shape=None if b is None else b.shape)
+
+        def run(x):
+            model = _model_bytes(attrs, (None,) + tuple(shape[1:]), w.shape, np.dtype(np.float32),
+                                 with_bias=b is not None)
+            feeds = {"X": np.asarray(x, np.float32), "W": w.astype(np.float32)}
+            if b is not None:
+                feeds["B"] = b.astype(np.float32)
+            return _ort_session(model).run(None, feeds)[0]
+
+        return LayerRead(layer, w, b, run)
 
     def cannot_run(self, layer) -> str | None:
         if not _ort_available():

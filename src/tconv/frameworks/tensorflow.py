@@ -25,6 +25,7 @@ device, so these reasons hold whatever accelerators the machine has.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from ..convert.layer import (compact, ints, iterable, make, need_dims, no_groups
 from ..convert.layout import Layout, channels_last, identity, inverse, kernel_last, permuted
 from ..convert.window import Dim, Pair, choose, layer_dims, spec_dims, windows, within
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, NotExpressible, native_logs_silenced
+from . import Framework, NotExpressible, module_of, native_logs_silenced
 
 
 _FLOATS = ("bfloat16", "float16", "float32", "float64")  # bfloat16 through ml_dtypes
@@ -669,6 +670,43 @@ class TensorFlow(_OnTensorFlow):
     def bias_code(self, bias: str, shape) -> str:
         return f"y = y + tf.reshape(tf.cast({bias}, y.dtype), {shape})"
 
+    def reads_object(self, obj) -> bool:
+        return module_of(obj) == "tensorflow"
+
+    def read_layer(self, obj, input_shape=None, output_shape=None, strides=1, padding="SAME",
+                   data_format=None, dilations=None, bias=None, **_):
+        """``tf.nn.conv_transpose(x, obj, output_shape, strides, padding, data_format,
+        dilations)`` (then ``bias`` added, if given) for ``x`` of ``input_shape``: ``obj`` is
+        the filter ``[*k, C_out, C_in]`` (a tensor, variable or array)."""
+        from ..convert.objects import LayerRead
+
+        filters = np.asarray(obj)
+        if input_shape is None:
+            raise ConvSpecError("tf.nn.conv_transpose: give input_shape (its input's shape, in "
+                                "data_format's order)", "input_shape")
+        layer = TensorFlow.read(input_shape, filters.shape, output_shape, strides, padding,
+                                data_format, dilations)
+        b = None if bias is None else np.asarray(bias)
+        if b is not None and b.shape != (layer.spec.in_channels,):
+            raise ConvSpecError(f"bias must have shape (C_out,) = ({layer.spec.in_channels},), got "
+                                f"{b.shape}", "bias")
+        args, nd = dict(layer.args), layer.spec.ndim
+        sizes = list(layer.output_shape)
+
+        def run(x):
+            tf = import_tf()
+            shape = list(sizes)
+            shape[layer.layout.output.index(0)] = x.shape[0]
+            y = tf.nn.conv_transpose(x, filters, shape, strides=args["strides"],
+                                     padding=args["padding"], data_format=data_format,
+                                     dilations=dilations)
+            if b is not None:
+                last = layer.layout.output[-1] == 1
+                y = tf.nn.bias_add(y, b, data_format="N...C" if last else "NC...")
+            return y.numpy()
+
+        return LayerRead(replace(layer, bias=b is not None), filters, b, run)
+
     def pad_code(self, widths) -> str:
         return f"y = tf.pad(y, {[list(w) for w in widths]})"
 
@@ -766,6 +804,48 @@ class Keras(_OnTensorFlow):
                                 f"{padding!r}")
         return Keras.read((batch, *size, in_channels), out_channels, compact(k), stride, mode,
                           output_padding, None, dilation, False)
+
+    def reads_object(self, obj) -> bool:
+        return module_of(obj) == "keras"
+
+    def read_layer(self, obj, input_shape=None, **_):
+        """A built ``keras.layers.Conv{1,2,3}DTranspose``: its config, kernel
+        ``(*k, filters, C_in)`` and bias, on ``input_shape`` (default: the shape it was built
+        for, if that has its sizes). An activation is not part of the conversion: it is named
+        in the notes, and the check runs the layer without it."""
+        import keras
+
+        from ..convert.objects import LayerRead, input_shape_arg
+
+        kinds = tuple(getattr(keras.layers, f"Conv{n}DTranspose") for n in (1, 2, 3))
+        if not isinstance(obj, kinds):
+            raise ConvSpecError(f"tconv reads keras.layers.Conv1DTranspose/2D/3D, not "
+                                f"{type(obj).__name__}", "obj")
+        if not obj.built:
+            raise ConvSpecError(f"{type(obj).__name__} {obj.name!r} is not built: call it or "
+                                f"build it first (its kernel does not exist yet)", "obj")
+        config = obj.get_config()
+        nd = len(config["kernel_size"])
+        layout = _tf_layout(nd, config["data_format"] != "channels_first")
+        if input_shape is None:
+            built = (getattr(obj, "_build_shapes_dict", None) or {}).get("input_shape")
+            if built is not None and None not in tuple(built)[1:]:
+                input_shape = (1, *tuple(built)[1:])
+        kernel = np.asarray(obj.kernel)
+        call = f"keras.layers.Conv{nd}DTranspose"
+        shape = input_shape_arg(call, input_shape, kernel.shape[-1], nd, layout)
+        layer = Keras.read(shape, config["filters"], config["kernel_size"], config["strides"],
+                           config["padding"], config["output_padding"], config["data_format"],
+                           config["dilation_rate"], config["use_bias"])
+        notes, linear = (), obj
+        if config.get("activation", "linear") != "linear":
+            notes = (f"{obj.name}: activation {config['activation']!r} is not converted: apply "
+                     f"it after the converted layer",)
+            linear = type(obj).from_config({**config, "activation": "linear"})
+            linear.build((None, *shape[1:]))
+            linear.set_weights(obj.get_weights())
+        bias = np.asarray(obj.bias) if config["use_bias"] else None
+        return LayerRead(layer, kernel, bias, lambda x: np.asarray(linear(x)), notes)
 
     def code(self, layer, crop, bias, runnable: bool = False):
         """The built layer with its weights set; with a crop, a ``keras.Sequential`` of it and

@@ -249,9 +249,9 @@ class Torch(Framework):
                   if k not in ("output_size", "padding_mode", "bias")}
         kwargs["bias"] = bool(bias) and not after
         setup = [f"conv = {call_text(layer.call, [], kwargs)}", "with torch.no_grad():",
-                 "    conv.weight.copy_(torch.as_tensor(weight))"]
+                 "    conv.weight.copy_(torch.tensor(weight))"]
         if kwargs["bias"]:
-            setup.append("    conv.bias.copy_(torch.as_tensor(bias))")
+            setup.append("    conv.bias.copy_(torch.tensor(bias))")
         post = crop_lines(layer, crop, "self.bias" if after else None)
         size = layer.args.get("output_size")
         if not post and size is None:
@@ -264,7 +264,7 @@ class Torch(Framework):
                 + (" and the bias" if after else "") + '."""', "",
                 "    def __init__(self):", "        super().__init__()", "        self.conv = conv"]
             if after:
-                setup.append("        self.bias = torch.nn.Parameter(torch.as_tensor(bias))")
+                setup.append("        self.bias = torch.nn.Parameter(torch.tensor(bias))")
             setup += ["", "    def forward(self, x):", f"        y = {call}",
                       *[f"        {line}" for line in post], "        return y", "",
                       "", "layer = TransposedConv().eval()"]
