@@ -417,7 +417,7 @@ def test_three_spatial_dims_convert_to_every_framework(to):
                                padding=(1, 0, 0), output_padding=(1, 0, 2), in_channels=2,
                                out_channels=3)
     result = convert.convert(layer, to)
-    assert result.crop == (((1, 0), (0, 0), (0, 0)) if to in ("tensorflow", "keras") else
+    assert result.crop == (((1, 0), (0, 0), (0, 0)) if to in ("tensorflow", "keras", "litert") else
                            ((0, 0),) * 3)
     _passes(result)
 
@@ -460,7 +460,7 @@ def test_cli_json_is_the_conversion_as_data():
     data = json.loads(proc.stdout)
     assert data["layer"]["padding"] == 0 and data["crop"] == [[0, 1], [0, 1]]
     assert data["weight_transform"] == {"permute": [0, 1, 2, 3], "flip": [], "swap_groups": 1,
-                                        "swap_axes": None}
+                                        "swap_axes": None, "dilate": []}
     assert data["output_shape"] == [1, 1, 8, 8] and data["data_format"] == "NCHW"
     assert data["tconv"]["padding"] == [[0, 1], [0, 1]]
 

@@ -30,7 +30,7 @@ from ..spec import ConvSpecError
 from .code import crop_words, jsonable, render, spec_dict
 from .layer import Layer, ints, iterable, shape_arg
 from .layout import Layout, WeightTransform, inverse, permuted
-from .window import Pair, canonical, crop, spec_dims
+from .window import Pair, canonical, crop, layer_dims, spec_dims, spec_keeping, split_wide
 
 __all__ = ["FRAMEWORKS", "Layout", "WeightTransform", "Layer", "Conversion", "Check", "canonical",
            "read", "from_flags", "convert", "check", "layer", "model"]
@@ -79,6 +79,9 @@ class Conversion:
     source: Layer
     target: Layer
     crop: tuple[Pair, ...]
+    #: per spatial dim, the source's dilation written into the target's kernel as zeros
+    #: (``convert(zero_dilated_kernel=True)``); empty otherwise
+    dilate: tuple[int, ...] = ()
 
     @property
     def exact(self) -> bool:
@@ -88,7 +91,7 @@ class Conversion:
     @property
     def weight_transform(self) -> WeightTransform:
         return WeightTransform.between(self.source.layout, self.target.layout,
-                                       self.source.spec.groups)
+                                       self.source.spec.groups, self.dilate)
 
     @property
     def input_permute(self) -> tuple[int, ...]:
@@ -157,7 +160,8 @@ class Conversion:
 
 
 def convert(layer: Layer, to: str, *, transpose_kernel: bool = False,
-            use_consistent_padding: bool = False) -> Conversion:
+            use_consistent_padding: bool = False,
+            zero_dilated_kernel: bool = False) -> Conversion:
     """The ``to`` layer equal to ``layer``, with the smallest crop where it needs one.
 
     Parameters
@@ -169,6 +173,10 @@ def convert(layer: Layer, to: str, *, transpose_kernel: bool = False,
     transpose_kernel, use_consistent_padding : bool
         Options of the JAX / Flax target: write ``transpose_kernel=True`` (the kernel is then
         TF's filter, not flipped), or (JAX) forward-convolution padding pairs.
+    zero_dilated_kernel : bool
+        Write a dilated layer with dilation 1 and the kernel dilated by zeros (the same
+        extent, so the same windows): the form TensorFlow's CPU kernels (tensorflow#69103) and
+        LiteRT's ``TRANSPOSE_CONV`` run. LiteRT targets always get it.
 
     Raises
     ------
@@ -176,11 +184,26 @@ def convert(layer: Layer, to: str, *, transpose_kernel: bool = False,
         When no layer of the target expresses it, with the reason.
     """
     target_fw = _framework(to)
+    spec, outer, dilate = layer.spec, layer.outer, ()
+    if (zero_dilated_kernel or target_fw.dilates_kernel) and max(spec.dilation) > 1:
+        spec, outer = undilated(layer)
+        dilate = layer.spec.dilation
     options = {"transpose_kernel": transpose_kernel, "consistent": use_consistent_padding,
-               "outer": layer.outer, "bias": layer.bias}
-    target = read(target_fw.name, **target_fw.write(layer.spec, options))
+               "outer": outer, "bias": layer.bias}
+    target = read(target_fw.name, **target_fw.write(spec, options))
     cuts = tuple(crop(want, have) for want, have in zip(layer.windows, target.windows))
-    return Conversion(layer, target, cuts)
+    return Conversion(layer, target, cuts, dilate)
+
+
+def undilated(layer: Layer):
+    """``(spec, outer)`` of ``layer`` with dilation 1 and the kernel dilated by zeros: the same
+    extents, so the same windows of the same full result (zero cells it cannot reach as
+    output_padding, once the dilation no longer allows them, become ``outer``)."""
+    spec = layer.spec
+    dims = layer_dims(spec.output_size, spec.extents, spec.stride, (1,) * spec.ndim)
+    wins, outer = split_wide(layer.windows, dims, "the zero-dilated layer")
+    return spec_keeping(spec.output_shape, spec.weight_shape[:2] + spec.extents, spec.stride,
+                        (1,) * spec.ndim, spec.groups, wins, "the zero-dilated layer"), outer
 
 
 def from_flags(framework: str, *, input_size, kernel, in_channels: int = 1,

@@ -14,6 +14,8 @@ after them.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -163,7 +165,8 @@ def built_from_code(layer: Layer, conversion, w, b) -> Built:
     code = render(layer, transform, conversion, runnable=True)
     get(layer.framework).prepare()
     namespace = {"w": w, "b": b}
-    exec(compile(code, f"<tconv convert: {layer.call}>", "exec"), namespace)
+    with contextlib.redirect_stdout(io.StringIO()):    # what converters print as they go
+        exec(compile(code, f"<tconv convert: {layer.call}>", "exec"), namespace)
     return Built(namespace["layer"], namespace["forward"], namespace.get("variables"))
 
 
@@ -192,7 +195,7 @@ def read_layer(obj, *, source: str | None = None, **args) -> LayerRead:
 
 def layer(obj, to: str, *, source: str | None = None, check: bool = True, seed: int = 0,
           transpose_kernel: bool = False, use_consistent_padding: bool = False,
-          **args) -> LayerConversion:
+          zero_dilated_kernel: bool = False, **args) -> LayerConversion:
     """Convert a real layer, weights and bias included, to a ready object of ``to``.
 
     Parameters
@@ -206,6 +209,8 @@ def layer(obj, to: str, *, source: str | None = None, check: bool = True, seed: 
         The target framework: torch, tensorflow, keras, jax, flax, onnx or litert.
     check : bool
         Run both objects on random data and compare them with tconv's exact result.
+    transpose_kernel, use_consistent_padding, zero_dilated_kernel : bool
+        Options of :func:`tconv.convert.convert`.
     **args
         What the object does not know: ``input_shape`` (the layer's input, in its layout; the
         spatial sizes alone do with a batch of 1), torch's ``output_size``, the TF op's
@@ -231,7 +236,8 @@ def layer(obj, to: str, *, source: str | None = None, check: bool = True, seed: 
 
     read = read_layer(obj, source=source, **args)
     conversion = convert_params(read.layer, to, transpose_kernel=transpose_kernel,
-                                use_consistent_padding=use_consistent_padding)
+                                use_consistent_padding=use_consistent_padding,
+                                zero_dilated_kernel=zero_dilated_kernel)
     weight = conversion.weight_transform.apply(read.weight)
     bias = None if read.bias is None else np.array(read.bias, copy=True)
     built = get(conversion.target.framework).build_layer(conversion, read.weight, bias)

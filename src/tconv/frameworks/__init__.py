@@ -89,6 +89,8 @@ class Framework:
     shape_args: ClassVar[tuple[str, ...]] = ()
     #: Why a conversion to this framework may need a crop (printed with the crop).
     crop_reason: ClassVar[str] = ""
+    #: Whether a dilated layer is always written with a zero-dilated kernel (no dilation).
+    dilates_kernel: ClassVar[bool] = False
 
     _classes: ClassVar[dict[str, type["Framework"]]] = {}
 
