@@ -444,7 +444,7 @@ def run(*args):
 
 
 def test_cli_prints_the_code_crop_and_output_shape():
-    proc = run("--from", "tf", "--to", "torch", "--input", "8x8", "--kernel", "3", "--stride",
+    proc = run("--from", "tf", "--to", "torch", "--layer-input", "8x8", "--kernel", "3", "--stride",
                "2", "--padding", "same")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -454,22 +454,24 @@ def test_cli_prints_the_code_crop_and_output_shape():
 
 
 def test_cli_json_is_the_conversion_as_data():
-    proc = run("--from", "onnx", "--to", "torch", "--input", "4x4", "--kernel", "3",
-               "--stride", "2", "--padding", "0,0,1,1", "--in-channels", "2", "--json")
+    proc = run("--from", "onnx", "--to", "torch", "--layer-input", "4x4", "--kernel", "3",
+               "--stride", "2", "--padding", "0,0,1,1", "--layer-in-channels", "2", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["layer"]["padding"] == 0 and data["crop"] == [[0, 1], [0, 1]]
     assert data["weight_transform"] == {"permute": [0, 1, 2, 3], "flip": [], "swap_groups": 1,
                                         "swap_axes": None, "dilate": []}
-    assert data["output_shape"] == [1, 1, 8, 8] and data["data_format"] == "NCHW"
+    # no --batch: no batch size in the shapes; the crop's axes are the target's (NCHW)
+    assert data["output_shape"] == [None, 1, 8, 8] and data["data_format"] == "NCHW"
+    assert data["crop_axes"] == [2, 3] and data["tconv"]["input_shape"] == [None, 2, 4, 4]
     assert data["tconv"]["padding"] == [[0, 1], [0, 1]]
 
 
 def test_cli_check_runs_both_frameworks():
     pytest.importorskip("jax")
     pytest.importorskip("torch")
-    proc = run("--from", "jax", "--to", "torch", "--input", "5", "--kernel", "4", "--stride",
-               "2", "--padding", "1:2", "--in-channels", "2", "--out-channels", "3", "--check",
+    proc = run("--from", "jax", "--to", "torch", "--layer-input", "5", "--kernel", "4", "--stride",
+               "2", "--padding", "1:2", "--layer-in-channels", "2", "--layer-out-channels", "3", "--check",
                "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
@@ -478,14 +480,14 @@ def test_cli_check_runs_both_frameworks():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--from", "tf", "--to", "torch", "--input", "8", "--kernel", "3", "--stride", "0"],
+    (["--from", "tf", "--to", "torch", "--layer-input", "8", "--kernel", "3", "--stride", "0"],
      "strides must be >= 1 in every dim, got 0"),
-    (["--from", "torch", "--to", "tf", "--input", "8", "--kernel", "3", "--groups", "2",
-      "--in-channels", "2", "--out-channels", "2"], "tf.nn.conv_transpose has no groups"),
-    (["--to", "torch", "--input", "8", "--kernel", "3"], "--from is required"),
-    (["--from", "torch", "--to", "caffe", "--input", "8", "--kernel", "3"],
+    (["--from", "torch", "--to", "tf", "--layer-input", "8", "--kernel", "3", "--groups", "2",
+      "--layer-in-channels", "2", "--layer-out-channels", "2"], "tf.nn.conv_transpose has no groups"),
+    (["--to", "torch", "--layer-input", "8", "--kernel", "3"], "--from is required"),
+    (["--from", "torch", "--to", "caffe", "--layer-input", "8", "--kernel", "3"],
      "framework 'caffe' is not one of"),
-    (["--from", "torch", "--to", "tf", "--input", "8", "--kernel", "3", "--transpose-kernel"],
+    (["--from", "torch", "--to", "tf", "--layer-input", "8", "--kernel", "3", "--transpose-kernel"],
      "--transpose-kernel is an option of JAX and Flax"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(args, message):
@@ -497,4 +499,4 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, message):
 def test_cli_help_teaches_with_an_example():
     proc = run("--help")
     assert proc.returncode == 0
-    assert "tconv convert --from tf --to torch --input 8x8" in proc.stdout
+    assert "tconv convert --from tf --to torch --layer-input 8x8" in proc.stdout

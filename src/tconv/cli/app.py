@@ -20,7 +20,8 @@ except ImportError:     # pragma: no cover
     from click import UsageError
 
 from .. import __version__
-from . import bench, check, convert, explain, matrix, overlap, serve, shape, sweep, verify
+from . import (audit, bench, check, convert, explain, matrix, overlap, serve, shape, sweep,
+               verify)
 
 app = typer.Typer(
     add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -45,7 +46,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """
 
 
-for module in (verify, sweep, check, bench, explain, shape, overlap, matrix, convert, serve):
+for module in (verify, sweep, check, bench, explain, shape, overlap, matrix, convert, audit,
+               serve):
     app.command(module.__name__.rpartition(".")[2])(module.command)
 
 

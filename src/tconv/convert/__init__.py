@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..spec import ConvSpecError
-from .code import crop_words, jsonable, render, spec_dict
+from .code import crop_axes, crop_words, jsonable, render, spec_dict
 from .layer import Layer, ints, iterable, shape_arg
 from .layout import Layout, WeightTransform, inverse, permuted
 from .window import Pair, canonical, crop, layer_dims, spec_dims, spec_keeping, split_wide
@@ -135,26 +135,50 @@ class Conversion:
         ``forward(x)`` (``x`` in the target's layout), crop included."""
         return render(self.target, self.weight_transform, self)
 
-    def to_dict(self) -> dict:
+    @property
+    def crop_axes(self) -> list[int]:
+        """The axes of the target's output (in its layout) that the crop's entries cut."""
+        return crop_axes(self.target)
+
+    def to_dict(self, batch: bool = True) -> dict:
+        """The conversion as JSON data. ``batch=False``: the batch size was not given, and
+        every shape says ``null`` for it (TF's output_shape takes the input's batch)."""
+        from ..frameworks import get
+
+        def shape(values, layer):
+            values = list(values)
+            if not batch:
+                values[layer.layout.data.index(0)] = None
+            return values
+
+        def kwargs(layer):
+            framework = get(layer.framework)
+            return jsonable(layer.kwargs if batch else framework.unbatched(layer))
+
         return {
             "from": self.source.framework, "to": self.target.framework,
-            "source": {"call": self.source.call, "layer": jsonable(self.source.kwargs),
-                       "input_shape": list(self.source.input_shape),
+            "source": {"call": self.source.call, "layer": kwargs(self.source),
+                       "bias": self.source.bias,
+                       "input_shape": shape(self.source.input_shape, self.source),
                        "weight_shape": list(self.source.weight_shape),
                        "data_format": self.source.data_format,
                        "weight_format": self.source.weight_format},
             "call": self.target.call,
-            "layer": jsonable(self.target.kwargs),
-            "input_shape": list(self.target.input_shape),
+            "layer": kwargs(self.target),
+            "bias": self.source.bias,
+            "input_shape": shape(self.target.input_shape, self.target),
             "weight_shape": list(self.target.weight_shape),
             "data_format": self.target.data_format,
+            "output_format": self.target.layout.output_name,
             "weight_format": self.target.weight_format,
             "weight_transform": self.weight_transform.to_dict(),
             "input_permute": list(self.input_permute),
+            "output_permute": list(self.output_permute),
             "crop": [list(c) for c in self.crop],
+            "crop_axes": self.crop_axes,
             "exact": self.exact,
-            "output_shape": list(self.output_shape),
-            "tconv": spec_dict(self.source.spec),
+            "output_shape": shape(self.output_shape, self.target),
+            "tconv": spec_dict(self.source.spec, batch),
             "notes": self.notes(),
         }
 
@@ -210,7 +234,7 @@ def from_flags(framework: str, *, input_size, kernel, in_channels: int = 1,
                out_channels: int = 1, stride=1, padding=None, output_padding=None,
                output_shape=None, dilation=1, groups: int = 1, auto_pad=None,
                transpose_kernel: bool = False, use_consistent_padding: bool = False,
-               batch: int = 1) :
+               batch: int = 1, bias: bool = False) :
     """The layer ``framework`` builds from framework-neutral words (those of ``tconv convert``).
 
     Sizes are spatial; ``in_channels`` / ``out_channels`` are the transposed layer's own input
@@ -218,6 +242,8 @@ def from_flags(framework: str, *, input_size, kernel, in_channels: int = 1,
     JAX, Flax). ``padding`` is in the framework's own words: ``"same"``/``"valid"`` (any case),
     an int or one per dim, ``(low, high)`` pairs per dim, or ONNX's ``2 * ndim`` pads. None is
     the framework's default (PyTorch 0, TF 'SAME', Keras 'valid', Flax 'SAME', ONNX no pads).
+    ``bias``: the layer adds a bias (its argument where it has one, ONNX's input B; TF's and
+    lax's ops have none, and the conversion adds it after them).
     """
     fw = _framework(framework)
     size = shape_arg("input size", iterable(input_size))
@@ -235,8 +261,8 @@ def from_flags(framework: str, *, input_size, kernel, in_channels: int = 1,
                           stride=stride, padding=padding, output_padding=output_padding,
                           output_shape=output_shape, dilation=dilation, groups=groups,
                           auto_pad=auto_pad, transpose_kernel=transpose_kernel,
-                          consistent=use_consistent_padding, batch=batch)
-    return replace(layer, framework=fw.name)
+                          consistent=use_consistent_padding, batch=batch, bias=bias)
+    return replace(layer, framework=fw.name, bias=bias)
 
 
 # -- checking with the real frameworks ------------------------------------------------------------
@@ -313,4 +339,5 @@ def check(conversion: Conversion, *, seed: int = 0) -> Check:
 # -- layer objects and whole models (the submodule ``layer`` stays importable by its full name;
 # ``tconv.convert.layer`` the attribute is the function) ------------------------------------------
 
+from .models import ModelConversion, model  # noqa: E402
 from .objects import LayerConversion, layer  # noqa: E402

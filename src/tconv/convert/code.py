@@ -141,12 +141,15 @@ def jsonable(value):
     return value
 
 
-def spec_dict(spec: ConvSpec) -> dict:
-    """The canonical description in transposed terms (the layer's input is ``y``)."""
-    return {"input_shape": list(spec.output_shape), "weight_shape": list(spec.weight_shape),
+def spec_dict(spec: ConvSpec, batch: bool = True) -> dict:
+    """The canonical description in transposed terms (the layer's input is ``y``); ``batch``
+    False: the batch size is ``None`` (not given)."""
+    n = [spec.batch if batch else None]
+    return {"input_shape": n + list(spec.output_shape[1:]),
+            "weight_shape": list(spec.weight_shape),
             "stride": list(spec.stride), "padding": [list(p) for p in spec.padding],
             "output_padding": list(spec.output_padding), "dilation": list(spec.dilation),
-            "groups": spec.groups, "output_shape": list(spec.input_shape),
+            "groups": spec.groups, "output_shape": n + list(spec.input_shape[1:]),
             "windows": [list(w) for w in windows(spec)],
             "call": tconv_call(spec)}
 
@@ -155,3 +158,37 @@ def tconv_call(spec: ConvSpec) -> str:
     return (f"tconv.conv_transpose(y, w, stride={spec.stride}, padding={spec.padding}, "
             f"output_padding={spec.output_padding}, dilation={spec.dilation}, "
             f"groups={spec.groups})")
+
+
+def script(conversion, dtype: str = "float32", batch: int = 2) -> str:
+    """A program that runs as printed: the source's weight ``w`` and bias ``b`` (random here, in
+    the source's layout: load yours instead), the target layer (:func:`render`), and a run on
+    random data in the source's layout whose result is put back in the source's layout."""
+    from ..frameworks import get
+
+    source, target = conversion.source, conversion.target
+    np_dtype = f"np.{np.dtype(dtype).name}"
+    lines = [f"# {source.call} as {target.call}: runs as printed (tconv convert)",
+             "import numpy as np", "", "rng = np.random.default_rng(0)",
+             f"# the {get(source.framework).title} layer's weight {source.weight_format}"
+             + (" and bias (C_out,)" if source.bias else "") + ": load yours here",
+             f"w = rng.standard_normal({tuple(source.weight_shape)}).astype({np_dtype})"]
+    if source.bias:
+        lines.append(f"b = rng.standard_normal({source.spec.in_channels}).astype({np_dtype})")
+    if np.dtype(dtype) == np.float64 and target.framework in ("jax", "flax"):
+        lines += ["import jax", 'jax.config.update("jax_enable_x64", True)   # float64 in JAX']
+    lines += ["", render(target, conversion.weight_transform, conversion).rstrip("\n"), ""]
+    shape = (batch, *source.input_shape[1:])
+    lines.append(f"x = rng.standard_normal({shape}).astype({np_dtype})   # the source's input, "
+                 f"{source.data_format}")
+    into, back = conversion.input_permute, conversion.output_permute
+    if into == tuple(range(len(into))):
+        lines.append("y = forward(x)")
+    else:
+        lines.append(f"y = forward(np.transpose(x, {into}))   # {source.data_format} -> "
+                     f"{target.data_format}")
+    if back != tuple(range(len(back))):
+        lines.append(f"y = np.transpose(y, {back})   # {target.layout.output_name} -> "
+                     f"{source.layout.output_name}, the source's layout")
+    lines.append("print(y.shape, y.dtype)")
+    return "\n".join(lines) + "\n"

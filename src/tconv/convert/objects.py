@@ -231,13 +231,20 @@ def layer(obj, to: str, *, source: str | None = None, check: bool = True, seed: 
     >>> result.input_shape, result.output_shape, result.check.passed
     ((1, 4, 8, 8), (1, 2, 16, 16), True)
     """
+    read = read_layer(obj, source=source, **args)
+    return convert_read(read, to, check=check, seed=seed, transpose_kernel=transpose_kernel,
+                        use_consistent_padding=use_consistent_padding,
+                        zero_dilated_kernel=zero_dilated_kernel)
+
+
+def convert_read(read: LayerRead, to: str, *, check: bool = True, seed: int = 0,
+                 **options) -> LayerConversion:
+    """:func:`layer` for a layer already read (``options``: those of
+    :func:`tconv.convert.convert`)."""
     from . import convert as convert_params
     from ..frameworks import get
 
-    read = read_layer(obj, source=source, **args)
-    conversion = convert_params(read.layer, to, transpose_kernel=transpose_kernel,
-                                use_consistent_padding=use_consistent_padding,
-                                zero_dilated_kernel=zero_dilated_kernel)
+    conversion = convert_params(read.layer, to, **options)
     weight = conversion.weight_transform.apply(read.weight)
     bias = None if read.bias is None else np.array(read.bias, copy=True)
     built = get(conversion.target.framework).build_layer(conversion, read.weight, bias)

@@ -158,6 +158,11 @@ class Framework:
         NumPy array."""
         raise ConvSpecError(f"{self.name} has no code for its layer")
 
+    def unbatched(self, layer) -> dict:
+        """``layer.kwargs`` with any batch size in them left out (``None``): the layer's
+        arguments when the batch was not given."""
+        return layer.kwargs
+
     def pad_code(self, widths) -> str:
         """A line adding zero cells ``widths`` (per axis of the output) to ``y``."""
         return f"y = np.pad(y, {[list(w) for w in widths]})"
@@ -187,6 +192,14 @@ class Framework:
         """The :class:`~tconv.convert.objects.LayerRead` of the layer object ``obj``."""
         raise ConvSpecError(f"tconv reads no {self.title or self.name} layer objects")
 
+    def reads_model(self, model) -> bool:
+        """Whether ``model`` (an object or a path) is a model of this framework."""
+        return False
+
+    def find_layers(self, model, input_shape=None) -> list:
+        """``[(name, LayerRead), ...]``: the transposed convolutions of ``model``, in order."""
+        raise ConvSpecError(f"tconv reads no {self.title or self.name} models")
+
     def build_layer(self, conversion, w, b):
         """The :class:`~tconv.convert.objects.Built` target of ``conversion`` (its target is
         this framework's) from the source's weight ``w`` and bias ``b`` (or None): the code
@@ -194,6 +207,13 @@ class Framework:
         from ..convert.objects import built_from_code
 
         return built_from_code(conversion.target, conversion, w, b)
+
+
+def is_file(model, *suffixes: str) -> bool:
+    """Whether ``model`` is a path (a string or a Path) ending in one of ``suffixes``."""
+    from pathlib import Path
+
+    return isinstance(model, (str, Path)) and str(model).lower().endswith(suffixes)
 
 
 def module_of(obj) -> str:

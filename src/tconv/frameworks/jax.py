@@ -792,10 +792,10 @@ class Flax(Framework):
 
     @staticmethod
     def from_flags(size, k, in_channels, out_channels, stride, padding, dilation, transpose_kernel,
-                   batch, **_):
+                   batch, bias=False, **_):
         mode, explicit = padding_words("same" if padding is None else padding)
         return Flax.read((batch, *size, in_channels), out_channels, k, stride,
-                         mode.upper() if mode is not None else explicit, dilation, False,
+                         mode.upper() if mode is not None else explicit, dilation, bias,
                          transpose_kernel)
 
     def reads_object(self, obj) -> bool:

@@ -58,8 +58,11 @@ class LiteRT(Framework):
     def code(self, layer, crop, bias, runnable: bool = False):
         """The Keras layer (and crop), ``TFLiteConverter.from_keras_model``, and the interpreter;
         ``layer`` is the ``.tflite`` model's bytes. float32, as the model is."""
-        setup = keras_lines(layer, crop, bias)
-        if not setup[0].startswith("conv = "):       # no crop: the layer alone, as a model
+        setup = ["weight = weight.astype(np.float32)      # TFLite's TRANSPOSE_CONV is float32"]
+        if bias:
+            setup.append("bias = bias.astype(np.float32)")
+        setup += keras_lines(layer, crop, bias)
+        if not any(line.startswith("conv = ") for line in setup):    # no crop: the layer alone
             setup += [f"layer = keras.Sequential([keras.Input(shape="
                       f"{tuple(layer.input_shape[1:])}), layer])"]
         setup += ["converter = tf.lite.TFLiteConverter.from_keras_model(layer)",

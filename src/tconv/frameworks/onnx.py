@@ -48,7 +48,7 @@ from ..convert.layer import ints, int_list, iterable, make, padding_words, pair_
 from ..convert.layout import Layout
 from ..convert.window import Dim, Pair, layer_dims, spec_dims, spec_keeping, windows, within
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, KnownDifference, NotExpressible, module_of
+from . import Framework, KnownDifference, NotExpressible, is_file, module_of
 
 #: Opset 21 / IR 10 (onnx 1.16, onnxruntime 1.18: the oldest versions the extra allows). Its
 #: ConvTranspose-11 has the same attributes and meaning as ConvTranspose-22, which adds bfloat16.
@@ -245,11 +245,21 @@ def _run(runtime: str, model: bytes, g: np.ndarray, w: np.ndarray) -> np.ndarray
     return np.asarray(y)
 
 
-def graph_shapes(model) -> dict:
+def graph_shapes(model, input_shape=None) -> dict:
     """The static shapes of a model's values, by name (from ONNX's shape inference; a
-    dimension without a fixed size, such as the batch, is 1)."""
+    dimension without a fixed size, such as the batch, is 1). ``input_shape`` replaces the
+    first graph input's shape."""
     import onnx
 
+    if input_shape is not None:
+        model = onnx.ModelProto.FromString(model.SerializeToString())
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        if len(dims) != len(input_shape):
+            raise ConvSpecError(f"the model's input {model.graph.input[0].name!r} has {len(dims)} "
+                                f"dims, input_shape has {len(input_shape)}", "input_shape")
+        for dim, size in zip(dims, input_shape):
+            dim.Clear()
+            dim.dim_value = int(size)
     inferred = onnx.shape_inference.infer_shapes(model)
     graph = inferred.graph
     shapes = {}
@@ -463,7 +473,7 @@ class Onnx(Framework):
 
     @staticmethod
     def from_flags(size, k, in_channels, out_channels, stride, padding, output_padding,
-                   output_shape, dilation, groups, auto_pad, batch, **_):
+                   output_shape, dilation, groups, auto_pad, batch, bias=False, **_):
         nd = len(size)
         mode, explicit = padding_words(padding)
         if mode is not None:
@@ -485,6 +495,7 @@ class Onnx(Framework):
         return Onnx.read((batch, in_channels, *size), (in_channels, out_channels // groups, *k),
                          "NOTSET" if auto_pad is None else auto_pad.upper(), int_list(dilation, nd),
                          groups, list(k), pads=pads, strides=int_list(stride, nd),
+                         b_shape=(out_channels,) if bias else None,
                          **{name: None if value is None else int_list(value, nd)
                             for name, value in optional.items()})
 
@@ -554,6 +565,24 @@ class Onnx(Framework):
 
     def reads_object(self, obj) -> bool:
         return module_of(obj) == "onnx"
+
+    def reads_model(self, model) -> bool:
+        return is_file(model, ".onnx") or type(model).__name__ == "ModelProto"
+
+    def find_layers(self, model, input_shape=None) -> list:
+        """The ConvTranspose nodes of an ONNX model (or ``.onnx`` file) whose W (and B) are
+        initializers, with X's shape from shape inference (``input_shape``: the graph input's
+        shape, where it is not fixed)."""
+        import onnx
+
+        if is_file(model, ".onnx"):
+            model = onnx.load(str(model))
+        shapes = graph_shapes(model, input_shape)
+        nodes = [n for n in model.graph.node if n.op_type == "ConvTranspose"]
+        return [(node.name or f"ConvTranspose_{i}",
+                 self.read_layer(node, initializers=model.graph.initializer,
+                                 input_shape=shapes.get(node.input[0])))
+                for i, node in enumerate(nodes)]
 
     def read_layer(self, obj, initializers=None, input_shape=None, node=None, **_):
         """An ONNX ``ConvTranspose`` node with ``initializers`` (W and B by name: a dict of

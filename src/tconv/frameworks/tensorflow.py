@@ -35,7 +35,7 @@ from ..convert.layer import (compact, ints, iterable, make, need_dims, no_groups
 from ..convert.layout import Layout, channels_last, identity, inverse, kernel_last, permuted
 from ..convert.window import Dim, Pair, choose, layer_dims, spec_dims, windows, within
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, NotExpressible, module_of, native_logs_silenced
+from . import Framework, NotExpressible, is_file, module_of, native_logs_silenced
 
 
 _FLOATS = ("bfloat16", "float16", "float32", "float64")  # bfloat16 through ml_dtypes
@@ -419,6 +419,7 @@ def keras_lines(layer, crop, bias) -> list[str]:
     axes = crop_axes(layer)
     extra = ({"data_format": "channels_first"} if layer.kwargs.get("data_format") ==
              "channels_first" else {})
+    extra["dtype"] = Code("conv.dtype")      # Keras casts to each layer's dtype
     steps = []
     for name, widths in (("ZeroPadding", pads), ("Cropping", cuts)):
         if widths is not None:
@@ -427,11 +428,20 @@ def keras_lines(layer, crop, bias) -> list[str]:
                                    [repr(per_dim[0] if nd == 1 else per_dim)], extra))
     if after:
         shape = tuple(-1 if p == 1 else 1 for p in layer.layout.output[1:])
-        steps.append(f"keras.layers.Rescaling(1.0, offset=bias.reshape({shape}))  # the bias, "
-                     f"on the added zeros too")
+        steps.append(f"keras.layers.Rescaling(1.0, offset=bias.reshape({shape}), "
+                     f"dtype=conv.dtype)  # the bias, on the added zeros too")
     return [f"conv = {conv}", "layer = keras.Sequential([",
-            f"    keras.Input(shape={tuple(layer.input_shape[1:])}),", "    conv,",
+            f"    keras.Input(shape={tuple(layer.input_shape[1:])}, dtype=conv.dtype),",
+            "    conv,",
             *[f"    {step}," for step in steps], "])", f"conv.set_weights({weights})"]
+
+
+def _keras_layers(model):
+    """Every layer of a Keras model, depth first through nested models."""
+    for layer in getattr(model, "layers", [model]):
+        yield layer
+        if hasattr(layer, "layers") and layer is not model:
+            yield from _keras_layers(layer)
 
 
 class _OnTensorFlow(Framework):
@@ -670,6 +680,16 @@ class TensorFlow(_OnTensorFlow):
     def bias_code(self, bias: str, shape) -> str:
         return f"y = y + tf.reshape(tf.cast({bias}, y.dtype), {shape})"
 
+    def unbatched(self, layer) -> dict:
+        """output_shape's batch is the input's (the code passes ``x.shape[0]``)."""
+        kwargs = dict(layer.kwargs)
+        shape = kwargs.get("output_shape")
+        if shape is not None and len(shape) == layer.spec.ndim + 2:
+            shape = list(shape)
+            shape[layer.layout.output.index(0)] = None
+            kwargs["output_shape"] = shape
+        return kwargs
+
     def reads_object(self, obj) -> bool:
         return module_of(obj) == "tensorflow"
 
@@ -797,16 +817,39 @@ class Keras(_OnTensorFlow):
 
     @staticmethod
     def from_flags(size, k, in_channels, out_channels, stride, padding, output_padding, dilation,
-                   batch, **_):
+                   batch, bias=False, **_):
         mode, _explicit = padding_words("valid" if padding is None else padding)
         if mode is None:
             raise ConvSpecError(f"keras.layers.ConvNDTranspose takes --padding same or valid, got "
                                 f"{padding!r}")
         return Keras.read((batch, *size, in_channels), out_channels, compact(k), stride, mode,
-                          output_padding, None, dilation, False)
+                          output_padding, None, dilation, bias)
 
     def reads_object(self, obj) -> bool:
         return module_of(obj) == "keras"
+
+    def reads_model(self, model) -> bool:
+        return is_file(model, ".keras") or module_of(model) == "keras"
+
+    def find_layers(self, model, input_shape=None) -> list:
+        """The ``Conv{1,2,3}DTranspose`` layers of a Keras model (or ``.keras`` file), nested
+        models included, each with the input shape of the model's graph (batch 1)."""
+        import keras
+
+        if is_file(model, ".keras"):
+            import_tf()
+            model = keras.saving.load_model(str(model), compile=False)
+        kinds = tuple(getattr(keras.layers, f"Conv{n}DTranspose") for n in (1, 2, 3))
+        found = []
+        for layer in _keras_layers(model):
+            if isinstance(layer, kinds):
+                try:
+                    shape = tuple(layer.input.shape)
+                except (AttributeError, ValueError):        # not in a graph: its build shape
+                    shape = None
+                shape = None if shape is None or None in shape[1:] else (1, *shape[1:])
+                found.append((layer.name, self.read_layer(layer, input_shape=shape)))
+        return found
 
     def read_layer(self, obj, input_shape=None, **_):
         """A built ``keras.layers.Conv{1,2,3}DTranspose``: its config, kernel

@@ -19,7 +19,7 @@ from ..convert.layer import (compact, ints, iterable, make, need_dims, padding_w
 from ..convert.layout import Layout
 from ..convert.window import Dim, Pair, closest, layer_dims, spec_dims, windows
 from ..spec import ConvSpec, ConvSpecError
-from . import Framework, NotExpressible, module_of
+from . import Framework, NotExpressible, is_file, module_of
 
 _DTYPES = ("float16", "float32", "float64")
 
@@ -229,14 +229,14 @@ class Torch(Framework):
 
     @staticmethod
     def from_flags(size, k, in_channels, out_channels, stride, padding, output_padding,
-                   output_shape, dilation, groups, batch, **_):
+                   output_shape, dilation, groups, batch, bias=False, **_):
         mode, explicit = padding_words(0 if padding is None else padding)
         if mode is not None or any(isinstance(p, Iterable) for p in iterable(explicit)):
             raise ConvSpecError(f"torch.nn.ConvTransposeNd takes --padding as ints (it crops both "
                                 f"ends alike), got {padding!r}")
         return Torch.read((batch, in_channels, *size), in_channels, out_channels, compact(k),
                           stride, explicit, 0 if output_padding is None else output_padding,
-                          groups, False, dilation, output_size=output_shape)
+                          groups, bias, dilation, output_size=output_shape)
 
     def code(self, layer, crop, bias, runnable: bool = False):
         """``nn.ConvTransposeNd`` with the weight (and bias) copied; with a crop or an
@@ -308,6 +308,45 @@ class Torch(Framework):
 
         return LayerRead(layer, _numpy(obj.weight), None if obj.bias is None else
                          _numpy(obj.bias), run)
+
+    def reads_model(self, model) -> bool:
+        return is_file(model, ".pt", ".pth") or module_of(model) == "torch"
+
+    def find_layers(self, model, input_shape=None) -> list:
+        """The ``nn.ConvTranspose{1,2,3}d`` of a module (or of a ``.pt`` file holding a module
+        saved whole with ``torch.save``, which unpickles it: only for files you trust), with the
+        input shapes and ``output_size`` a run on zeros of ``input_shape`` gives them."""
+        import torch
+
+        if is_file(model, ".pt", ".pth"):
+            model = torch.load(str(model), weights_only=False)   # the module itself, pickled
+        if not isinstance(model, torch.nn.Module):
+            raise ConvSpecError(f"the .pt file holds a {type(model).__name__}, not a module "
+                                f"saved whole (torch.save(module))", "model")
+        if input_shape is None:
+            raise ConvSpecError("a torch module does not know its input size: give the model's "
+                                "input shape (input_shape=, --model-input)", "input_shape")
+        kinds = torch.nn.modules.conv._ConvTransposeNd
+        seen: dict = {}
+
+        def hook(module, args, kwargs):
+            size = kwargs.get("output_size", args[1] if len(args) > 1 else None)
+            seen.setdefault(id(module), (tuple(args[0].shape), size))
+
+        handles = [m.register_forward_pre_hook(hook, with_kwargs=True)
+                   for m in model.modules() if isinstance(m, kinds)]
+        training = model.training
+        dtype = next((p.dtype for p in model.parameters()), torch.float32)
+        try:
+            with torch.no_grad():
+                model.eval()(torch.zeros(tuple(input_shape), dtype=dtype))
+        finally:
+            model.train(training)
+            for handle in handles:
+                handle.remove()
+        return [(name or type(m).__name__,
+                 self.read_layer(m, input_shape=seen[id(m)][0], output_size=seen[id(m)][1]))
+                for name, m in model.named_modules() if id(m) in seen]
 
 
 def _numpy(tensor) -> np.ndarray:
