@@ -547,11 +547,13 @@ class Onnx(Framework):
                       f'nodes.append(helper.make_node("Add", ["{final}", "b"], ["biased"]))']
             final = "biased"
         x_shape = ["N", *layer.input_shape[1:]]
+        y_shape = ["N", layer.spec.in_channels, *(n - lo - hi for n, (lo, hi) in
+                                                  zip(layer.output_shape[2:], crop))]
         setup += [
             'graph = helper.make_graph(',
             '    nodes, "tconv_convert",',
             f'    [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, {x_shape})],',
-            f'    [helper.make_tensor_value_info("{final}", onnx.TensorProto.FLOAT, None)],',
+            f'    [helper.make_tensor_value_info("{final}", onnx.TensorProto.FLOAT, {y_shape})],',
             '    initializers)',
             f'layer = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})], '
             f'ir_version={IR_VERSION})',
