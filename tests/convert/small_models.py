@@ -37,18 +37,21 @@ def torch_dcgan():
     return _randomise_torch(net), (1, 8, 1, 1), 3
 
 
-def _unet_class():
-    from torch import nn
+try:
+    from torch import nn as _nn
+except ImportError:          # pragma: no cover
+    _nn = None
 
-    class UNetDecoder(nn.Module):
+if _nn is not None:
+    class UNetDecoder(_nn.Module):
         """Up by 2, concatenate a skip branch, convolve, up by 2 with output_padding."""
 
         def __init__(self):
             super().__init__()
-            self.up1 = nn.ConvTranspose2d(16, 8, 2, 2)                          # 4 -> 8
-            self.skip = nn.ConvTranspose2d(16, 8, 3, 2, padding=1, output_padding=1)
-            self.mix = nn.Conv2d(16, 8, 3, padding=1)
-            self.up2 = nn.ConvTranspose2d(8, 4, 3, 2, padding=1, output_padding=1)  # 8 -> 16
+            self.up1 = _nn.ConvTranspose2d(16, 8, 2, 2)                         # 4 -> 8
+            self.skip = _nn.ConvTranspose2d(16, 8, 3, 2, padding=1, output_padding=1)
+            self.mix = _nn.Conv2d(16, 8, 3, padding=1)
+            self.up2 = _nn.ConvTranspose2d(8, 4, 3, 2, padding=1, output_padding=1)  # 8 -> 16
 
         def forward(self, x):
             import torch
@@ -56,18 +59,8 @@ def _unet_class():
             y = torch.cat([self.up1(x), self.skip(x)], dim=1)
             return self.up2(torch.relu(self.mix(y)))
 
-    return UNetDecoder
-
-
-UNetDecoder = None
-
 
 def torch_unet():
-    global UNetDecoder
-    if UNetDecoder is None:
-        UNetDecoder = _unet_class()
-        UNetDecoder.__module__ = __name__          # pickled by reference to this module
-        UNetDecoder.__qualname__ = "UNetDecoder"
     return _randomise_torch(UNetDecoder()), (1, 16, 4, 4), 3
 
 

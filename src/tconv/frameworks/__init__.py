@@ -216,6 +216,12 @@ def is_file(model, *suffixes: str) -> bool:
     return isinstance(model, (str, Path)) and str(model).lower().endswith(suffixes)
 
 
+def first_line(error: Exception) -> str:
+    """The first line of an error's message (at most 200 characters): one line to report."""
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else ""
+
+
 def module_of(obj) -> str:
     """The top-level package of ``obj``'s type (``"torch"``, ``"keras"``, ...)."""
     return type(obj).__module__.partition(".")[0]

@@ -48,7 +48,7 @@ from ..convert.layer import ints, int_list, iterable, make, padding_words, pair_
 from ..convert.layout import Layout
 from ..convert.window import Dim, Pair, layer_dims, spec_dims, spec_keeping, windows, within
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, KnownDifference, NotExpressible, is_file, module_of
+from . import Framework, KnownDifference, NotExpressible, first_line, is_file, module_of
 
 #: Opset 21 / IR 10 (onnx 1.16, onnxruntime 1.18: the oldest versions the extra allows). Its
 #: ConvTranspose-11 has the same attributes and meaning as ConvTranspose-22, which adds bfloat16.
@@ -282,11 +282,6 @@ def _known_bug(runtime: str, form: str, spec: ConvSpec) -> str | None:
     return None
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else ""
-
-
 # -- the layer: a ConvTranspose node ------------------------------------------------------------
 
 _AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -396,7 +391,7 @@ class Onnx(Framework):
                     y = _run(runtime, model, g, w).astype(dtype, copy=False)
                 except Exception as error:  # the known bug raises: no result to compare
                     result[name] = NotExpressible(
-                        f"{bug}; here it raises {type(error).__name__}: {_first_line(error)}")
+                        f"{bug}; here it raises {type(error).__name__}: {first_line(error)}")
                 else:
                     result[name] = KnownDifference(bug, y)
         return result
@@ -578,7 +573,11 @@ class Onnx(Framework):
         import onnx
 
         if is_file(model, ".onnx"):
-            model = onnx.load(str(model))
+            try:
+                model = onnx.load(str(model))
+            except Exception as error:
+                raise ConvSpecError(f"onnx.load({str(model)!r}) failed: {type(error).__name__}: "
+                                    f"{first_line(error)}", "model") from None
         shapes = graph_shapes(model, input_shape)
         nodes = [n for n in model.graph.node if n.op_type == "ConvTranspose"]
         return [(node.name or f"ConvTranspose_{i}",

@@ -35,7 +35,8 @@ from ..convert.layer import (compact, ints, iterable, make, need_dims, no_groups
 from ..convert.layout import Layout, channels_last, identity, inverse, kernel_last, permuted
 from ..convert.window import Dim, Pair, choose, layer_dims, spec_dims, windows, within
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, NotExpressible, is_file, module_of, native_logs_silenced
+from . import (Framework, NotExpressible, first_line, is_file, module_of,
+               native_logs_silenced)
 
 
 _FLOATS = ("bfloat16", "float16", "float32", "float64")  # bfloat16 through ml_dtypes
@@ -838,7 +839,12 @@ class Keras(_OnTensorFlow):
 
         if is_file(model, ".keras"):
             import_tf()
-            model = keras.saving.load_model(str(model), compile=False)
+            try:
+                model = keras.saving.load_model(str(model), compile=False)
+            except Exception as error:
+                raise ConvSpecError(f"keras.saving.load_model({str(model)!r}) failed: "
+                                    f"{type(error).__name__}: {first_line(error)}",
+                                    "model") from None
         kinds = tuple(getattr(keras.layers, f"Conv{n}DTranspose") for n in (1, 2, 3))
         found = []
         for layer in _keras_layers(model):
@@ -874,7 +880,7 @@ class Keras(_OnTensorFlow):
             built = (getattr(obj, "_build_shapes_dict", None) or {}).get("input_shape")
             if built is not None and None not in tuple(built)[1:]:
                 input_shape = (1, *tuple(built)[1:])
-        kernel = np.asarray(obj.kernel)
+        kernel = keras.ops.convert_to_numpy(obj.kernel)
         call = f"keras.layers.Conv{nd}DTranspose"
         shape = input_shape_arg(call, input_shape, kernel.shape[-1], nd, layout)
         layer = Keras.read(shape, config["filters"], config["kernel_size"], config["strides"],
@@ -887,7 +893,7 @@ class Keras(_OnTensorFlow):
             linear = type(obj).from_config({**config, "activation": "linear"})
             linear.build((None, *shape[1:]))
             linear.set_weights(obj.get_weights())
-        bias = np.asarray(obj.bias) if config["use_bias"] else None
+        bias = keras.ops.convert_to_numpy(obj.bias) if config["use_bias"] else None
         return LayerRead(layer, kernel, bias, lambda x: np.asarray(linear(x)), notes)
 
     def code(self, layer, crop, bias, runnable: bool = False):

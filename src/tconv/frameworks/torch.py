@@ -19,7 +19,7 @@ from ..convert.layer import (compact, ints, iterable, make, need_dims, padding_w
 from ..convert.layout import Layout
 from ..convert.window import Dim, Pair, closest, layer_dims, spec_dims, windows
 from ..spec import ConvSpec, ConvSpecError
-from . import Framework, NotExpressible, is_file, module_of
+from . import Framework, NotExpressible, first_line, is_file, module_of
 
 _DTYPES = ("float16", "float32", "float64")
 
@@ -319,7 +319,12 @@ class Torch(Framework):
         import torch
 
         if is_file(model, ".pt", ".pth"):
-            model = torch.load(str(model), weights_only=False)   # the module itself, pickled
+            try:
+                model = torch.load(str(model), weights_only=False)   # the module, pickled
+            except Exception as error:
+                raise ConvSpecError(f"torch.load({str(model)!r}) failed: {type(error).__name__}: "
+                                    f"{first_line(error)} (a module saved whole needs its class "
+                                    f"importable)", "model") from None
         if not isinstance(model, torch.nn.Module):
             raise ConvSpecError(f"the .pt file holds a {type(model).__name__}, not a module "
                                 f"saved whole (torch.save(module))", "model")
