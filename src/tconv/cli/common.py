@@ -22,7 +22,7 @@ from ..spec import ConvSpec, ConvSpecError
 # -- the spec options: the original experiment by default ---------------------------------------
 
 INPUT = typer.Option("1,1,4,4", "--input", help="Forward input shape N,C,*spatial (any dims).")
-OUT_CHANNELS = typer.Option(1, "--out-channels", help="Output channels C_out.")
+OUT_CHANNELS = typer.Option(1, "--out-channels", help="Forward output channels C_out.")
 KERNEL = typer.Option("3", "--kernel", help="Kernel size: one int, or one per dim (3 or 3,5).")
 STRIDE = typer.Option("2", "--stride", help="Stride: one int or one per dim.")
 PADDING = typer.Option(

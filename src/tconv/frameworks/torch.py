@@ -13,7 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..convert.code import call_text
+from ..convert.code import Code, call_text
 from ..convert.layer import (compact, ints, iterable, make, need_dims, padding_words, shape_arg,
                              show)
 from ..convert.layout import Layout
@@ -248,6 +248,7 @@ class Torch(Framework):
         kwargs = {k: v for k, v in layer.kwargs.items()
                   if k not in ("output_size", "padding_mode", "bias")}
         kwargs["bias"] = bool(bias) and not after
+        kwargs["dtype"] = Code("torch.as_tensor(weight).dtype")      # float64 weights stay so
         setup = [f"conv = {call_text(layer.call, [], kwargs)}", "with torch.no_grad():",
                  "    conv.weight.copy_(torch.tensor(weight))"]
         if kwargs["bias"]:
