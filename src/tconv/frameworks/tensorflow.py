@@ -880,7 +880,7 @@ class Keras(_OnTensorFlow):
             built = (getattr(obj, "_build_shapes_dict", None) or {}).get("input_shape")
             if built is not None and None not in tuple(built)[1:]:
                 input_shape = (1, *tuple(built)[1:])
-        kernel = keras.ops.convert_to_numpy(obj.kernel)
+        kernel = obj.kernel.numpy()
         call = f"keras.layers.Conv{nd}DTranspose"
         shape = input_shape_arg(call, input_shape, kernel.shape[-1], nd, layout)
         layer = Keras.read(shape, config["filters"], config["kernel_size"], config["strides"],
@@ -893,7 +893,7 @@ class Keras(_OnTensorFlow):
             linear = type(obj).from_config({**config, "activation": "linear"})
             linear.build((None, *shape[1:]))
             linear.set_weights(obj.get_weights())
-        bias = keras.ops.convert_to_numpy(obj.bias) if config["use_bias"] else None
+        bias = obj.bias.numpy() if config["use_bias"] else None
         return LayerRead(layer, kernel, bias, lambda x: np.asarray(linear(x)), notes)
 
     def code(self, layer, crop, bias, runnable: bool = False):

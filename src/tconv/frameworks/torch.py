@@ -248,7 +248,7 @@ class Torch(Framework):
         kwargs = {k: v for k, v in layer.kwargs.items()
                   if k not in ("output_size", "padding_mode", "bias")}
         kwargs["bias"] = bool(bias) and not after
-        kwargs["dtype"] = Code("torch.as_tensor(weight).dtype")      # float64 weights stay so
+        kwargs["dtype"] = Code("getattr(torch, weight.dtype.name)")   # float64 weights stay so
         setup = [f"conv = {call_text(layer.call, [], kwargs)}", "with torch.no_grad():",
                  "    conv.weight.copy_(torch.tensor(weight))"]
         if kwargs["bias"]:
