@@ -88,6 +88,30 @@ def _quiet_xla() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+_LAYER = {      # the options that describe the transposed layer, in the source's own words
+    "input": typer.Option(None, "--layer-input",
+                          help="Spatial size of the transposed layer's input: 16, 8x8 or 4x8x8."),
+    "in": typer.Option(1, "--layer-in-channels", "--in-channels",
+                       help="Channels of the transposed layer's input."),
+    "out": typer.Option(1, "--layer-out-channels", help="Channels of the transposed layer's "
+                        "output."),
+    "padding": typer.Option(None, "--padding", help="The source layer's padding in its own "
+                            "words: same / valid (TF, Keras, JAX, Flax), ints (PyTorch; Flax), "
+                            "low:high pairs per dim (JAX, Flax, TF 2-d explicit), or ONNX pads "
+                            "begin...,end... (0,0,1,1). Default: the source's default."),
+    "output_padding": typer.Option(None, "--layer-output-padding", help="The source layer's "
+                                   "own output_padding (PyTorch, Keras, ONNX)."),
+    "output_size": typer.Option(None, "--layer-output-size", "--output-shape", help="Spatial "
+                                "size of the transposed layer's output: TF output_shape, ONNX "
+                                "output_shape, PyTorch output_size (16x16)."),
+}
+_MODEL_INPUT = typer.Option(None, "--model-input", help="With MODEL: the model's input shape, "
+                            "in its layout (1,100,1,1); needed for torch, optional for ONNX.")
+_ZERO_DILATED = typer.Option(False, "--zero-dilated-kernel", help="Write a dilated layer with "
+                             "dilation 1 and zeros between the kernel's taps: what TensorFlow's "
+                             "CPU kernels run (tensorflow#69103); LiteRT always gets it.")
+
+
 def command(
     model: Optional[str] = typer.Argument(
         None, metavar="[MODEL]", help="A model file: ONNX (.onnx), Keras (.keras) or a torch "
@@ -95,45 +119,26 @@ def command(
         "convolution in it is converted (and checked with --check); the rest is not."),
     source: Optional[str] = typer.Option(None, "--from", help=f"Source framework: {_CHOICES}."),
     target: Optional[str] = typer.Option(None, "--to", help=f"Target framework: {_CHOICES}."),
-    layer_input: Optional[str] = typer.Option(
-        None, "--layer-input", help="Spatial size of the transposed layer's input: 16, 8x8 or "
-        "4x8x8."),
-    in_channels: int = typer.Option(1, "--layer-in-channels", "--in-channels",
-                                    help="Channels of the transposed layer's input."),
-    out_channels: int = typer.Option(1, "--layer-out-channels",
-                                     help="Channels of the transposed layer's output."),
+    layer_input: Optional[str] = _LAYER["input"], in_channels: int = _LAYER["in"],
+    out_channels: int = _LAYER["out"],
     kernel: Optional[str] = typer.Option(None, "--kernel", help="Kernel size: 3 or 3x5."),
     stride: str = typer.Option("1", "--stride", help="Stride: one int or one per dim."),
-    padding: Optional[str] = typer.Option(
-        None, "--padding", help="The source layer's padding in its own words: same / valid (TF, "
-        "Keras, JAX, Flax), ints (PyTorch; Flax), low:high pairs per dim (JAX, Flax, TF 2-d "
-        "explicit), or ONNX pads begin...,end... (0,0,1,1). Default: the source's default."),
-    output_padding: Optional[str] = typer.Option(
-        None, "--layer-output-padding", help="The source layer's own output_padding (PyTorch, "
-        "Keras, ONNX)."),
-    output_size: Optional[str] = typer.Option(
-        None, "--layer-output-size", "--output-shape", help="Spatial size of the transposed "
-        "layer's output: TF output_shape, ONNX output_shape, PyTorch output_size (16x16)."),
+    padding: Optional[str] = _LAYER["padding"],
+    output_padding: Optional[str] = _LAYER["output_padding"],
+    output_size: Optional[str] = _LAYER["output_size"],
     dilation: str = typer.Option("1", "--dilation", help="Dilation: one int or one per dim."),
     groups: int = typer.Option(1, "--groups", help="Groups (PyTorch, ONNX, JAX)."),
     auto_pad: Optional[str] = typer.Option(
         None, "--auto-pad", help="ONNX auto_pad: NOTSET, SAME_UPPER, SAME_LOWER or VALID."),
     bias: bool = typer.Option(True, "--bias/--no-bias", help="The layer adds a bias (the "
                               "default of PyTorch, Keras, Flax); it travels to the target."),
-    batch: Optional[int] = typer.Option(
-        None, "--batch", help="Batch size, if fixed; otherwise the shapes leave it open (JSON: "
-        "null)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Batch size, if fixed; otherwise "
+                                        "the shapes leave it open (JSON: null)."),
     transpose_kernel: bool = typer.Option(
         False, "--transpose-kernel", help="JAX/Flax transpose_kernel=True, on the JAX side."),
     consistent_padding: bool = typer.Option(
         False, "--consistent-padding", help="lax.conv_transpose(use_consistent_padding=True)."),
-    zero_dilated_kernel: bool = typer.Option(
-        False, "--zero-dilated-kernel", help="Write a dilated layer with dilation 1 and zeros "
-        "between the kernel's taps: what TensorFlow's CPU kernels run (tensorflow#69103); "
-        "LiteRT always gets it."),
-    model_input: Optional[str] = typer.Option(
-        None, "--model-input", help="With MODEL: the model's input shape, in its layout "
-        "(1,100,1,1); needed for torch, optional for ONNX (its dynamic dims are 1)."),
+    zero_dilated_kernel: bool = _ZERO_DILATED, model_input: Optional[str] = _MODEL_INPUT,
     dtype: str = typer.Option("float32", "--dtype", help="dtype of the printed program's data "
                               "(float32 or float64)."),
     check: bool = typer.Option(

@@ -30,6 +30,7 @@ from ..spec import ConvSpecError
 from .code import crop_axes, crop_words, jsonable, render, spec_dict
 from .layer import Layer, ints, iterable, shape_arg
 from .layout import Layout, WeightTransform, inverse, permuted
+from .objects import LayerCheck
 from .window import Pair, canonical, crop, layer_dims, spec_dims, spec_keeping, split_wide
 
 __all__ = ["FRAMEWORKS", "Layout", "WeightTransform", "Layer", "Conversion", "Check", "canonical",
@@ -268,36 +269,13 @@ def from_flags(framework: str, *, input_size, kernel, in_channels: int = 1,
 # -- checking with the real frameworks ------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Check:
-    """The source layer and the converted target run by their frameworks on the same data.
+class Check(LayerCheck):
+    """The source layer and the converted target run by their frameworks on the same data
+    (:class:`~tconv.convert.objects.LayerCheck`), and what ran each side (``source_way``,
+    ``target_way``)."""
 
-    Attributes
-    ----------
-    passed : bool
-        Both equal tconv's float64 result within the float32 rounding bound, cell by cell.
-    max_diff : float
-        ``max |source - target|``.
-    source_error, target_error : float
-        ``max |result - tconv|`` of each side.
-    bound : float
-        The largest per-cell rounding bound (it scales with the terms summed and their sizes).
-    reason : str or None
-        Why a side did not run (then ``passed`` is False and the numbers are None).
-    source_way, target_way : str
-        What ran each side.
-    """
-
-    passed: bool
-    max_diff: float | None = None
-    source_error: float | None = None
-    target_error: float | None = None
-    bound: float | None = None
-    reason: str | None = None
     source_way: str = ""
     target_way: str = ""
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def check(conversion: Conversion, *, seed: int = 0) -> Check:

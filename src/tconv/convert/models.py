@@ -21,14 +21,11 @@ NOT_CONVERTED = ("only the transposed convolutions are converted, each to a laye
 
 
 def _framework_of(model, source: str | None):
-    from ..frameworks import converters, get
+    from ..frameworks import owner
 
-    if source is not None:
-        return get(source)
-    for name in converters():
-        framework = get(name)
-        if framework.reads_model(model):
-            return framework
+    framework = owner(model, source, "reads_model")
+    if framework is not None:
+        return framework
     what = (f"file {str(model)!r}" if isinstance(model, (str, Path))
             else f"object of type {type(model).__qualname__}")
     raise ConvSpecError(f"tconv reads no model from the {what}: give an ONNX file (.onnx), a "

@@ -171,14 +171,11 @@ def built_from_code(layer: Layer, conversion, w, b) -> Built:
 
 
 def _framework_of(obj, source: str | None):
-    from ..frameworks import converters, get
+    from ..frameworks import owner
 
-    if source is not None:
-        return get(source)
-    for name in converters():
-        framework = get(name)
-        if framework.reads_object(obj):
-            return framework
+    framework = owner(obj, source, "reads_object")
+    if framework is not None:
+        return framework
     raise ConvSpecError(
         f"tconv reads no layer of type {type(obj).__module__}.{type(obj).__qualname__}: give "
         f"a torch nn.ConvTransposeNd, a Keras ConvNDTranspose, a Flax linen or NNX "

@@ -216,6 +216,18 @@ def is_file(model, *suffixes: str) -> bool:
     return isinstance(model, (str, Path)) and str(model).lower().endswith(suffixes)
 
 
+def owner(obj, source: str | None, asks: str):
+    """The framework ``source``, or the first converter whose method ``asks``
+    (``"reads_object"``, ``"reads_model"``) says ``obj`` is its own; None if none does."""
+    if source is not None:
+        return get(source)
+    for name in converters():
+        framework = get(name)
+        if getattr(framework, asks)(obj):
+            return framework
+    return None
+
+
 def first_line(error: Exception) -> str:
     """The first line of an error's message (at most 200 characters): one line to report."""
     text = str(error).strip().splitlines()

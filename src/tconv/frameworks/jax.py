@@ -734,7 +734,7 @@ class Flax(Framework):
 
     name = "flax"
     title = "Flax"
-    package = "flax"
+    package = "flax"                 # linen and NNX, on jax
     rank = 35
     flag_call = "flax.linen.ConvTranspose"
     flags_taken = ("--transpose-kernel",)

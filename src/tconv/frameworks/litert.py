@@ -28,16 +28,12 @@ from .tensorflow import Keras, import_tf, keras_lines
 class LiteRT(Framework):
     """A TFLite model of the Keras layer, run by the LiteRT interpreter."""
 
-    name = "litert"
-    aliases = ("tflite",)
-    title = "LiteRT"
-    package = "ai_edge_litert"
+    name, aliases, title = "litert", ("tflite",), "LiteRT"
+    package = "ai_edge_litert"           # its interpreter; TensorFlow converts the model
     rank = 45
     flag_call = "LiteRT TRANSPOSE_CONV"
-    flags_taken = Keras.flags_taken
-    flag_hint = Keras.flag_hint
+    flags_taken, flag_hint, shape_args = Keras.flags_taken, Keras.flag_hint, Keras.shape_args
     dilates_kernel = True
-    shape_args = Keras.shape_args
     crop_reason = ("TFLite converts tf.nn.conv_transpose with explicit padding to a Flex op, "
                    "which the LiteRT interpreter cannot run; tconv writes Keras 'same'/'valid' "
                    "(the builtin TRANSPOSE_CONV) and a crop.")
