@@ -76,22 +76,11 @@ def run_jax(args, x, w):
 
 
 def run_flax(args, x, w):
-    """flax.linen.ConvTranspose.__call__ as its source does it (Flax is not installed here):
-    canonicalize the padding (an int for every side, per dim an int or a pair) and call
-    lax.conv_transpose with lax's default layout."""
-    lax = pytest.importorskip("jax").lax
-    nd = len(args["input_shape"]) - 2
-    padding = args.get("padding", "SAME")
-    if isinstance(padding, int):
-        padding = [(padding, padding)] * nd
-    elif not isinstance(padding, str):
-        padding = [(p, p) if isinstance(p, int) else tuple(p) for p in padding]
-    strides = args.get("strides") or 1
-    dilation = args.get("kernel_dilation") or 1
-    broadcast = lambda v: (v,) * nd if isinstance(v, int) else tuple(v)  # noqa: E731
-    return np.asarray(lax.conv_transpose(x, w, broadcast(strides), padding,
-                                         rhs_dilation=broadcast(dilation),
-                                         transpose_kernel=args.get("transpose_kernel", False)))
+    """flax.linen.ConvTranspose itself, with the kernel as its only parameter."""
+    linen = pytest.importorskip("flax.linen")
+    kwargs = {k: v for k, v in args.items() if k not in ("input_shape", "use_bias")}
+    layer = linen.ConvTranspose(**kwargs, use_bias=False)
+    return np.asarray(layer.apply({"params": {"kernel": w}}, x))
 
 
 def run_onnx(args, x, w):
@@ -349,14 +338,14 @@ def onnx_layers(draw):
 
 STRATEGIES = {"torch": torch_layers(), "tensorflow": tf_layers(), "keras": keras_layers(),
               "jax": jax_layers(), "flax": flax_layers(), "onnx": onnx_layers()}
-PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras", "jax": "jax", "flax": "jax",
-            "onnx": "onnxruntime"}
+PACKAGES = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras", "jax": "jax",
+            "flax": "flax", "onnx": "onnxruntime"}
 
 
 @pytest.mark.parametrize("source", STRATEGIES)
 def test_random_layers_convert_exactly_to_every_framework(source):
     """Each drawn layer equals tconv and every target, in the real frameworks."""
-    for package in ("torch", "tensorflow", "keras", "jax", "onnx", "onnxruntime"):
+    for package in ("torch", "tensorflow", "keras", "jax", "flax", "onnx", "onnxruntime"):
         pytest.importorskip(package)
 
     @SETTINGS
