@@ -122,6 +122,9 @@ def audit(model, *, source: str | None = None, input_shape=None, frameworks=None
     names = installed() if frameworks is None else list(frameworks)
     result = []
     for name, read in found:
+        if isinstance(read, str):          # a layer tconv could not read
+            result.append(LayerAudit(name, "", f"not read: {read}", "", (), ()))
+            continue
         layer = read.layer
         result.append(LayerAudit(name, layer.call, layer.describe(), layer.tconv_call(),
                                  layer.input_shape, layer.output_shape, _words(read),

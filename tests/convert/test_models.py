@@ -20,6 +20,8 @@ import small_models
 from tconv.cli.app import app
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+#: Keras 3.15 saving a model calls np.array on its tensors the way NumPy 2.4 deprecates
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 MODELS = list(small_models.BUILDERS)
 #: each model to two targets, different per source, so that every target is met
 TARGETS = {"torch": ("keras", "onnx"), "keras": ("torch", "flax"), "onnx": ("torch", "jax")}
@@ -144,3 +146,30 @@ def test_model_mistakes_are_one_line(files, tmp_path, args, message):
                                "PYTHONPATH": str(Path(small_models.__file__).parent)})
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_a_layer_tconv_cannot_read_is_named_and_the_others_convert(tmp_path):
+    """An ONNX ConvTranspose whose weight is computed in the graph (not an initializer) is
+    listed with the reason; the model's other transposed convolution still converts."""
+    from onnx import helper
+
+    model, _, _ = small_models.onnx_audio()
+    graph = model.graph
+    graph.node.insert(0, helper.make_node("Identity", ["w2"], ["w2_computed"]))
+    graph.node[-2].input[1] = "w2_computed"            # up2 reads the computed weight
+    path = tmp_path / "audio.onnx"
+    import onnx
+    onnx.save(model, str(path))
+    code, out = tconv("convert", path, "--to", "torch", "--json")
+    data = json.loads(out)
+    assert code == 1 and not data["passed"]
+    up1, up2 = data["layers"]
+    assert "layer" in up1 and "is not an initializer" in up2["refused"]
+    code, out = tconv("audit", path, "--json", "--backends", "none")
+    assert code == 0 and "is not an initializer" in json.loads(out)["layers"][1]["layer"]
+
+
+def test_a_wrong_model_input_is_one_line(files):
+    path, _, _, _ = files["torch", "dcgan"]
+    code, out = tconv("convert", path, "--to", "onnx", "--model-input", "1,3,1,1", "--json")
+    assert code == 2 and "on zeros of input_shape (1, 3, 1, 1)" in json.loads(out)["error"]

@@ -57,6 +57,9 @@ def _print(model: str, result) -> None:
     out.print(f"[bold]tconv audit[/bold] {model}: {len(result)} transposed convolutions",
               highlight=False)
     for layer in result:
+        if not layer.call:                 # not read: the reason
+            out.print(f"{layer.name}: {layer.describe}", highlight=False)
+            continue
         table = Table(title=f"{layer.name}: {layer.describe}", title_justify="left",
                       show_lines=False)
         table.add_column("framework")

@@ -34,8 +34,8 @@ def _framework_of(model, source: str | None):
 
 
 def find(model, *, source: str | None = None, input_shape=None) -> tuple[str, list]:
-    """``(framework, [(name, LayerRead), ...])``: the model's transposed convolutions, in the
-    order of the model. ``input_shape``: the model's input shape (torch needs it: the layers'
+    """``(framework, [(name, LayerRead or the reason it cannot be read), ...])``: the model's
+    transposed convolutions, in the order of the model. ``input_shape``: the model's input shape (torch needs it: the layers'
     sizes come from a run on zeros of that shape)."""
     if isinstance(model, (str, Path)) and not Path(model).exists():
         raise ConvSpecError(f"model file {str(model)!r} does not exist", "model")
@@ -98,6 +98,9 @@ def model(path_or_obj, to: str, *, source: str | None = None, input_shape=None,
     framework, found = find(path_or_obj, source=source, input_shape=input_shape)
     layers = []
     for name, read in found:
+        if isinstance(read, str):          # a layer tconv could not read: the reason
+            layers.append((name, read))
+            continue
         try:
             layers.append((name, convert_read(read, to, check=check, seed=seed, **options)))
         except ConvSpecError as error:

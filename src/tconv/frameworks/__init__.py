@@ -197,7 +197,8 @@ class Framework:
         return False
 
     def find_layers(self, model, input_shape=None) -> list:
-        """``[(name, LayerRead), ...]``: the transposed convolutions of ``model``, in order."""
+        """``[(name, LayerRead or the reason it cannot be read), ...]``: the transposed
+        convolutions of ``model``, in order."""
         raise ConvSpecError(f"tconv reads no {self.title or self.name} models")
 
     def build_layer(self, conversion, w, b):
@@ -226,6 +227,15 @@ def owner(obj, source: str | None, asks: str):
         if getattr(framework, asks)(obj):
             return framework
     return None
+
+
+def read_or_reason(read, *args, **kwargs):
+    """``read(*args, **kwargs)``, or the ConvSpecError's message: one layer of a model that
+    tconv cannot read does not stop the others."""
+    try:
+        return read(*args, **kwargs)
+    except ConvSpecError as error:
+        return str(error)
 
 
 def first_line(error: Exception) -> str:

@@ -48,7 +48,8 @@ from ..convert.layer import ints, int_list, iterable, make, padding_words, pair_
 from ..convert.layout import Layout
 from ..convert.window import Dim, Pair, layer_dims, spec_dims, spec_keeping, windows, within
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, KnownDifference, NotExpressible, first_line, is_file, module_of
+from . import (Framework, KnownDifference, NotExpressible, first_line, is_file, module_of,
+               read_or_reason)
 
 #: Opset 21 / IR 10 (onnx 1.16, onnxruntime 1.18: the oldest versions the extra allows). Its
 #: ConvTranspose-11 has the same attributes and meaning as ConvTranspose-22, which adds bfloat16.
@@ -581,8 +582,8 @@ class Onnx(Framework):
         shapes = graph_shapes(model, input_shape)
         nodes = [n for n in model.graph.node if n.op_type == "ConvTranspose"]
         return [(node.name or f"ConvTranspose_{i}",
-                 self.read_layer(node, initializers=model.graph.initializer,
-                                 input_shape=shapes.get(node.input[0])))
+                 read_or_reason(self.read_layer, node, initializers=model.graph.initializer,
+                                input_shape=shapes.get(node.input[0])))
                 for i, node in enumerate(nodes)]
 
     def read_layer(self, obj, initializers=None, input_shape=None, node=None, **_):

@@ -36,7 +36,7 @@ from ..convert.layout import Layout, channels_last, identity, inverse, kernel_la
 from ..convert.window import Dim, Pair, choose, layer_dims, spec_dims, windows, within
 from ..spec import ConvSpec, ConvSpecError, per_dim
 from . import (Framework, NotExpressible, first_line, is_file, module_of,
-               native_logs_silenced)
+               native_logs_silenced, read_or_reason)
 
 
 _FLOATS = ("bfloat16", "float16", "float32", "float64")  # bfloat16 through ml_dtypes
@@ -854,7 +854,8 @@ class Keras(_OnTensorFlow):
                 except (AttributeError, ValueError):        # not in a graph: its build shape
                     shape = None
                 shape = None if shape is None or None in shape[1:] else (1, *shape[1:])
-                found.append((layer.name, self.read_layer(layer, input_shape=shape)))
+                found.append((layer.name, read_or_reason(self.read_layer, layer,
+                                                         input_shape=shape)))
         return found
 
     def read_layer(self, obj, input_shape=None, **_):

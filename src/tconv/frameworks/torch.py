@@ -19,7 +19,7 @@ from ..convert.layer import (compact, ints, iterable, make, need_dims, padding_w
 from ..convert.layout import Layout
 from ..convert.window import Dim, Pair, closest, layer_dims, spec_dims, windows
 from ..spec import ConvSpec, ConvSpecError
-from . import Framework, NotExpressible, first_line, is_file, module_of
+from . import Framework, NotExpressible, first_line, is_file, module_of, read_or_reason
 
 _DTYPES = ("float16", "float32", "float64")
 
@@ -346,12 +346,17 @@ class Torch(Framework):
         try:
             with torch.no_grad():
                 model.eval()(torch.zeros(tuple(input_shape), dtype=dtype))
+        except Exception as error:      # the user's module on the user's shape
+            raise ConvSpecError(f"the module raised {type(error).__name__} on zeros of "
+                                f"input_shape {tuple(input_shape)}: {first_line(error)}",
+                                "input_shape") from None
         finally:
             model.train(training)
             for handle in handles:
                 handle.remove()
         return [(name or type(m).__name__,
-                 self.read_layer(m, input_shape=seen[id(m)][0], output_size=seen[id(m)][1]))
+                 read_or_reason(self.read_layer, m, input_shape=seen[id(m)][0],
+                                output_size=seen[id(m)][1]))
                 for name, m in model.named_modules() if id(m) in seen]
 
 
