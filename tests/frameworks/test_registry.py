@@ -34,7 +34,7 @@ def toy():
         package = "numpy"
         rank = 99
         flag_call = "toy.ConvTranspose"
-        flags_taken = ("--output-padding", "--groups")
+        flags_taken = ("--layer-output-padding", "--groups")
         shape_args = ("input_shape",)
 
         def way_names(self, ndim):

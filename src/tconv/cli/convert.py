@@ -114,7 +114,7 @@ _ZERO_DILATED = typer.Option(False, "--zero-dilated-kernel", help="Write a dilat
 
 def command(
     model: Optional[str] = typer.Argument(
-        None, metavar="[MODEL]", help="A model file: ONNX (.onnx), Keras (.keras) or a torch "
+        None, metavar="MODEL", help="A model file: ONNX (.onnx), Keras (.keras) or a torch "
         "module saved whole (.pt, unpickled: only files you trust). Every transposed "
         "convolution in it is converted (and checked with --check); the rest is not."),
     source: Optional[str] = typer.Option(None, "--from", help=f"Source framework: {_CHOICES}."),

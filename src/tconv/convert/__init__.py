@@ -249,7 +249,7 @@ def from_flags(framework: str, *, input_size, kernel, in_channels: int = 1,
     fw = _framework(framework)
     size = shape_arg("input size", iterable(input_size))
     k = ints("kernel", kernel, len(size))
-    given = {"--output-padding": output_padding, "--output-shape": output_shape,
+    given = {"--layer-output-padding": output_padding, "--layer-output-size": output_shape,
              "--auto-pad": auto_pad, "--transpose-kernel": transpose_kernel or None,
              "--consistent-padding": use_consistent_padding or None,
              "--groups": None if groups == 1 else groups}

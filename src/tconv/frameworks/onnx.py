@@ -339,7 +339,7 @@ class Onnx(Framework):
     package = "onnx"
     rank = 40
     flag_call = "ONNX ConvTranspose"
-    flags_taken = ("--output-padding", "--output-shape", "--auto-pad", "--groups")
+    flags_taken = ("--layer-output-padding", "--layer-output-size", "--auto-pad", "--groups")
     shape_args = ("x_shape", "w_shape", "b_shape")
     crop_reason = "onnxruntime and onnx.reference require output_padding < stride."
 

@@ -471,8 +471,8 @@ class TensorFlow(_OnTensorFlow):
     package = "tensorflow"
     rank = 20
     flag_call = "tf.nn.conv_transpose"
-    flags_taken = ("--output-shape",)
-    flag_hint = "its size is chosen by --output-shape; no groups"
+    flags_taken = ("--layer-output-size",)
+    flag_hint = "its size is chosen by --layer-output-size; no groups"
     shape_args = ("input_shape", "filters_shape")
     crop_reason = ("tf.nn.conv_transpose takes only an output_shape whose forward convolution "
                    "gives the input size (output_padding < stride), and explicit padding in 2-d "
@@ -650,7 +650,7 @@ class TensorFlow(_OnTensorFlow):
         else:
             pairs = pair_list("--padding", explicit, len(size), allow_negative=False)
             tf_padding = [[0, 0], *[list(p) for p in pairs], [0, 0]]
-        shape = None if output_shape is None else [batch, *per_dim("--output-shape", output_shape,
+        shape = None if output_shape is None else [batch, *per_dim("--layer-output-size", output_shape,
                                                                    len(size)), out_channels]
         return TensorFlow.read((batch, *size, in_channels), (*k, out_channels, in_channels), shape,
                                stride, tf_padding, None, dilation)
@@ -740,8 +740,8 @@ class Keras(_OnTensorFlow):
     package = "keras"
     rank = 25
     flag_call = "keras.layers.ConvNDTranspose"
-    flags_taken = ("--output-padding",)
-    flag_hint = "its size is chosen by --padding and --output-padding; no groups"
+    flags_taken = ("--layer-output-padding",)
+    flag_hint = "its size is chosen by --padding and --layer-output-padding; no groups"
     shape_args = ("input_shape",)
     crop_reason = "Keras has padding 'same'/'valid' and output_padding < stride only."
 

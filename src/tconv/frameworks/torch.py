@@ -57,7 +57,7 @@ class Torch(Framework):
     package = "torch"
     rank = 10
     flag_call = "torch.nn.ConvTransposeNd"
-    flags_taken = ("--output-padding", "--output-shape", "--groups")
+    flags_taken = ("--layer-output-padding", "--layer-output-size", "--groups")
     shape_args = ("input_shape",)
     crop_reason = ("torch.nn.ConvTransposeNd crops `padding` cells at both ends and adds "
                    "output_padding cells at the end only, so it keeps only windows symmetric up "
