@@ -10,8 +10,10 @@ import os
 import numpy as np
 import pytest
 
-from tconv import convert
-from tconv.convert.layout import inverse
+from tconv import convert, exact
+from tconv._arrays import pad_or_crop
+import oracle
+from tconv.convert.layout import Layout, WeightTransform, inverse
 from tconv.spec import ConvSpecError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -118,6 +120,17 @@ def test_a_real_layer_converts_to_every_target(sources, name, to):
     got = np.transpose(got, inverse(conversion.target.layout.output))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     assert result.check.max_diff <= 2 * result.check.bound
+    # and against exact arithmetic (the float32 rounding bound, and one more rounding for the
+    # bias); the zero cells the layer adds past its transposed convolution hold the bias alone
+    spec, source = conversion.source.spec, conversion.source
+    w = WeightTransform.between(source.layout, Layout.plain(spec.ndim),
+                                spec.groups).apply(result.source_weight)
+    truth = exact.conv_transpose(y, w, spec).astype(np.float64)
+    limit = oracle.bound("conv_transpose", y, w, spec, truth, np.float32)
+    truth, limit = pad_or_crop(truth, source.outer), pad_or_crop(limit, source.outer)
+    truth = truth + result.bias.astype(np.float64).reshape((1, -1) + (1,) * spec.ndim)
+    limit = limit + np.finfo(np.float32).eps * np.abs(truth)
+    assert np.all(np.abs(got - truth) <= limit), f"{name} -> {to}"
 
 
 def test_the_objects_are_the_targets_own(sources):

@@ -107,6 +107,8 @@ class LayerConversion:
     source_run: Callable[[np.ndarray], np.ndarray] = field(repr=False)
     check: LayerCheck | None = None
     notes: tuple[str, ...] = ()
+    #: the source's weight, in its layout
+    source_weight: np.ndarray | None = field(default=None, repr=False)
 
     def __call__(self, x):
         return self.run(x)
@@ -248,7 +250,7 @@ def convert_read(read: LayerRead, to: str, *, check: bool = True, seed: int = 0,
     outcome = check_objects(read, conversion, built.run, seed=seed) if check else None
     notes = read.notes
     return LayerConversion(conversion, built.obj, built.params, weight, bias, built.run,
-                           read.run, outcome, notes)
+                           read.run, outcome, notes, read.weight)
 
 
 def exact_output(read: LayerRead, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
