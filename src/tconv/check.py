@@ -35,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import engine as engines
+from . import engine
 from . import exact, flags
 from .spec import ConvSpec, ConvSpecError
 from .strategies import arrays_for
@@ -74,7 +74,7 @@ def load_target(target: str) -> Callable:
         raise
     except BaseException as e:  # noqa: BLE001 - the user's module failed to import: one line
         raise ConvSpecError(f"TARGET {target!r} could not be imported: "
-                            f"{engines.describe_exception(e)}", "TARGET") from None
+                            f"{engine.describe_exception(e)}", "TARGET") from None
     fn = getattr(module, name, None)
     if not callable(fn):
         raise ConvSpecError(f"TARGET {target!r}: {where} has no function {name!r}", "TARGET")
@@ -121,7 +121,7 @@ def as_numbers(out, expected_shape) -> tuple[np.ndarray | None, str]:
         got = np.asarray(out)
     except Exception as e:  # noqa: BLE001 - ragged lists, objects numpy cannot read
         return None, (f"returned a {type(out).__name__} that is not an array "
-                      f"({engines.describe_exception(e)}), {wanted}")
+                      f"({engine.describe_exception(e)}), {wanted}")
     if got.dtype.kind not in "iuf":
         return None, (f"returned a {type(out).__name__} of dtype {got.dtype} and shape "
                       f"{got.shape}, {wanted}")
@@ -169,7 +169,7 @@ def check_spec(fn: Callable, api: str, spec: ConvSpec, *, dtype="float64", seed:
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # noqa: BLE001 - the target's own failure (SystemExit too)
-        return Outcome(spec, False, f"raised {engines.describe_exception(e)}", seed, "raised")
+        return Outcome(spec, False, f"raised {engine.describe_exception(e)}", seed, "raised")
     g_name, w_name = ARGUMENTS[api]
     changed = [c for c in (_changed(g_name, g, g_arg), _changed(w_name, w, w_arg)) if c]
     got, why = as_numbers(out, spec.input_shape)
@@ -195,7 +195,7 @@ def check_spec(fn: Callable, api: str, spec: ConvSpec, *, dtype="float64", seed:
     return Outcome(spec, kind == "pass", verdict, seed, kind)
 
 
-class CheckJob(engines.Job):
+class CheckJob(engine.Job):
     """:func:`check_spec` for the engine: the target is imported once per process (from
     ``target``, or ``fn`` itself when given); an item is ``(spec, seed)``."""
 
@@ -216,13 +216,13 @@ class CheckJob(engines.Job):
         return o.passed, o.kind, o.message
 
 
-def _from_engine(spec: ConvSpec, seed: int, o: engines.Outcome) -> Outcome:
-    if o.status == engines.OK:
+def _from_engine(spec: ConvSpec, seed: int, o: engine.Outcome) -> Outcome:
+    if o.status == engine.OK:
         passed, kind, message = o.value
         return Outcome(spec, passed, message, seed, kind)
-    if o.status == engines.TIMEOUT:
+    if o.status == engine.TIMEOUT:
         return Outcome(spec, False, f"hangs: {o.message} (--timeout)", seed, "timeout")
-    if o.status == engines.CRASH:
+    if o.status == engine.CRASH:
         return Outcome(spec, False, o.message, seed, "crash")
     return Outcome(spec, False, f"raised {o.message}", seed, "raised")
 
@@ -276,7 +276,7 @@ def check_params(target: str, api: str, count: int, seed: int, dims, dtype, arra
             "hypothesis": hypothesis.__version__}
 
 
-def _target_error(target: str, e: engines.SetupError) -> ConvSpecError:
+def _target_error(target: str, e: engine.SetupError) -> ConvSpecError:
     message = str(e)
     if message.startswith("TARGET"):
         return ConvSpecError(message, "TARGET")
@@ -289,11 +289,11 @@ def check_one(fn: Callable | None, target: str, api: str, spec: ConvSpec, *, dty
     """:func:`check_spec` through the engine (as :func:`check` runs it): one spec."""
     job = CheckJob(target, api, np.dtype(dtype).name, arrays, fn)
     try:
-        with engines.Engine(workers=workers, scheduler=scheduler, timeout=timeout,
-                            mode=engines.mode_for(workers, scheduler, timeout, sandbox)
-                            ) as engine:
-            return _from_engine(spec, seed, engine.call(job, (spec, seed)))
-    except engines.SetupError as e:
+        with engine.Engine(workers=workers, scheduler=scheduler, timeout=timeout,
+                            mode=engine.mode_for(workers, scheduler, timeout, sandbox)
+                            ) as pool:
+            return _from_engine(spec, seed, pool.call(job, (spec, seed)))
+    except engine.SetupError as e:
         raise _target_error(target, e) from None
 
 
@@ -317,7 +317,7 @@ def check(fn: Callable | None, target: str, api: str, *, count: int = 200, seed:
     job = CheckJob(target, api, dtype, arrays, fn)
     checkpoint = None
     if out is not None:
-        checkpoint = engines.Checkpoint(
+        checkpoint = engine.Checkpoint(
             out, "check", check_params(target, api, count, seed, dims, dtype, arrays),
             resume=resume)
     failures: dict[int, Outcome] = {}
@@ -331,11 +331,11 @@ def check(fn: Callable | None, target: str, api: str, *, count: int = 200, seed:
             kinds[outcome.kind] += 1
 
     try:
-        with engines.Engine(workers=workers, scheduler=scheduler, timeout=timeout,
+        with engine.Engine(workers=workers, scheduler=scheduler, timeout=timeout,
                             batch_size=batch_size,
-                            mode=engines.mode_for(workers, scheduler, timeout, sandbox)
-                            ) as engine:
-            engine.prepare(job)          # the target is imported meanwhile
+                            mode=engine.mode_for(workers, scheduler, timeout, sandbox)
+                            ) as pool:
+            pool.prepare(job)          # the target is imported meanwhile
             specs = [s for s in corner_specs(dims) + draw_specs(count, seed, dims,
                                                                 symmetric=True)
                      if expressible(s, api)][:count]
@@ -358,7 +358,7 @@ def check(fn: Callable | None, target: str, api: str, *, count: int = 200, seed:
                     if i not in done:
                         yield i, (spec, seed + i)
 
-            results = engine.map(job, todo(), total=len(specs) - len(done))
+            results = pool.map(job, todo(), total=len(specs) - len(done))
             for o in results:
                 i = o.key
                 outcome = _from_engine(specs[i], seed + i, o)
@@ -383,8 +383,8 @@ def check(fn: Callable | None, target: str, api: str, *, count: int = 200, seed:
                                          "each try waits the whole timeout", first.seed,
                                          first.kind)
             else:
-                report.minimal = _shrink(engine, job, first, api)
-    except engines.SetupError as e:
+                report.minimal = _shrink(pool, job, first, api)
+    except engine.SetupError as e:
         raise _target_error(target, e) from None
     finally:
         if checkpoint is not None:
@@ -395,13 +395,13 @@ def check(fn: Callable | None, target: str, api: str, *, count: int = 200, seed:
     return report
 
 
-def _shrink(engine: engines.Engine, job: CheckJob, first: Outcome, api: str) -> Outcome:
+def _shrink(pool: engine.Engine, job: CheckJob, first: Outcome, api: str) -> Outcome:
     """The smallest spec that still fails on the data of the first failure's seed (any way of
     failing; for a crash, crashing)."""
     seed = first.seed
 
     def run(s: ConvSpec, retries: int = 1) -> Outcome:
-        return _from_engine(s, seed, engine.call(job, (s, seed), retries=retries))
+        return _from_engine(s, seed, pool.call(job, (s, seed), retries=retries))
 
     def fails(s: ConvSpec) -> bool:
         if not expressible(s, api):

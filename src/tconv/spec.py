@@ -459,6 +459,15 @@ class ConvSpec:
         return tuple(self.full_size(o, k, s, d) for o, k, s, d in
                      zip(self.output_size, self.kernel_size, self.stride, self.dilation))
 
+    def input_shape_with(self, outer) -> tuple[int, ...]:
+        """The transposed output (:attr:`input_shape`) with ``outer[i] = (low, high)`` zero
+        cells added at both ends of spatial dim ``i``: what a layer whose padding reaches past
+        its kernel's reach returns."""
+        if not outer:
+            return self.input_shape
+        return self.input_shape[:2] + tuple(n + lo + hi for n, (lo, hi) in
+                                            zip(self.input_size, outer))
+
     @property
     def canvas_size(self) -> tuple[int, ...]:
         """What the scatter writes on: the full transposed result extended by output_padding on

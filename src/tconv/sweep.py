@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import engine as engines
+from . import engine
 from . import flags
 from .methods import METHODS
 from .spec import ConvSpec, ConvSpecError
@@ -35,8 +35,8 @@ STATUSES = ("PASS", "FAIL", "KNOWN", "N/A", "REFUSED", "CRASH")
 #: a converter's process that died; a spec that crashed tconv's own worker is a problem below).
 FAILING = ("FAIL", "CRASH")
 #: What can happen to a whole spec instead of a row per way.
-PROBLEMS = {engines.CRASH: "crashed the process", engines.ERROR: "raised",
-            engines.TIMEOUT: "timed out"}
+PROBLEMS = {engine.CRASH: "crashed the process", engine.ERROR: "raised",
+            engine.TIMEOUT: "timed out"}
 
 
 def way_key(name: str) -> str:
@@ -51,12 +51,12 @@ def reason_kind(note: str) -> str:
 
 def draw_specs(count: int, seed: int, dims=(1, 2, 3), **strategy) -> list[ConvSpec]:
     """``count`` specs from :func:`tconv.strategies.conv_specs`, reproducibly from ``seed``."""
+    import hypothesis
     from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as fixed_seed
 
     specs: list[ConvSpec] = []
 
-    @fixed_seed(seed)
+    @hypothesis.seed(seed)
     @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(conv_specs(dims=tuple(dims), **strategy))
@@ -74,7 +74,7 @@ def evaluate(spec: ConvSpec, backends, dtype, seed: int, methods=METHODS) -> Rep
 
 
 @dataclass(frozen=True)
-class SweepJob(engines.Job):
+class SweepJob(engine.Job):
     """:func:`evaluate` for the engine: an item is ``(spec, seed, backends, methods)`` (a subset
     of the job's backends, for shrinking; ``methods`` None for every one), the result one
     ``(source, way, status, note, max |diff|, bound)`` per row."""
@@ -295,9 +295,9 @@ class _Tally:
                 report.notes[key] = Counter(dict((kind, n) for kind, (n, _) in notes))
 
 
-def _records(i: int, spec: ConvSpec, seed: int, outcome: engines.Outcome) -> list[dict]:
+def _records(i: int, spec: ConvSpec, seed: int, outcome: engine.Outcome) -> list[dict]:
     fields = spec.to_dict()
-    if outcome.status != engines.OK:
+    if outcome.status != engine.OK:
         return [{"spec": i, "seed": seed, "source": None, "way": None, "status": outcome.status,
                  "note": outcome.message, "max_abs_diff": None, "bound": None} | fields]
     return [{"spec": i, "seed": seed, "source": source, "way": way, "status": status,
@@ -332,15 +332,15 @@ def sweep(count: int = 200, *, seed: int = 0, dims=(1, 2, 3), backends=(), dtype
     backends = list(backends)
     checkpoint = None
     if out is not None:
-        checkpoint = engines.Checkpoint(out, "sweep", params(count, seed, dims, backends, dtype),
+        checkpoint = engine.Checkpoint(out, "sweep", params(count, seed, dims, backends, dtype),
                                         resume=resume)
     try:
         job = SweepJob(tuple(backends), dtype)
-        with engines.Engine(workers=workers, scheduler=scheduler, timeout=timeout,
+        with engine.Engine(workers=workers, scheduler=scheduler, timeout=timeout,
                             batch_size=batch_size,
-                            mode=engines.mode_for(workers, scheduler, timeout, sandbox)
-                            ) as engine:
-            engine.prepare(job)              # the workers import the frameworks meanwhile
+                            mode=engine.mode_for(workers, scheduler, timeout, sandbox)
+                            ) as pool:
+            pool.prepare(job)              # the workers import the frameworks meanwhile
             specs = draw_specs(count, seed, dims)
             report = SweepReport(len(specs), seed, dtype, backends, 0.0)
             tally = _Tally(specs)
@@ -354,7 +354,7 @@ def sweep(count: int = 200, *, seed: int = 0, dims=(1, 2, 3), backends=(), dtype
                 progress(len(done))
             todo = [(i, (spec, seed + i, backends, None)) for i, spec in enumerate(specs)
                     if i not in done]
-            for outcome in engine.map(job, todo, total=len(todo)):
+            for outcome in pool.map(job, todo, total=len(todo)):
                 i = outcome.key
                 records = _records(i, specs[i], seed + i, outcome)
                 if checkpoint is not None:
@@ -366,13 +366,13 @@ def sweep(count: int = 200, *, seed: int = 0, dims=(1, 2, 3), backends=(), dtype
             tally.into(report)
             for key, (_, i, source, name, note) in tally.failures.items():
                 spec = specs[i]
-                minimal = shrink(spec, lambda s: _fails(engine, job, s, source, key, seed + i))
+                minimal = shrink(spec, lambda s: _fails(pool, job, s, source, key, seed + i))
                 report.disagreements.append(Disagreement(
                     key, source, name, spec, minimal, note,
                     repro_command(minimal, source, dtype, seed + i)))
             for status in PROBLEMS:
                 if status in tally.problems:
-                    report.problems.append(_problem(engine, job, specs, seed, status,
+                    report.problems.append(_problem(pool, job, specs, seed, status,
                                                     tally.problems[status]))
     finally:
         if checkpoint is not None:
@@ -381,25 +381,25 @@ def sweep(count: int = 200, *, seed: int = 0, dims=(1, 2, 3), backends=(), dtype
     return report
 
 
-def _fails(engine: engines.Engine, job: SweepJob, spec: ConvSpec, source: str, key: str,
+def _fails(pool: engine.Engine, job: SweepJob, spec: ConvSpec, source: str, key: str,
            seed: int) -> bool:
     methods = [m for m in METHODS if way_key(f"tconv {m}") == key]
     backends = [] if source == "tconv" else [source]
-    outcome = engine.call(job, (spec, seed, backends, methods))
-    return outcome.status == engines.OK and any(
+    outcome = pool.call(job, (spec, seed, backends, methods))
+    return outcome.status == engine.OK and any(
         status in FAILING and way_key(name) == key for _, name, status, *_ in outcome.value)
 
 
-def _problem(engine: engines.Engine, job: SweepJob, specs: list[ConvSpec], seed: int,
+def _problem(pool: engine.Engine, job: SweepJob, specs: list[ConvSpec], seed: int,
              status: str, found: dict) -> Problem:
     """The smallest spec with this problem; crashes and errors shrunk, frameworks first."""
     _, i, note = found["first"]
     problem = Problem(status, found["count"], specs[i], note)
-    if status == engines.TIMEOUT:   # each try would cost the whole timeout
+    if status == engine.TIMEOUT:   # each try would cost the whole timeout
         return problem
 
     def fails(spec: ConvSpec, backends: tuple[str, ...]) -> bool:
-        outcome = engine.call(SweepJob(backends, job.dtype),
+        outcome = pool.call(SweepJob(backends, job.dtype),
                               (spec, seed + i, list(backends), None), retries=0)
         return outcome.status == status
 
@@ -410,7 +410,7 @@ def _problem(engine: engines.Engine, job: SweepJob, specs: list[ConvSpec], seed:
             if fails(spec, fewer):
                 backends = fewer
         spec = shrink(spec, lambda s: fails(s, backends), budget=200)
-    except engines.SetupError:   # a framework that cannot even start: keep what we have
+    except engine.SetupError:   # a framework that cannot even start: keep what we have
         pass
     problem.minimal, problem.backends = spec, list(backends)
     problem.command = flags.command(

@@ -53,8 +53,10 @@ def test_mistakes_are_one_line_naming_what_was_typed(args, needles, tmp_path):
     (["shape", "--json", "--kernel", "0"], "--kernel"),
     (["explain", "--json", "--input", "1,1,4,4,4", "--gif", "x.gif"], None),
     (["check", "nowhere:fn", "--json"], None),
-    (["convert", "--json", "--from", "torch", "--to", "tf", "--input", "8", "--kernel", "3",
-      "--groups", "2", "--in-channels", "2", "--out-channels", "2"], None),
+    (["convert", "--json", "--from", "torch", "--to", "tf", "--layer-input", "8", "--kernel",
+      "3", "--groups", "2", "--layer-in-channels", "2", "--layer-out-channels", "2"], None),
+    (["convert", "--json", "--from", "torch", "--to", "tf", "--input", "8", "--kernel", "3"],
+     "--input"),
 ])
 def test_json_stays_json_on_failure(args, parameter, tmp_path):
     proc = run(*args, cwd=tmp_path)

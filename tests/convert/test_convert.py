@@ -15,8 +15,8 @@ import pytest
 import tconv
 from tconv import convert, frameworks
 from tconv.convert.layout import Layout
-from tconv.frameworks import jax as jax_module
-from tconv.frameworks import tensorflow as tf_module
+import tconv.frameworks.jax
+import tconv.frameworks.tensorflow
 from tconv.spec import ConvSpec, ConvSpecError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -41,8 +41,7 @@ def _torch():
 
 def _tf():
     pytest.importorskip("tensorflow")
-    from tconv.frameworks.tensorflow import import_tf as quiet_tf
-    return quiet_tf()
+    return frameworks.tensorflow.import_tf()
 
 
 def _lax():
@@ -331,9 +330,9 @@ def test_weight_transform_code_does_what_apply_does(groups):
     going there and back is the identity."""
     nd = 2
     canonical_w = RNG.random((6, 2, 2, 3))          # (C_in, C_out/groups, kH, kW)
-    layouts = {"plain": Layout.plain(nd), "tf": tf_module._tf_layout(nd),
-               "lax": jax_module._lax_layout(jax_module._lax_specs(None, nd, "channels_last"), True),
-               "lax oihw": jax_module._lax_layout(jax_module._lax_specs(None, nd, "iota"), True)}
+    layouts = {"plain": Layout.plain(nd), "tf": frameworks.tensorflow._tf_layout(nd),
+               "lax": frameworks.jax._lax_layout(frameworks.jax._lax_specs(None, nd, "channels_last"), True),
+               "lax oihw": frameworks.jax._lax_layout(frameworks.jax._lax_specs(None, nd, "iota"), True)}
     for a in layouts.values():
         for b in layouts.values():
             there = convert.WeightTransform.between(a, b, groups)
@@ -366,7 +365,7 @@ def test_swap_groups_matches_the_ordinary_convolution():
                                      ("NWHC", "IWOH", "CHWN")])
 def test_lax_dimension_numbers_are_read_as_lax_reads_them(numbers):
     lax = _lax()
-    mine = jax_module._lax_specs(numbers, 2, "iota")
+    mine = frameworks.jax._lax_specs(numbers, 2, "iota")
     theirs = lax.conv_dimension_numbers((1,) * 4, (1,) * 4, numbers)
     assert mine == (tuple(theirs.lhs_spec), tuple(theirs.rhs_spec), tuple(theirs.out_spec))
 
@@ -394,8 +393,8 @@ def test_lax_dimension_numbers_are_read_as_lax_reads_them(numbers):
     (lambda: _read_onnx((1, 1, 4), (1, 1, 3), strides=[2], output_padding=[2]),
      r"output_padding=\[2\] must be smaller than strides=\[2\]"),
     (lambda: _read_flax((1, 4, 1), 1, 3, padding="CIRCULAR"), "CIRCULAR"),
-    (lambda: _read_jax((1, 4, 1), (3, 1, 1), (2,), [(5, 0)]),
-     "adds 3 zero cells before the first output cell"),
+    (lambda: _read_jax((1, 4, 1), (3, 1, 1), (2,), [(-10, 0)]),
+     r"keeps no cell of the transposed convolution in spatial dim 0 \(cells \[12, 7\)"),
     (lambda: _read_jax((1, 1, 4), (1, 1, 3), None, [(0, 0)], window_strides=(2,),
                               lhs_dilation=(2,)), "window_strides must be 1"),
     (lambda: convert.convert(_read_onnx((1, 1, 2, 2, 2, 2), (1, 1, 1, 1, 1, 1)), "torch"),
@@ -417,7 +416,7 @@ def test_three_spatial_dims_convert_to_every_framework(to):
                                padding=(1, 0, 0), output_padding=(1, 0, 2), in_channels=2,
                                out_channels=3)
     result = convert.convert(layer, to)
-    assert result.crop == (((1, 0), (0, 0), (0, 0)) if to in ("tensorflow", "keras") else
+    assert result.crop == (((1, 0), (0, 0), (0, 0)) if to in ("tensorflow", "keras", "litert") else
                            ((0, 0),) * 3)
     _passes(result)
 
@@ -444,7 +443,7 @@ def run(*args):
 
 
 def test_cli_prints_the_code_crop_and_output_shape():
-    proc = run("--from", "tf", "--to", "torch", "--input", "8x8", "--kernel", "3", "--stride",
+    proc = run("--from", "tf", "--to", "torch", "--layer-input", "8x8", "--kernel", "3", "--stride",
                "2", "--padding", "same")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -454,22 +453,24 @@ def test_cli_prints_the_code_crop_and_output_shape():
 
 
 def test_cli_json_is_the_conversion_as_data():
-    proc = run("--from", "onnx", "--to", "torch", "--input", "4x4", "--kernel", "3",
-               "--stride", "2", "--padding", "0,0,1,1", "--in-channels", "2", "--json")
+    proc = run("--from", "onnx", "--to", "torch", "--layer-input", "4x4", "--kernel", "3",
+               "--stride", "2", "--padding", "0,0,1,1", "--layer-in-channels", "2", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["layer"]["padding"] == 0 and data["crop"] == [[0, 1], [0, 1]]
     assert data["weight_transform"] == {"permute": [0, 1, 2, 3], "flip": [], "swap_groups": 1,
-                                        "swap_axes": None}
-    assert data["output_shape"] == [1, 1, 8, 8] and data["data_format"] == "NCHW"
+                                        "swap_axes": None, "dilate": []}
+    # no --batch: no batch size in the shapes; the crop's axes are the target's (NCHW)
+    assert data["output_shape"] == [None, 1, 8, 8] and data["data_format"] == "NCHW"
+    assert data["crop_axes"] == [2, 3] and data["tconv"]["input_shape"] == [None, 2, 4, 4]
     assert data["tconv"]["padding"] == [[0, 1], [0, 1]]
 
 
 def test_cli_check_runs_both_frameworks():
     pytest.importorskip("jax")
     pytest.importorskip("torch")
-    proc = run("--from", "jax", "--to", "torch", "--input", "5", "--kernel", "4", "--stride",
-               "2", "--padding", "1:2", "--in-channels", "2", "--out-channels", "3", "--check",
+    proc = run("--from", "jax", "--to", "torch", "--layer-input", "5", "--kernel", "4", "--stride",
+               "2", "--padding", "1:2", "--layer-in-channels", "2", "--layer-out-channels", "3", "--check",
                "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
@@ -478,14 +479,14 @@ def test_cli_check_runs_both_frameworks():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--from", "tf", "--to", "torch", "--input", "8", "--kernel", "3", "--stride", "0"],
+    (["--from", "tf", "--to", "torch", "--layer-input", "8", "--kernel", "3", "--stride", "0"],
      "strides must be >= 1 in every dim, got 0"),
-    (["--from", "torch", "--to", "tf", "--input", "8", "--kernel", "3", "--groups", "2",
-      "--in-channels", "2", "--out-channels", "2"], "tf.nn.conv_transpose has no groups"),
-    (["--to", "torch", "--input", "8", "--kernel", "3"], "--from is required"),
-    (["--from", "torch", "--to", "caffe", "--input", "8", "--kernel", "3"],
+    (["--from", "torch", "--to", "tf", "--layer-input", "8", "--kernel", "3", "--groups", "2",
+      "--layer-in-channels", "2", "--layer-out-channels", "2"], "tf.nn.conv_transpose has no groups"),
+    (["--to", "torch", "--layer-input", "8", "--kernel", "3"], "--from is required"),
+    (["--from", "torch", "--to", "caffe", "--layer-input", "8", "--kernel", "3"],
      "framework 'caffe' is not one of"),
-    (["--from", "torch", "--to", "tf", "--input", "8", "--kernel", "3", "--transpose-kernel"],
+    (["--from", "torch", "--to", "tf", "--layer-input", "8", "--kernel", "3", "--transpose-kernel"],
      "--transpose-kernel is an option of JAX and Flax"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(args, message):
@@ -497,4 +498,4 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, message):
 def test_cli_help_teaches_with_an_example():
     proc = run("--help")
     assert proc.returncode == 0
-    assert "tconv convert --from tf --to torch --input 8x8" in proc.stdout
+    assert "tconv convert --from tf --to torch --layer-input 8x8" in proc.stdout

@@ -34,7 +34,7 @@ def toy():
         packages = ("numpy",)
         rank = 99
         flag_call = "toy.ConvTranspose"
-        flags_taken = ("--output-padding", "--groups")
+        flags_taken = ("--layer-output-padding", "--groups")
         shape_args = ("input_shape",)
 
         def way_names(self, ndim):
@@ -73,9 +73,13 @@ def toy():
                              (in_channels, out_channels // groups, *k), stride,
                              [(padding or 0, padding or 0)] * nd, output_padding or 0, groups)
 
-        def code(self, layer, crop, runnable=False):
+        def code(self, layer, crop, bias, runnable=False):
             kwargs = {k: v for k, v in layer.kwargs.items() if k != "weight_shape"}
-            return (["import tconv"], [], f"tconv.conv_transpose(x, weight, **{kwargs!r})")
+            add = " + bias.reshape((1, -1) + (1,) * (x.ndim - 2))" if bias else ""
+            return (["import tconv"],
+                    ["def layer(x):",
+                     f"    return tconv.conv_transpose(x, weight, **{kwargs!r}){add}"],
+                    ["return layer(x)"])
 
     yield frameworks.get("toy")
     Framework._classes.pop("toy")
@@ -119,7 +123,8 @@ def test_convert_reads_writes_and_runs_it(toy):
     check = convert.check(there)
     assert check.passed, check
     back = convert.convert(there.target, "torch")
-    assert back.exact and back.target.kwargs == convert.convert(layer, "torch").target.kwargs
+    direct = convert.convert(layer, "torch").target.kwargs
+    assert back.exact and back.target.kwargs == {**direct, "bias": False}   # toy has no bias
     flagged = convert.from_flags("toy", input_size=(4,), kernel=3, stride=2, padding=1,
                                  output_padding=1)
     assert [d.full for d in spec_dims(flagged.spec)] == [9]

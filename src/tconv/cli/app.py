@@ -20,8 +20,8 @@ except ImportError:     # pragma: no cover
     from click import UsageError
 
 from .. import __version__
-from . import (bench, check, convert, explain, matrix, overlap, serve, shape, sweep, vectors,
-               verify)
+from . import (audit, bench, check, convert, explain, matrix, overlap, serve, shape, sweep,
+               vectors, verify)
 
 app = typer.Typer(
     add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -46,8 +46,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """
 
 
-for module in (verify, sweep, check, bench, explain, shape, overlap, matrix, convert, serve,
-               vectors):
+for module in (verify, sweep, check, bench, explain, shape, overlap, matrix, convert, audit,
+               serve, vectors):
     app.command(module.__name__.rpartition(".")[2])(module.command)
 
 

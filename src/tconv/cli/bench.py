@@ -9,7 +9,7 @@ import typer
 
 from .. import flags
 from ..spec import ConvSpecError
-from .common import at_least_one, new_console, number, user_errors
+from .common import at_least_one, new_console, number, progress_bar, user_errors
 
 
 def command(
@@ -43,7 +43,6 @@ def command(
 
     Example: tconv bench --ops input_grad --dtypes float32 --layer U-Net --repeats 9
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
     from .. import bench
@@ -71,8 +70,7 @@ def command(
             raise ConvSpecError(f"--layer {layer!r} matches no layer", "--layer")
         at_least_one("--repeats", repeats)
     rounds = 2 if quick else repeats
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=new_console(stderr=True), transient=True) as bar:
+    with progress_bar() as bar:
         task = bar.add_task("bench", total=len(chosen) * len(op_names) * len(dts) * rounds)
         timings, gemm = bench.run(chosen, dtypes=dts, methods=names, ops=op_names,
                                   repeats=rounds, frameworks=frameworks,

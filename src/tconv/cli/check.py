@@ -9,9 +9,10 @@ import typer
 
 from .. import flags
 from ..spec import ConvSpecError
-from . import engine_options as engine
+from . import engine_options
 from .common import (DILATION, GROUPS, KERNEL, OUT_CHANNELS, OUTPUT_PADDING, PADDING, STRIDE,
-                     at_least_one, check_seed, new_console, parse_dims, spec_from, user_errors)
+                     at_least_one, check_seed, new_console, parse_dims, progress_bar, spec_from,
+                     user_errors)
 
 
 def command(
@@ -30,11 +31,11 @@ def command(
     keep_going: bool = typer.Option(
         False, "--keep-going", help="Check every spec and count the failures by kind, instead "
                                     "of stopping at the first."),
-    workers: int = engine.WORKERS,
-    scheduler: Optional[str] = engine.SCHEDULER,
-    out: Optional[str] = engine.OUT,
-    resume: Optional[str] = engine.RESUME,
-    batch_size: Optional[int] = engine.BATCH_SIZE,
+    workers: int = engine_options.WORKERS,
+    scheduler: Optional[str] = engine_options.SCHEDULER,
+    out: Optional[str] = engine_options.OUT,
+    resume: Optional[str] = engine_options.RESUME,
+    batch_size: Optional[int] = engine_options.BATCH_SIZE,
     input: Optional[str] = typer.Option(None, "--input", help="Check one spec only: x's shape "
                                         "N,C,*spatial, with the spec options as in verify."),
     out_channels: int = OUT_CHANNELS, kernel: str = KERNEL, stride: str = STRIDE,
@@ -72,7 +73,7 @@ def command(
         check_seed(seed)
         flags.dtype(dtype)
         dims_ = parse_dims(dims)
-        engine.check_options(workers, scheduler, timeout, batch_size, out, resume)
+        engine_options.check_options(workers, scheduler, timeout, batch_size, out, resume)
         one = None
         if input is not None:
             one = spec_from(input, out_channels, kernel, stride, padding, dilation, groups,
@@ -93,7 +94,7 @@ def command(
                 outcome = check.check_one(None, target, api, one, dtype=dtype, seed=seed,
                                           arrays=arrays, **options)
         except KeyboardInterrupt:
-            engine.interrupted(0, 1, None)
+            engine_options.interrupted(0, 1, None)
         result = {"spec": one.describe(), "passed": outcome.passed, "kind": outcome.kind,
                   "message": outcome.message}
         if as_json:
@@ -103,16 +104,11 @@ def command(
             if outcome.message:
                 out_.print(f"  {outcome.message}", highlight=False, markup=False)
         raise typer.Exit(0 if outcome.passed else 1)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress
-
     checkpoint = out or resume
-    engine.note_new_resume(resume, "check")
+    engine_options.note_new_resume(resume, "check")
     done = [0]
-    err = new_console(stderr=True)
     try:
-        with user_errors(as_json), Progress(
-                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                console=err, transient=True, disable=not err.is_terminal) as bar:
+        with user_errors(as_json), progress_bar() as bar:
             task = bar.add_task(f"check {target}", total=count)
 
             def advance(n: int, total: int) -> None:
@@ -124,7 +120,7 @@ def command(
                                  batch_size=batch_size, out=checkpoint,
                                  resume=resume is not None, keep_going=keep_going, **options)
     except KeyboardInterrupt:
-        engine.interrupted(done[0], count, checkpoint)
+        engine_options.interrupted(done[0], count, checkpoint)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         raise typer.Exit(0 if report.passed else 1)

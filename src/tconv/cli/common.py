@@ -22,7 +22,7 @@ from ..spec import ConvSpec, ConvSpecError
 # -- the spec options: the original experiment by default ---------------------------------------
 
 INPUT = typer.Option("1,1,4,4", "--input", help="Forward input shape N,C,*spatial (any dims).")
-OUT_CHANNELS = typer.Option(1, "--out-channels", help="Output channels C_out.")
+OUT_CHANNELS = typer.Option(1, "--out-channels", help="Forward output channels C_out.")
 KERNEL = typer.Option("3", "--kernel", help="Kernel size: one int, or one per dim (3 or 3,5).")
 STRIDE = typer.Option("2", "--stride", help="Stride: one int or one per dim.")
 PADDING = typer.Option(
@@ -144,6 +144,18 @@ def new_console(stderr: bool = False):
             raise BrokenPipeError
 
     return _Console(stderr=stderr)
+
+
+def progress_bar():
+    """The progress bar of a long command, on stderr: what runs, the bar, done/total and the
+    time so far; gone when the command ends, and off when stderr is not a terminal."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+
+    err = new_console(stderr=True)
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True,
+                    disable=not err.is_terminal)
 
 
 def number(value) -> str:

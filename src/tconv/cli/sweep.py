@@ -7,9 +7,9 @@ from typing import Optional
 import typer
 
 from .. import flags, frameworks
-from . import engine_options as engine
+from . import engine_options
 from .common import (at_least_one, backends_option, check_seed, fail, new_console, parse_dims,
-                     red, user_errors, writable_file)
+                     progress_bar, red, user_errors, writable_file)
 
 
 def command(
@@ -17,14 +17,14 @@ def command(
     dims: str = typer.Option("1,2,3", help="Spatial dims to draw from, e.g. 2 or 1,2,3."),
     seed: int = typer.Option(0, help="Seed of the draw and of the data."),
     backends: Optional[str] = backends_option(),
-    workers: int = engine.WORKERS,
-    scheduler: Optional[str] = engine.SCHEDULER,
-    out: Optional[str] = engine.OUT,
-    resume: Optional[str] = engine.RESUME,
+    workers: int = engine_options.WORKERS,
+    scheduler: Optional[str] = engine_options.SCHEDULER,
+    out: Optional[str] = engine_options.OUT,
+    resume: Optional[str] = engine_options.RESUME,
     timeout: float = typer.Option(
         300.0, help="Seconds one spec (every way) may take before it counts as hanging "
                     "(TIMEOUT); 0: no limit."),
-    batch_size: Optional[int] = engine.BATCH_SIZE,
+    batch_size: Optional[int] = engine_options.BATCH_SIZE,
     dtype: str = typer.Option("float32", help="Data dtype."),
     json_file: Optional[str] = typer.Option(None, "--json", help="Write the full report here."),
 ) -> None:
@@ -46,7 +46,6 @@ def command(
 
       tconv sweep --count 100000 --scheduler tcp://10.0.0.5:8786 --out big.jsonl
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
     from ..engine import SetupError
@@ -59,18 +58,14 @@ def command(
         flags.dtype(dtype)
         at_least_one("--count", count)
         check_seed(seed)
-        engine.check_options(workers, scheduler, timeout, batch_size, out, resume)
+        engine_options.check_options(workers, scheduler, timeout, batch_size, out, resume)
         if json_file:
             writable_file("--json", json_file)
     checkpoint = out or resume
-    engine.note_new_resume(resume, "sweep")
+    engine_options.note_new_resume(resume, "sweep")
     done = [0]
-    err = new_console(stderr=True)
     try:
-        with user_errors(as_json), Progress(
-                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=err, transient=True,
-                disable=not err.is_terminal) as bar:
+        with user_errors(as_json), progress_bar() as bar:
             task = bar.add_task(f"sweep ({', '.join(names) or 'tconv only'})", total=count)
 
             def advance(n: int) -> None:
@@ -82,7 +77,7 @@ def command(
                            sandbox=True, batch_size=batch_size, out=checkpoint,
                            resume=resume is not None, progress=advance)
     except KeyboardInterrupt:
-        engine.interrupted(done[0], count, checkpoint)
+        engine_options.interrupted(done[0], count, checkpoint)
     except SetupError as e:
         fail(f"the sweep could not start its workers: {e}", "--workers", as_json=as_json)
     out_ = new_console()

@@ -22,18 +22,19 @@ Examples
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..spec import ConvSpecError
-from .code import crop_words, jsonable, render, spec_dict
+from .code import crop_axes, crop_words, jsonable, render, spec_dict
 from .layer import Layer, ints, iterable, shape_arg
 from .layout import Layout, WeightTransform, inverse, permuted
-from .window import Pair, canonical, crop, spec_dims
+from .objects import LayerCheck
+from .window import Pair, canonical, crop, layer_dims, spec_dims, spec_keeping, split_wide
 
 __all__ = ["FRAMEWORKS", "Layout", "WeightTransform", "Layer", "Conversion", "Check", "canonical",
-           "read", "from_flags", "convert", "check"]
+           "read", "from_flags", "convert", "check", "layer", "model"]
 
 
 def __getattr__(name: str):
@@ -64,7 +65,7 @@ def read(framework: str, **args) :
     """
     fw = _framework(framework)
     layer = fw.read(**args)
-    return Layer(fw.name, layer.call, dict(args), layer.spec, layer.layout)
+    return replace(layer, framework=fw.name, args=dict(args))
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ class Conversion:
     source: Layer
     target: Layer
     crop: tuple[Pair, ...]
+    #: per spatial dim, the source's dilation written into the target's kernel as zeros
+    #: (``convert(zero_dilated_kernel=True)``); empty otherwise
+    dilate: tuple[int, ...] = ()
 
     @property
     def exact(self) -> bool:
@@ -88,7 +92,7 @@ class Conversion:
     @property
     def weight_transform(self) -> WeightTransform:
         return WeightTransform.between(self.source.layout, self.target.layout,
-                                       self.source.spec.groups)
+                                       self.source.spec.groups, self.dilate)
 
     @property
     def input_permute(self) -> tuple[int, ...]:
@@ -105,7 +109,8 @@ class Conversion:
     @property
     def output_shape(self) -> tuple[int, ...]:
         """The target's output after the crop, in the target's layout."""
-        return permuted(self.source.spec.input_shape, self.target.layout.output)
+        return permuted(self.source.spec.input_shape_with(self.source.outer),
+                        self.target.layout.output)
 
     def notes(self) -> list[str]:
         """Why each crop is there, per spatial dim."""
@@ -131,32 +136,57 @@ class Conversion:
         ``forward(x)`` (``x`` in the target's layout), crop included."""
         return render(self.target, self.weight_transform, self)
 
-    def to_dict(self) -> dict:
+    @property
+    def crop_axes(self) -> list[int]:
+        """The axes of the target's output (in its layout) that the crop's entries cut."""
+        return crop_axes(self.target)
+
+    def to_dict(self, batch: bool = True) -> dict:
+        """The conversion as JSON data. ``batch=False``: the batch size was not given, and
+        every shape says ``null`` for it (TF's output_shape takes the input's batch)."""
+        from ..frameworks import get
+
+        def shape(values, layer):
+            values = list(values)
+            if not batch:
+                values[layer.layout.data.index(0)] = None
+            return values
+
+        def kwargs(layer):
+            framework = get(layer.framework)
+            return jsonable(layer.kwargs if batch else framework.unbatched(layer))
+
         return {
             "from": self.source.framework, "to": self.target.framework,
-            "source": {"call": self.source.call, "layer": jsonable(self.source.kwargs),
-                       "input_shape": list(self.source.input_shape),
+            "source": {"call": self.source.call, "layer": kwargs(self.source),
+                       "bias": self.source.bias,
+                       "input_shape": shape(self.source.input_shape, self.source),
                        "weight_shape": list(self.source.weight_shape),
                        "data_format": self.source.data_format,
                        "weight_format": self.source.weight_format},
             "call": self.target.call,
-            "layer": jsonable(self.target.kwargs),
-            "input_shape": list(self.target.input_shape),
+            "layer": kwargs(self.target),
+            "bias": self.source.bias,
+            "input_shape": shape(self.target.input_shape, self.target),
             "weight_shape": list(self.target.weight_shape),
             "data_format": self.target.data_format,
+            "output_format": self.target.layout.output_name,
             "weight_format": self.target.weight_format,
             "weight_transform": self.weight_transform.to_dict(),
             "input_permute": list(self.input_permute),
+            "output_permute": list(self.output_permute),
             "crop": [list(c) for c in self.crop],
+            "crop_axes": self.crop_axes,
             "exact": self.exact,
-            "output_shape": list(self.output_shape),
-            "tconv": spec_dict(self.source.spec),
+            "output_shape": shape(self.output_shape, self.target),
+            "tconv": spec_dict(self.source.spec, batch),
             "notes": self.notes(),
         }
 
 
 def convert(layer: Layer, to: str, *, transpose_kernel: bool = False,
-            use_consistent_padding: bool = False) -> Conversion:
+            use_consistent_padding: bool = False,
+            zero_dilated_kernel: bool = False) -> Conversion:
     """The ``to`` layer equal to ``layer``, with the smallest crop where it needs one.
 
     Parameters
@@ -168,6 +198,10 @@ def convert(layer: Layer, to: str, *, transpose_kernel: bool = False,
     transpose_kernel, use_consistent_padding : bool
         Options of the JAX / Flax target: write ``transpose_kernel=True`` (the kernel is then
         TF's filter, not flipped), or (JAX) forward-convolution padding pairs.
+    zero_dilated_kernel : bool
+        Write a dilated layer with dilation 1 and the kernel dilated by zeros (the same
+        extent, so the same windows): the form TensorFlow's CPU kernels (tensorflow#69103) and
+        LiteRT's ``TRANSPOSE_CONV`` run. LiteRT targets always get it.
 
     Raises
     ------
@@ -175,17 +209,33 @@ def convert(layer: Layer, to: str, *, transpose_kernel: bool = False,
         When no layer of the target expresses it, with the reason.
     """
     target_fw = _framework(to)
-    options = {"transpose_kernel": transpose_kernel, "consistent": use_consistent_padding}
-    target = read(target_fw.name, **target_fw.write(layer.spec, options))
+    spec, outer, dilate = layer.spec, layer.outer, ()
+    if (zero_dilated_kernel or target_fw.dilates_kernel) and max(spec.dilation) > 1:
+        spec, outer = undilated(layer)
+        dilate = layer.spec.dilation
+    options = {"transpose_kernel": transpose_kernel, "consistent": use_consistent_padding,
+               "outer": outer, "bias": layer.bias}
+    target = read(target_fw.name, **target_fw.write(spec, options))
     cuts = tuple(crop(want, have) for want, have in zip(layer.windows, target.windows))
-    return Conversion(layer, target, cuts)
+    return Conversion(layer, target, cuts, dilate)
+
+
+def undilated(layer: Layer):
+    """``(spec, outer)`` of ``layer`` with dilation 1 and the kernel dilated by zeros: the same
+    extents, so the same windows of the same full result (zero cells it cannot reach as
+    output_padding, once the dilation no longer allows them, become ``outer``)."""
+    spec = layer.spec
+    dims = layer_dims(spec.output_size, spec.extents, spec.stride, (1,) * spec.ndim)
+    wins, outer = split_wide(layer.windows, dims, "the zero-dilated layer")
+    return spec_keeping(spec.output_shape, spec.weight_shape[:2] + spec.extents, spec.stride,
+                        (1,) * spec.ndim, spec.groups, wins, "the zero-dilated layer"), outer
 
 
 def from_flags(framework: str, *, input_size, kernel, in_channels: int = 1,
                out_channels: int = 1, stride=1, padding=None, output_padding=None,
                output_shape=None, dilation=1, groups: int = 1, auto_pad=None,
                transpose_kernel: bool = False, use_consistent_padding: bool = False,
-               batch: int = 1) :
+               batch: int = 1, bias: bool = False) :
     """The layer ``framework`` builds from framework-neutral words (those of ``tconv convert``).
 
     Sizes are spatial; ``in_channels`` / ``out_channels`` are the transposed layer's own input
@@ -193,11 +243,13 @@ def from_flags(framework: str, *, input_size, kernel, in_channels: int = 1,
     JAX, Flax). ``padding`` is in the framework's own words: ``"same"``/``"valid"`` (any case),
     an int or one per dim, ``(low, high)`` pairs per dim, or ONNX's ``2 * ndim`` pads. None is
     the framework's default (PyTorch 0, TF 'SAME', Keras 'valid', Flax 'SAME', ONNX no pads).
+    ``bias``: the layer adds a bias (its argument where it has one, ONNX's input B; TF's and
+    lax's ops have none, and the conversion adds it after them).
     """
     fw = _framework(framework)
     size = shape_arg("input size", iterable(input_size))
     k = ints("kernel", kernel, len(size))
-    given = {"--output-padding": output_padding, "--output-shape": output_shape,
+    given = {"--layer-output-padding": output_padding, "--layer-output-size": output_shape,
              "--auto-pad": auto_pad, "--transpose-kernel": transpose_kernel or None,
              "--consistent-padding": use_consistent_padding or None,
              "--groups": None if groups == 1 else groups}
@@ -210,108 +262,58 @@ def from_flags(framework: str, *, input_size, kernel, in_channels: int = 1,
                           stride=stride, padding=padding, output_padding=output_padding,
                           output_shape=output_shape, dilation=dilation, groups=groups,
                           auto_pad=auto_pad, transpose_kernel=transpose_kernel,
-                          consistent=use_consistent_padding, batch=batch)
-    return Layer(fw.name, layer.call, layer.args, layer.spec, layer.layout)
+                          consistent=use_consistent_padding, batch=batch, bias=bias)
+    return replace(layer, framework=fw.name, bias=bias)
 
 
 # -- checking with the real frameworks ------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Check:
-    """The source layer and the converted target run by their frameworks on the same data.
+class Check(LayerCheck):
+    """The source layer and the converted target run by their frameworks on the same data
+    (:class:`~tconv.convert.objects.LayerCheck`), and what ran each side (``source_way``,
+    ``target_way``)."""
 
-    Attributes
-    ----------
-    passed : bool
-        Both equal tconv's float64 result within the float32 rounding bound, cell by cell.
-    max_diff : float
-        ``max |source - target|``.
-    source_error, target_error : float
-        ``max |result - tconv|`` of each side.
-    bound : float
-        The largest per-cell rounding bound (it scales with the terms summed and their sizes).
-    reason : str or None
-        Why a side did not run (then ``passed`` is False and the numbers are None).
-    source_way, target_way : str
-        What ran each side.
-    """
-
-    passed: bool
-    max_diff: float | None = None
-    source_error: float | None = None
-    target_error: float | None = None
-    bound: float | None = None
-    reason: str | None = None
     source_way: str = ""
     target_way: str = ""
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
-def _run(layer: Layer, code: str, w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Execute a rendered snippet and return ``forward(x)`` as a NumPy array."""
-    from ..frameworks import get
-
-    get(layer.framework).prepare()
-    namespace = {"w": w}
-    exec(compile(code, f"<tconv convert: {layer.call}>", "exec"), namespace)
-    y = namespace["forward"](x)
-    if hasattr(y, "detach"):
-        y = y.detach().cpu()
-    if hasattr(y, "numpy"):
-        y = y.numpy()
-    return np.asarray(y)
 
 
 def check(conversion: Conversion, *, seed: int = 0) -> Check:
     """Run the source layer and the converted target with the installed frameworks.
 
-    Both run the code tconv prints (:meth:`Layer.code`, :meth:`Conversion.code`: weight
-    transform and crop included) on the same random float32 data, and both are compared with
-    tconv's float64 transposed convolution of the canonical spec.
+    Both are the objects the code tconv prints builds (:meth:`Layer.code`,
+    :meth:`Conversion.code`: weight transform, crop and bias included), run on the same random
+    float32 data and compared with tconv's float64 transposed convolution of the canonical
+    spec (plus the bias).
     """
-    from ..frameworks import get
-    from ..ops import transpose
-    from ..verify import error_bound
+    from ..frameworks import first_line, get
+    from .objects import LayerRead, built_from_code, check_objects
 
     source, target = conversion.source, conversion.target
     ways = dict(source_way=get(source.framework).runner(source),
                 target_way=get(target.framework).runner(target))
-    for layer in (source, target):
-        why = get(layer.framework).cannot_run(layer)
-        if why:
-            return Check(False, reason=f"{layer.call} not run: {why}", **ways)
     spec = source.spec
-    rng = np.random.default_rng(seed)
-    y = rng.standard_normal(spec.output_shape).astype(np.float32)     # the layer's input
+    rng = np.random.default_rng(seed + 1)       # the data is drawn from ``seed`` in check_objects
     w = rng.standard_normal(spec.weight_shape).astype(np.float32)     # tconv's weight layout
     w_source = WeightTransform.between(Layout.plain(spec.ndim), source.layout,
                                        spec.groups).apply(w)
-    exact = transpose(y.astype(np.float64), w.astype(np.float64), spec, "gemm")
-    bound = error_bound(y, w, spec, exact, np.float32)
-    results = {}
-    runs = (("source", source, render(source, WeightTransform.identity(spec.ndim), None,
-                                      runnable=True)),
-            ("target", target, render(target, conversion.weight_transform, conversion,
-                                      runnable=True)))
-    for name, layer, code in runs:
-        x = np.ascontiguousarray(np.transpose(y, layer.layout.data))
+    b = rng.standard_normal(spec.in_channels).astype(np.float32) if source.bias else None
+    runs = {}
+    for name, side, conv in (("source", source, None), ("target", target, conversion)):
+        why = get(side.framework).cannot_run(side)
+        if why:
+            return Check(False, reason=f"{side.call} not run: {why}", **ways)
         try:
-            out = _run(layer, code, w_source, x)
+            runs[name] = built_from_code(side, conv, w_source, b).run
         except Exception as error:      # the framework refused the layer: say so, don't crash
-            first = (str(error).strip().splitlines() or [""])[0][:300]
-            return Check(False, reason=f"{layer.call} raised {type(error).__name__}: {first}",
-                         **ways)
-        if out.ndim == len(exact.shape):
-            out = np.transpose(out, inverse(layer.layout.output))
-        if out.shape != exact.shape:
-            return Check(False, reason=f"the {name} gave shape {out.shape} (in tconv's layout), "
-                         f"expected {exact.shape}", **ways)
-        results[name] = out.astype(np.float64)
-    errors = {name: np.abs(r - exact) for name, r in results.items()}
-    return Check(all(bool(np.all(e <= bound)) for e in errors.values()),
-                 float(np.abs(results["source"] - results["target"]).max()),
-                 float(errors["source"].max()), float(errors["target"].max()), float(bound.max()),
-                 None, **ways)
+            return Check(False, reason=f"{side.call} raised {first_line(error)}", **ways)
+    read = LayerRead(source, w_source, b, runs["source"])
+    outcome = check_objects(read, conversion, runs["target"], seed=seed)
+    return Check(**outcome.to_dict(), **ways)
 
+
+# -- layer objects and whole models (the submodule ``layer`` stays importable by its full name;
+# ``tconv.convert.layer`` the attribute is the function) ------------------------------------------
+
+from .models import ModelConversion, model  # noqa: E402
+from .objects import LayerConversion, layer  # noqa: E402

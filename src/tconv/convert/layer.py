@@ -6,7 +6,7 @@ from typing import Iterable
 
 from ..spec import ConvSpec, ConvSpecError, at_least, per_dim
 from .layout import Layout, permuted
-from .window import Pair, spec_keeping, windows
+from .window import Pair, layer_dims, spec_keeping, split_wide, widened, windows
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,12 @@ class Layer:
         The canonical description of the transposed layer (see :mod:`tconv.convert.window`): its
         input is ``spec.output_shape``, its output ``spec.input_shape``.
     layout : Layout
+    outer : tuple of (int, int)
+        Per spatial dim, zero cells the layer adds before and after the transposed convolution
+        ``spec`` (padding wider than the kernel's reach, in lax and Flax; an ONNX output_shape
+        larger than the full result); empty for most layers.
+    bias : bool
+        Whether the layer adds a bias (``(C_out,)``, to every output cell).
     """
 
     framework: str
@@ -33,6 +39,8 @@ class Layer:
     args: dict
     spec: ConvSpec
     layout: Layout
+    outer: tuple[Pair, ...] = ()
+    bias: bool = False
 
     @property
     def kwargs(self) -> dict:
@@ -44,7 +52,9 @@ class Layer:
 
     @property
     def windows(self) -> tuple[Pair, ...]:
-        return windows(self.spec)
+        """Per spatial dim, the cells ``[start, stop)`` of the full result the layer returns
+        (``start < 0``: zero cells before it)."""
+        return widened(windows(self.spec), self.outer)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -54,7 +64,7 @@ class Layer:
     @property
     def output_shape(self) -> tuple[int, ...]:
         """The layer's output in its own layout."""
-        return permuted(self.spec.input_shape, self.layout.output)
+        return permuted(self.spec.input_shape_with(self.outer), self.layout.output)
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
@@ -92,19 +102,25 @@ class Layer:
 
 
 def make(framework: str, call: str, args: dict, *, batch: int, c_in: int, c_out: int,
-         kernel, stride, dilation, groups: int, size, wins, layout: Layout) :
+         kernel, stride, dilation, groups: int, size, wins, layout: Layout,
+         wide: bool = False, bias: bool = False) :
     """The Layer whose canonical spec keeps ``wins``, after checking the channels.
 
-    ``c_in`` and ``c_out`` are the transposed layer's input and output channels.
+    ``c_in`` and ``c_out`` are the transposed layer's input and output channels. ``wide``: the
+    framework's windows may reach past the transposed convolution (zero cells added:
+    :func:`~tconv.convert.window.split_wide`).
     """
     groups = ints("groups", groups, 1)[0]
     if c_in % groups or c_out % groups:
         raise ConvSpecError(
             f"{call}: groups={groups} must divide the input channels {c_in} and the output "
             f"channels {c_out}")
+    outer: tuple[Pair, ...] = ()
+    if wide:
+        wins, outer = split_wide(wins, layer_dims(size, kernel, stride, dilation), call)
     spec = spec_keeping((batch, c_in) + tuple(size), (c_in, c_out // groups) + tuple(kernel),
                         stride, dilation, groups, wins, call)
-    return Layer(framework, call, args, spec, layout)
+    return Layer(framework, call, args, spec, layout, outer, bool(bias))
 
 
 # -- argument checks the readers share ----------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .._arrays import swap_group_channels
+from .._arrays import insert_zeros, swap_group_channels
 
 
 def inverse(perm: Sequence[int]) -> tuple[int, ...]:
@@ -69,10 +69,13 @@ class Layout:
 
     @property
     def data_name(self) -> str:
-        """``"NHWC"`` and the like."""
-        tokens = ["N", "C"] + _letters(len(self.data) - 2)
-        text = [tokens[p] for p in self.data]
-        return "".join(text) if len(text) <= 5 else ",".join(text)
+        """``"NHWC"`` and the like: the input's axes."""
+        return _axes_name(self.data)
+
+    @property
+    def output_name(self) -> str:
+        """The output's axes."""
+        return _axes_name(self.output)
 
     def weight_name(self, groups: int) -> str:
         """``"(kH, kW, C_out, C_in)"``: the axes of the weight, in tconv's channel names."""
@@ -84,6 +87,12 @@ class Layout:
             kernel = [k + " flipped" for k in kernel]
         tokens = channels + kernel
         return "(" + ", ".join(tokens[p] for p in self.weight) + ")"
+
+
+def _axes_name(perm) -> str:
+    tokens = ["N", "C"] + _letters(len(perm) - 2)
+    text = [tokens[p] for p in perm]
+    return "".join(text) if len(text) <= 5 else ",".join(text)
 
 
 def _letters(nd: int) -> list[str]:
@@ -105,20 +114,26 @@ class WeightTransform:
     flip: tuple[int, ...] = ()
     swap_groups: int = 1
     swap_axes: tuple[int, int] | None = None
+    #: per axis of the target's weight, the dilation written into it as zeros (empty: none)
+    dilate: tuple[int, ...] = ()
 
     @classmethod
-    def between(cls, source: Layout, target: Layout, groups: int) -> "WeightTransform":
-        """The transform from ``source``'s weight array to ``target``'s for the same layer."""
+    def between(cls, source: Layout, target: Layout, groups: int,
+                dilation=()) -> "WeightTransform":
+        """The transform from ``source``'s weight array to ``target``'s for the same layer;
+        ``dilation`` (per spatial dim): the target's kernel is the source's dilated by zeros."""
         back = inverse(source.weight)
         permute = [back[p] for p in target.weight]
+        dilate = (tuple(dilation[p - 2] if p >= 2 else 1 for p in target.weight)
+                  if dilation and max(dilation) > 1 else ())
         if source.ordinary == target.ordinary:
-            return cls(tuple(permute))
+            return cls(tuple(permute), dilate=dilate)
         flip = tuple(j for j, p in enumerate(target.weight) if p >= 2)
         a, b = target.weight.index(0), target.weight.index(1)
         if groups == 1:
             permute[a], permute[b] = permute[b], permute[a]
-            return cls(tuple(permute), flip)
-        return cls(tuple(permute), flip, groups, (a, b))
+            return cls(tuple(permute), flip, dilate=dilate)
+        return cls(tuple(permute), flip, groups, (a, b), dilate)
 
     @classmethod
     def identity(cls, nd: int) -> "WeightTransform":
@@ -127,7 +142,7 @@ class WeightTransform:
     @property
     def is_identity(self) -> bool:
         return (self.permute == tuple(range(len(self.permute))) and not self.flip
-                and self.swap_groups == 1)
+                and self.swap_groups == 1 and not self.dilate)
 
     def apply(self, w) -> np.ndarray:
         """The target's weight array from the source's ``w``."""
@@ -137,6 +152,8 @@ class WeightTransform:
         if self.swap_groups > 1:
             front = np.moveaxis(w, self.swap_axes, (0, 1))
             w = np.moveaxis(swap_group_channels(front, self.swap_groups), (0, 1), self.swap_axes)
+        if self.dilate:
+            w = insert_zeros(w, self.dilate, first_axis=0)
         return np.ascontiguousarray(w)
 
     def code(self, source: str = "w", target: str = "weight") -> list[str]:
@@ -156,9 +173,16 @@ class WeightTransform:
                 f"{target} = {target}.reshape({g}, a // {g}, b, *rest).swapaxes(1, 2)",
                 f"{target} = {target}.reshape({g} * b, a // {g}, *rest)",
                 f"{target} = np.moveaxis({target}, (0, 1), ({a}, {b}))"]
+        if self.dilate:
+            lines += [f"# the dilation {self.dilate} (per axis) as zeros between the taps",
+                      f"dilated = np.zeros([(n - 1) * d + 1 for n, d in zip({target}.shape, "
+                      f"{self.dilate})], {target}.dtype)",
+                      f"dilated[tuple(slice(None, None, d) for d in {self.dilate})] = {target}",
+                      f"{target} = dilated"]
         return lines + [f"{target} = np.ascontiguousarray({target})"]
 
     def to_dict(self) -> dict:
         return {"permute": list(self.permute), "flip": list(self.flip),
                 "swap_groups": self.swap_groups,
-                "swap_axes": None if self.swap_axes is None else list(self.swap_axes)}
+                "swap_axes": None if self.swap_axes is None else list(self.swap_axes),
+                "dilate": list(self.dilate)}

@@ -89,6 +89,33 @@ def spec_keeping(y_shape, w_shape, stride, dilation, groups, wins, where: str) -
                               output_padding=tuple(ops), dilation=dilation, groups=groups)
 
 
+def split_wide(wins, dims, where: str) -> tuple[list[Pair], tuple[Pair, ...]]:
+    """``(inner, outer)``: windows reaching before the full result (start < 0) or ``max(stride,
+    dilation)`` or more cells past it are one transposed layer keeping ``inner`` followed by
+    ``outer[i] = (low, high)`` zero cells; ``outer`` is empty when every window is one layer's.
+
+    lax and Flax padding wider than the kernel's reach, and an ONNX ``output_shape`` larger than
+    the full result, keep such windows (their frameworks add the zeros, and the bias on them).
+    """
+    inner, outer = [], []
+    for i, ((start, stop), dim) in enumerate(zip(wins, dims)):
+        top = dim.full + dim.limit - 1
+        if stop <= max(start, 0) or start >= top:
+            raise ConvSpecError(
+                f"{where} keeps no cell of the transposed convolution in spatial dim {i} (cells "
+                f"[{start}, {stop}) of the {dim.full}-cell full result)")
+        inner.append((max(start, 0), min(stop, top)))
+        outer.append((max(-start, 0), max(stop - top, 0)))
+    return inner, (tuple(outer) if any(lo or hi for lo, hi in outer) else ())
+
+
+def widened(wins, outer) -> tuple[Pair, ...]:
+    """``wins`` with ``outer`` zero cells added at the ends (:func:`split_wide` undone)."""
+    if not outer:
+        return tuple(wins)
+    return tuple((start - lo, stop + hi) for (start, stop), (lo, hi) in zip(wins, outer))
+
+
 def canonical(spec: ConvSpec) -> ConvSpec:
     """The spec with the same windows (the same numbers) and the smallest output_padding.
 

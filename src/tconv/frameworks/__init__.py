@@ -149,8 +149,8 @@ class Framework:
     shape_args: ClassVar[tuple[str, ...]] = ()
     #: Why a conversion to this framework may need a crop (printed with the crop).
     crop_reason: ClassVar[str] = ""
-    #: Whether the crop is part of the target's own graph (ONNX) rather than lines of code.
-    crops_in_graph: ClassVar[bool] = False
+    #: Whether a dilated layer is always written with a zero-dilated kernel (no dilation).
+    dilates_kernel: ClassVar[bool] = False
 
     _classes: ClassVar[dict[str, type["Framework"]]] = {}
 
@@ -217,14 +217,26 @@ class Framework:
         """The layer from ``tconv convert``'s words (see :func:`tconv.convert.from_flags`)."""
         raise ConvSpecError(f"{self.name} has no transposed-conv layer tconv reads")
 
-    def code(self, layer, crop, runnable: bool = False) -> tuple[list[str], list[str], str]:
-        """``(imports, setup lines, call)`` of the snippet that builds ``layer`` from ``weight``
-        and computes it on ``x``."""
+    def code(self, layer, crop, bias: bool, runnable: bool = False
+             ) -> tuple[list[str], list[str], list[str]]:
+        """``(imports, setup, body)`` of the snippet (:func:`tconv.convert.code.render`):
+        ``setup`` builds ``layer``, the ready object (``crop`` included; ``bias``: with the
+        array ``bias``), from the array ``weight``; ``body`` is ``forward(x)``'s, returning a
+        NumPy array."""
         raise ConvSpecError(f"{self.name} has no code for its layer")
+
+    def unbatched(self, layer) -> dict:
+        """``layer.kwargs`` with any batch size in them left out (``None``): the layer's
+        arguments when the batch was not given."""
+        return layer.kwargs
 
     def pad_code(self, widths) -> str:
         """A line adding zero cells ``widths`` (per axis of the output) to ``y``."""
         return f"y = np.pad(y, {[list(w) for w in widths]})"
+
+    def bias_code(self, bias: str, shape) -> str:
+        """A line adding the bias (the expression ``bias``) to ``y``, reshaped to ``shape``."""
+        return f"y = y + {bias}.reshape({shape})"
 
     def cannot_run(self, layer) -> str | None:
         """Why this machine cannot run ``layer`` (a missing package, a CPU kernel's limit)."""
@@ -236,6 +248,66 @@ class Framework:
 
     def prepare(self) -> None:
         """Set the framework up (quietly) before tconv runs a snippet of it."""
+
+    # -- convert: layer objects -----------------------------------------------------------------
+
+    def reads_object(self, obj) -> bool:
+        """Whether ``obj`` is a layer object of this framework (asked without importing it)."""
+        return False
+
+    def read_layer(self, obj, **args):
+        """The :class:`~tconv.convert.objects.LayerRead` of the layer object ``obj``."""
+        raise ConvSpecError(f"tconv reads no {self.title or self.name} layer objects")
+
+    def reads_model(self, model) -> bool:
+        """Whether ``model`` (an object or a path) is a model of this framework."""
+        return False
+
+    def find_layers(self, model, input_shape=None) -> list:
+        """``[(name, LayerRead or the reason it cannot be read), ...]``: the transposed
+        convolutions of ``model``, in order."""
+        raise ConvSpecError(f"tconv reads no {self.title or self.name} models")
+
+    def build_layer(self, conversion, w, b):
+        """The :class:`~tconv.convert.objects.Built` target of ``conversion`` (its target is
+        this framework's) from the source's weight ``w`` and bias ``b`` (or None): the code
+        tconv prints for it, run, so that the object is what the printed code builds."""
+        from ..convert.objects import built_from_code
+
+        return built_from_code(conversion.target, conversion, w, b)
+
+
+def is_file(model, *suffixes: str) -> bool:
+    """Whether ``model`` is a path (a string or a Path) ending in one of ``suffixes``."""
+    from pathlib import Path
+
+    return isinstance(model, (str, Path)) and str(model).lower().endswith(suffixes)
+
+
+def owner(obj, source: str | None, asks: str):
+    """The framework ``source``, or the first converter whose method ``asks``
+    (``"reads_object"``, ``"reads_model"``) says ``obj`` is its own; None if none does."""
+    if source is not None:
+        return get(source)
+    for name in converters():
+        framework = get(name)
+        if getattr(framework, asks)(obj):
+            return framework
+    return None
+
+
+def read_or_reason(read, *args, **kwargs):
+    """``read(*args, **kwargs)``, or the ConvSpecError's message: one layer of a model that
+    tconv cannot read does not stop the others."""
+    try:
+        return read(*args, **kwargs)
+    except ConvSpecError as error:
+        return str(error)
+
+
+def module_of(obj) -> str:
+    """The top-level package of ``obj``'s type (``"torch"``, ``"keras"``, ...)."""
+    return type(obj).__module__.partition(".")[0]
 
 
 @contextlib.contextmanager

@@ -25,9 +25,9 @@ Conventions translated here (see ``docs/frameworks.md``):
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
+from dataclasses import replace
 from typing import Iterable
 
 import numpy as np
@@ -38,7 +38,7 @@ from ..convert.layer import (Layer, ints, make, need_dims, no_groups, pair_list,
 from ..convert.layout import Layout, channels_last, identity, inverse, permuted
 from ..convert.window import Dim, Pair, layer_dims, windows
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, KnownDifference, NotExpressible
+from . import Framework, KnownDifference, NotExpressible, module_of
 
 #: NumPy dtypes lax convolves on CPU (checked: integers exactly, modulo 2**bits).
 _FLOATS = ("float16", "float32", "float64")
@@ -435,7 +435,7 @@ def _from_lax_general(lhs_shape, rhs_shape, window_strides, padding, lhs_dilatio
     wins = [_lax_window(dim, pair) for dim, pair in zip(dims, pairs)]
     return make("jax", call, args, batch=lhs[0], c_in=lhs[1], c_out=c_out, kernel=kernel,
                 stride=stride, dilation=dilation, groups=groups, size=lhs[2:], wins=wins,
-                layout=_lax_layout(specs, ordinary=True))
+                layout=_lax_layout(specs, ordinary=True), wide=True)
 
 
 def _stride_one_string(call: str, padding: str, dims) -> list[Pair]:
@@ -467,7 +467,7 @@ def _jax_conv_transpose_args(spec: ConvSpec, padding, transpose_kernel: bool,
                 use_consistent_padding=consistent)
 
 
-def _lax_padding(spec: ConvSpec, consistent: bool):
+def _lax_padding(spec: ConvSpec, consistent: bool, outer=()):
     """``lax.conv_transpose(lhs, rhs, strides, padding, rhs_dilation, dimension_numbers,
     transpose_kernel, use_consistent_padding)``, or, given ``lhs_dilation``, the transposed
     convolution written as ``lax.conv_general_dilated(lhs, rhs, window_strides=1, padding,
@@ -484,12 +484,17 @@ def _lax_padding(spec: ConvSpec, consistent: bool):
     one, groups allowed.
     """
     wants = windows(spec)
-    for mode, wins in sorted(_lax_string_windows(spec).items(), reverse=True):
-        if wins == wants:
-            return mode
-    if consistent:
-        return tuple(consistent_pairs(spec))
-    return spec.transpose_padding      # the padding of the zero-inserted input (_lax_window)
+    if not outer:
+        for mode, wins in sorted(_lax_string_windows(spec).items(), reverse=True):
+            if wins == wants:
+                return mode
+    outer = outer or ((0, 0),) * spec.ndim
+    if consistent:        # the window [a, F - b): wider pairs are smaller here
+        return tuple((lo - o_lo, hi - o_hi) for (lo, hi), (o_lo, o_hi) in
+                     zip(consistent_pairs(spec), outer))
+    # the padding of the zero-inserted input (_lax_window), wider by the zero cells to add
+    return tuple((lo + o_lo, hi + o_hi) for (lo, hi), (o_lo, o_hi) in
+                 zip(spec.transpose_padding, outer))
 
 
 def _flax_pairs(padding, nd: int) -> list[Pair]:
@@ -499,40 +504,16 @@ def _flax_pairs(padding, nd: int) -> list[Pair]:
     return list(pair_list("padding", padding, nd, allow_negative=True))
 
 
-def _code_flax(layer, crop, runnable: bool = False):
-    kwargs = dict(layer.kwargs, use_bias=False)
+def _code_flax(layer, crop, bias):
+    from ..convert.code import crop_lines
+
+    kwargs = dict(layer.kwargs, use_bias=bool(bias))
+    params = '"kernel": jnp.asarray(weight)' + (', "bias": jnp.asarray(bias)' if bias else "")
     return (["import flax.linen as nn", "import jax.numpy as jnp"],
             [f"layer = {call_text('nn.ConvTranspose', [], kwargs)}",
-             'variables = {"params": {"kernel": jnp.asarray(weight)}}'],
-            "layer.apply(variables, x)")
-
-
-def _code_flax_via_lax(layer, crop, runnable: bool = False):
-    """``flax.linen.ConvTranspose(features, kernel_size, strides, padding, kernel_dilation,
-    use_bias, transpose_kernel)`` applied to ``input_shape`` (channels-last).
-
-    As documented (and in its source), the module calls ``lax.conv_transpose(x, kernel,
-    strides, padding, rhs_dilation=kernel_dilation, transpose_kernel=transpose_kernel)``
-    with lax's default layout: so an int or pair padding is the padding of the zero-inserted
-    input, not PyTorch's (google/flax#4593, documented by flax PR #4990). The kernel is
-    ``(*k, C_in, features)``, or ``(*k, features, C_in)`` with ``transpose_kernel``. No
-    groups; ``'CIRCULAR'`` padding wraps the result around and is not a zero-padded
-    transposed convolution.
-    """
-    kwargs, nd = layer.kwargs, layer.spec.ndim
-    padding = kwargs["padding"]
-    lax_kwargs = dict(
-        strides=per_dim("strides", 1 if kwargs["strides"] is None else kwargs["strides"], nd),
-        padding=padding if isinstance(padding, str) else _flax_pairs(padding, nd),
-        rhs_dilation=per_dim("kernel_dilation", 1 if kwargs["kernel_dilation"] is None
-                             else kwargs["kernel_dilation"], nd),
-        transpose_kernel=kwargs["transpose_kernel"])
-    return (["import jax.numpy as jnp", "from jax import lax"], ["weight = jnp.asarray(weight)"],
-            call_text("lax.conv_transpose", ["x", "weight"], lax_kwargs, "    "))
-
-
-def _flax_installed() -> bool:
-    return importlib.util.find_spec("flax") is not None
+             f'variables = {{"params": {{{params}}}}}'],
+            ["y = layer.apply(variables, jnp.asarray(x))", *crop_lines(layer, crop),
+             "return np.asarray(y)"])
 
 
 class Jax(Framework):
@@ -666,23 +647,26 @@ class Jax(Framework):
                     use_consistent_padding=use_consistent_padding)
         return make("jax", call, args, batch=lhs[0], c_in=c_in, c_out=c_out, kernel=kernel,
                     stride=stride, dilation=dilation, groups=1, size=lhs[2:], wins=wins,
-                    layout=layout)
+                    layout=layout, wide=True)
 
     @staticmethod
     def write(spec: ConvSpec, options: dict) -> dict:
         """lax.conv_transpose (lax's default channels-last layout) for one group and 1-3 dims, else
         the lhs-dilated lax.conv_general_dilated (channels-last up to 3 dims). Always exact."""
         if spec.groups == 1 and spec.ndim <= 3:
-            return _jax_conv_transpose_args(spec, _lax_padding(spec, options["consistent"]),
+            return _jax_conv_transpose_args(spec, _lax_padding(spec, options["consistent"],
+                                                               options.get("outer")),
                                             options["transpose_kernel"], options["consistent"])
-        numbers = _LAX_DEFAULT.get(spec.ndim)        # None (NCHW / OIHW) past 3 dims
+        nd = spec.ndim
+        numbers = _LAX_DEFAULT.get(nd)        # None (NCHW / OIHW) past 3 dims
         layout = _lax_layout(_lax_specs(numbers, spec.ndim, "iota"), ordinary=True)
         g = spec.groups
         # the ordinary kernel maps y's spec.out_channels to x's spec.in_channels
         return dict(lhs_shape=permuted(spec.output_shape, layout.data),
                     rhs_shape=permuted((spec.in_channels, spec.out_channels // g)
                                        + spec.kernel_size, layout.weight),
-                    window_strides=(1,) * spec.ndim, padding=spec.transpose_padding,
+                    window_strides=(1,) * spec.ndim,    # pairs only: zeros as outer = no string
+                    padding=_lax_padding(spec, False, options.get("outer") or ((0, 0),) * nd),
                     lhs_dilation=spec.stride,
                     rhs_dilation=spec.dilation, dimension_numbers=numbers, feature_group_count=g)
 
@@ -716,16 +700,27 @@ class Jax(Framework):
         return Jax.read((batch, *size, in_channels), rhs, stride, lax_padding, dilation, None,
                         transpose_kernel, consistent)
 
-    @staticmethod
-    def code(layer, crop, runnable: bool = False):
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """A function ``layer(x)``: the lax call, the crop, then the bias; in ``x``'s dtype."""
+        from ..convert.code import crop_lines
+
         kwargs = {k: v for k, v in layer.kwargs.items() if v is not None}
         if not kwargs.get("use_consistent_padding", True):
             del kwargs["use_consistent_padding"]           # the default; older jax lacks the name
         if layer.call.endswith("conv_general_dilated"):
             kwargs.setdefault("window_strides", (1,) * layer.spec.ndim)
         func = layer.call.replace("jax.lax.", "lax.")
-        return (["import jax.numpy as jnp", "from jax import lax"],
-                ["weight = jnp.asarray(weight)"], call_text(func, ["x", "weight"], kwargs, "    "))
+        call = call_text(func, ["x", "weight.astype(x.dtype)"], kwargs, "    ")
+        setup = ["weight = jnp.asarray(weight)", "", "", "def layer(x):",
+                 f'    """{layer.call}' + (", the crop" if any(map(any, crop)) else "")
+                 + (" and the bias" if bias else "") + '."""', f"    y = {call}",
+                 *[f"    {line}" for line in crop_lines(layer, crop, "bias" if bias else None)],
+                 "    return y"]
+        return (["import jax.numpy as jnp", "from jax import lax"], setup,
+                ["return np.asarray(layer(jnp.asarray(x)))"])
+
+    def bias_code(self, bias: str, shape) -> str:
+        return f"y = y + jnp.asarray({bias}, y.dtype).reshape({shape})"
 
     def pad_code(self, widths) -> str:
         return f"y = jnp.pad(y, {tuple(widths)})"
@@ -739,7 +734,7 @@ class Flax(Framework):
 
     name = "flax"
     title = "Flax"
-    packages = ("jax",)              # without flax, tconv runs the lax call the layer makes
+    packages = ("flax",)             # linen and NNX, on jax
     rank = 35
     flag_call = "flax.linen.ConvTranspose"
     flags_taken = ("--transpose-kernel",)
@@ -779,7 +774,7 @@ class Flax(Framework):
         args = dict(input_shape=input_shape, features=features, kernel_size=kernel_size,
                     strides=strides, padding=padding, kernel_dilation=kernel_dilation,
                     use_bias=use_bias, transpose_kernel=transpose_kernel)
-        return Layer("flax", call, args, lax_layer.spec, lax_layer.layout)
+        return replace(lax_layer, framework="flax", call=call, args=args, bias=bool(use_bias))
 
     @staticmethod
     def write(spec: ConvSpec, options: dict) -> dict:
@@ -790,30 +785,67 @@ class Flax(Framework):
         no_groups(call, spec)
         return dict(input_shape=permuted(spec.output_shape, channels_last(spec.ndim)),
                     features=spec.in_channels, kernel_size=spec.kernel_size, strides=spec.stride,
-                    padding=_lax_padding(spec, consistent=False), kernel_dilation=spec.dilation,
-                    use_bias=False, transpose_kernel=options["transpose_kernel"])
+                    padding=_lax_padding(spec, False, options.get("outer")),
+                    kernel_dilation=spec.dilation,
+                    use_bias=options.get("bias", False),
+                    transpose_kernel=options["transpose_kernel"])
 
     @staticmethod
     def from_flags(size, k, in_channels, out_channels, stride, padding, dilation, transpose_kernel,
-                   batch, **_):
+                   batch, bias=False, **_):
         mode, explicit = padding_words("same" if padding is None else padding)
         return Flax.read((batch, *size, in_channels), out_channels, k, stride,
-                         mode.upper() if mode is not None else explicit, dilation, False,
+                         mode.upper() if mode is not None else explicit, dilation, bias,
                          transpose_kernel)
 
-    def code(self, layer, crop, runnable: bool = False):
-        if runnable and not _flax_installed():
-            return _code_flax_via_lax(layer, crop)
-        return _code_flax(layer, crop)
+    def reads_object(self, obj) -> bool:
+        return module_of(obj) == "flax"
+
+    def read_layer(self, obj, params=None, input_shape=None, **_):
+        """A ``flax.linen.ConvTranspose`` with ``params`` (its variables, or their ``"params"``)
+        or a ``flax.nnx.ConvTranspose``, on ``input_shape`` (channels-last): its arguments,
+        kernel ``(*k, C_in, features)`` (``(*k, features, C_in)`` with transpose_kernel) and
+        bias."""
+        from flax import linen, nnx
+
+        from ..convert.objects import LayerRead, input_shape_arg
+
+        if isinstance(obj, nnx.ConvTranspose):
+            call, features = "flax.nnx.ConvTranspose", obj.out_features
+            kernel = np.asarray(obj.kernel[...])
+            bias = np.asarray(obj.bias[...]) if obj.use_bias else None
+
+            def run(x):
+                return np.asarray(obj(x))
+        elif isinstance(obj, linen.ConvTranspose):
+            call, features = "flax.linen.ConvTranspose", obj.features
+            if params is None:
+                raise ConvSpecError(f"{call} keeps no weights: give params (its variables)",
+                                    "params")
+            variables = params if "params" in params else {"params": params}
+            kernel = np.asarray(variables["params"]["kernel"])
+            bias = (np.asarray(variables["params"]["bias"]) if obj.use_bias else None)
+
+            def run(x):
+                return np.asarray(obj.apply(variables, x))
+        else:
+            raise ConvSpecError(f"tconv reads flax.linen.ConvTranspose and "
+                                f"flax.nnx.ConvTranspose, not {type(obj).__name__}", "obj")
+        nd = kernel.ndim - 2
+        c_in = kernel.shape[-1] if obj.transpose_kernel else kernel.shape[-2]
+        shape = input_shape_arg(call, input_shape, c_in, nd, _lax_layout(
+            _lax_specs(None, nd, "channels_last"), ordinary=True))
+        padding = obj.padding if isinstance(obj.padding, (str, int)) else tuple(obj.padding)
+        layer = Flax.read(shape, features, tuple(kernel.shape[:nd]), obj.strides, padding,
+                          obj.kernel_dilation, obj.use_bias, obj.transpose_kernel)
+        return LayerRead(replace(layer, call=call), kernel, bias, run)
+
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """``flax.linen.ConvTranspose`` and its variables (kernel and bias)."""
+        return _code_flax(layer, crop, bias)
 
     def pad_code(self, widths) -> str:
         return f"y = jnp.pad(y, {tuple(widths)})"
-
-    def runner(self, layer) -> str:
-        if not _flax_installed():
-            return ("lax.conv_transpose, as flax.linen.ConvTranspose calls it (flax is not "
-                    "installed)")
-        return layer.call
 
     def prepare(self) -> None:
         disable_crashing_pass()

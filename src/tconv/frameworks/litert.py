@@ -25,32 +25,37 @@ Ways:
 
 ``tf.lite.TFLiteConverter.from_concrete_functions`` is used on a plain ``tf.function``: on a
 Keras 3 model it can leave the weights as uninitialised variables.
+
+As a conversion target (``tconv convert --to litert``, :func:`tconv.convert.layer`), tconv writes
+the layer as Keras 3 ``Conv{1,2,3}DTranspose`` with padding ``'same'`` or ``'valid'`` (the crop as
+Keras ``Cropping``/``ZeroPadding`` layers) and converts it with
+``tf.lite.TFLiteConverter.from_keras_model``, as users do: that gives builtin ``TRANSPOSE_CONV``
+(``CONV_3D_TRANSPOSE`` in 3-d) and ``STRIDED_SLICE`` / ``PAD`` ops only, where the exact TF form
+with explicit padding needs Flex. The layer's parameters are Keras'
+(:class:`~tconv.frameworks.tensorflow.Keras`), so reading and writing are Keras', relabelled;
+what differs is the code (the conversion and the interpreter) and what runs (float32, no
+dilation: a dilated layer is written with a zero-dilated kernel, ``zero_dilated_kernel=True``).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 
 from ..spec import ConvSpec
 from . import Broken, Framework, NotExpressible, Refused, first_line, model_limits
-from .tensorflow import (channels_last_format, padding_of, tf_filter, to_channels_first,
-                         to_channels_last, unreached_rows)
+from .tensorflow import (Keras, channels_last_format, import_tf, keras_lines, padding_of,
+                         tf_filter, to_channels_first, to_channels_last, unreached_rows)
 
 
 _BUILTIN, _CROP, _FLEX = ("LiteRT TRANSPOSE_CONV", "LiteRT TRANSPOSE_CONV VALID + crop",
                           "LiteRT Flex Conv2DBackpropInput")
 
 
-def _import_tf():
-    from .tensorflow import import_tf
-
-    return import_tf()
-
-
 def _tflite_model(spec: ConvSpec, w: np.ndarray, padding, output_size, crop, flex: bool) -> bytes:
     """The flatbuffer of ``conv{N}d_transpose(g, filter, output_shape, padding)[crop]``."""
-    tf = _import_tf()
+    tf = import_tf()
     nd = spec.ndim
     g_shape = [spec.batch, *spec.output_size, spec.out_channels]
     output_shape = [spec.batch, *output_size, spec.in_channels]
@@ -123,13 +128,20 @@ def _run_flex(model, g_last):
 
 
 class LiteRT(Framework):
-    """LiteRT (TFLite): TRANSPOSE_CONV converted from a TF function, run by its interpreter."""
+    """LiteRT (TFLite): the ways of TRANSPOSE_CONV converted from a TF function and run by its
+    interpreter; as a conversion target, a TFLite model of the Keras layer."""
 
     name = "litert"
     aliases = ("tflite",)
     title = "LiteRT"
-    packages = ("ai_edge_litert", "tensorflow")
-    rank = 55
+    packages = ("ai_edge_litert", "tensorflow")  # its interpreter; TensorFlow converts the model
+    rank = 45
+    flag_call = "LiteRT TRANSPOSE_CONV"
+    flags_taken, flag_hint, shape_args = Keras.flags_taken, Keras.flag_hint, Keras.shape_args
+    dilates_kernel = True
+    crop_reason = ("TFLite converts tf.nn.conv_transpose with explicit padding to a Flex op, "
+                   "which the LiteRT interpreter cannot run; tconv writes Keras 'same'/'valid' "
+                   "(the builtin TRANSPOSE_CONV) and a crop.")
 
     @staticmethod
     def way_names(ndim: int) -> list[str]:
@@ -195,3 +207,47 @@ class LiteRT(Framework):
             result[_FLEX] = _run_flex(model, g_last)
         return result
 
+    @staticmethod
+    def read(**args):
+        """The Keras layer of these arguments (:meth:`Keras.read`), deployed as TFLite."""
+        return replace(Keras.read(**args), framework="litert")
+
+    @staticmethod
+    def write(spec: ConvSpec, options: dict) -> dict:
+        return Keras.write(spec, options)
+
+    @staticmethod
+    def from_flags(**words):
+        return replace(Keras.from_flags(**words), framework="litert")
+
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """The Keras layer (and crop), ``TFLiteConverter.from_keras_model``, and the interpreter;
+        ``layer`` is the ``.tflite`` model's bytes. float32, as the model is."""
+        setup = ["weight = weight.astype(np.float32)      # TFLite's TRANSPOSE_CONV is float32"]
+        if bias:
+            setup.append("bias = bias.astype(np.float32)")
+        setup += keras_lines(layer, crop, bias)
+        if not any(line.startswith("conv = ") for line in setup):    # no crop: the layer alone
+            setup += [f"layer = keras.Sequential([keras.Input(shape="
+                      f"{tuple(layer.input_shape[1:])}), layer])"]
+        setup += ["converter = tf.lite.TFLiteConverter.from_keras_model(layer)",
+                  "layer = converter.convert()     # the .tflite model: builtin TRANSPOSE_CONV",
+                  "interpreter = Interpreter(model_content=layer)",
+                  'x_index = interpreter.get_input_details()[0]["index"]']
+        body = ["interpreter.resize_tensor_input(x_index, np.shape(x))",
+                "interpreter.allocate_tensors()",
+                "interpreter.set_tensor(x_index, np.asarray(x, np.float32))",
+                "interpreter.invoke()",
+                'y = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])',
+                "return y.astype(np.result_type(x))    # computed in float32"]
+        return (["import keras", "import tensorflow as tf",
+                 "from ai_edge_litert.interpreter import Interpreter"], setup, body)
+
+    def cannot_run(self, layer) -> str | None:
+        if any(d > 1 for d in layer.spec.dilation):
+            return (f"LiteRT's TRANSPOSE_CONV has no dilation ({tuple(layer.spec.dilation)}): "
+                    f"convert with zero_dilated_kernel=True (--zero-dilated-kernel)")
+        return super().cannot_run(layer)
+
+    def prepare(self) -> None:
+        import_tf()

@@ -48,7 +48,8 @@ from ..convert.layer import ints, int_list, iterable, make, padding_words, pair_
 from ..convert.layout import Layout
 from ..convert.window import Dim, Pair, layer_dims, spec_dims, spec_keeping, windows, within
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, KnownDifference, NotExpressible, first_line
+from . import (Framework, KnownDifference, NotExpressible, first_line, is_file, module_of,
+               read_or_reason)
 
 #: Opset 21 / IR 10 (onnx 1.16, onnxruntime 1.18: the oldest versions the extra allows). Its
 #: ConvTranspose-11 has the same attributes and meaning as ConvTranspose-22, which adds bfloat16.
@@ -209,16 +210,20 @@ def form_attributes(spec: ConvSpec, form: str):
 
 # -- running a model ----------------------------------------------------------------------------
 
-def _model_bytes(attrs: dict, x_shape, w_shape, dtype: np.dtype) -> bytes:
+def _model_bytes(attrs: dict, x_shape, w_shape, dtype: np.dtype, with_bias: bool = False
+                 ) -> bytes:
     from onnx import helper
 
     elem = helper.np_dtype_to_tensor_dtype(dtype)
-    node = helper.make_node("ConvTranspose", ["X", "W"], ["Y"], **attrs)
-    graph = helper.make_graph(
-        [node], "tconv_input_grad",
-        [helper.make_tensor_value_info("X", elem, list(x_shape)),
-         helper.make_tensor_value_info("W", elem, list(w_shape))],
-        [helper.make_tensor_value_info("Y", elem, None)])
+    inputs = ["X", "W", "B"] if with_bias else ["X", "W"]
+    node = helper.make_node("ConvTranspose", inputs, ["Y"], **attrs)
+    values = [helper.make_tensor_value_info("X", elem, list(x_shape)),
+              helper.make_tensor_value_info("W", elem, list(w_shape))]
+    if with_bias:
+        values.append(helper.make_tensor_value_info("B", elem, [w_shape[1] * attrs.get("group",
+                                                                                      1)]))
+    graph = helper.make_graph([node], "tconv_input_grad", values,
+                              [helper.make_tensor_value_info("Y", elem, None)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               ir_version=IR_VERSION, producer_name="tconv")
     return model.SerializeToString()
@@ -269,6 +274,31 @@ def _run(runtime: str, model: bytes, g: np.ndarray, w: np.ndarray) -> np.ndarray
     return np.asarray(y)
 
 
+def graph_shapes(model, input_shape=None) -> dict:
+    """The static shapes of a model's values, by name (from ONNX's shape inference; a
+    dimension without a fixed size, such as the batch, is 1). ``input_shape`` replaces the
+    first graph input's shape."""
+    import onnx
+
+    if input_shape is not None:
+        model = onnx.ModelProto.FromString(model.SerializeToString())
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        if len(dims) != len(input_shape):
+            raise ConvSpecError(f"the model's input {model.graph.input[0].name!r} has {len(dims)} "
+                                f"dims, input_shape has {len(input_shape)}", "input_shape")
+        for dim, size in zip(dims, input_shape):
+            dim.Clear()
+            dim.dim_value = int(size)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    graph = inferred.graph
+    shapes = {}
+    for value in list(graph.input) + list(graph.value_info) + list(graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            shapes[value.name] = tuple(d.dim_value if d.dim_value > 0 else 1 for d in dims)
+    return shapes
+
+
 def _known_bug(runtime: str, form: str, spec: ConvSpec) -> str | None:
     """The documented bug whose region this run is in, or None."""
     if runtime != _REF:
@@ -300,10 +330,16 @@ def _onnx_window(dim: Dim, op: int, auto_pad: str, pads: Pair, size, i: int) -> 
         size = dim.size * dim.stride if size is None else size
         total = dim.full + op - size
         if total < 0:
-            raise ConvSpecError(
-                f"ONNX ConvTranspose: output size {size} in spatial dim {i} is larger than the "
-                f"full result plus output_padding ({dim.full + op}): the pads would be negative, "
-                f"which onnxruntime clamps and onnx.reference does not")
+            # larger than the full result: both runtimes return it with zeros at the end (ONNX's
+            # node test test_convtranspose_output_shape), for sizes whose forward convolution
+            # still has the input's size
+            if size - dim.full >= dim.stride:
+                raise ConvSpecError(
+                    f"ONNX ConvTranspose: output size {size} in spatial dim {i} is {size - dim.full}"
+                    f" cells past the {dim.full}-cell full result; onnxruntime takes at most "
+                    f"stride - 1 = {dim.stride - 1} ('Explicit output_shape is inconsistent with "
+                    f"input spatial dimensions')")
+            return 0, size
         start = ConvSpec.split_padding(total, odd_low=auto_pad != "SAME_UPPER")[0]
         return start, start + size
     if auto_pad == "VALID":
@@ -331,10 +367,9 @@ class Onnx(Framework):
     packages = ("onnx",)
     rank = 40
     flag_call = "ONNX ConvTranspose"
-    flags_taken = ("--output-padding", "--output-shape", "--auto-pad", "--groups")
-    shape_args = ("x_shape", "w_shape")
+    flags_taken = ("--layer-output-padding", "--layer-output-size", "--auto-pad", "--groups")
+    shape_args = ("x_shape", "w_shape", "b_shape")
     crop_reason = "onnxruntime and onnx.reference require output_padding < stride."
-    crops_in_graph = True
 
     @staticmethod
     def way_names(ndim: int) -> list[str]:
@@ -385,18 +420,19 @@ class Onnx(Framework):
                     y = _run(runtime, model, g, w).astype(dtype, copy=False)
                 except Exception as error:  # the known bug raises: no result to compare
                     result[name] = NotExpressible(
-                        f"{bug}; here it raises {type(error).__name__}: {first_line(error)}")
+                        f"{bug}; here it raises {first_line(error)}")
                 else:
                     result[name] = KnownDifference(bug, y)
         return result
 
     @staticmethod
     def read(x_shape, w_shape, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
-             output_padding=None, output_shape=None, pads=None, strides=None):
+             output_padding=None, output_shape=None, pads=None, strides=None, b_shape=None):
         """An ONNX ``ConvTranspose`` node with these attributes, ``X`` of ``x_shape`` and ``W`` of
         ``w_shape`` = ``(C_in, C_out/group, *k)`` (tconv's layout; data ``(N, C, *sp)``).
 
-        ``pads`` is ``[begin..., end...]``. onnxruntime and onnx.reference require
+        ``pads`` is ``[begin..., end...]``; ``b_shape`` is the shape of the optional input ``B``
+        (the bias, ``(C_out,)``). onnxruntime and onnx.reference require
         ``output_padding < stride`` (the text allows up to the dilation): tconv follows the
         runtimes.
         """
@@ -423,6 +459,9 @@ class Onnx(Framework):
                 raise ConvSpecError(f"{call}: output_padding={list(ops)} must be smaller than "
                                     f"strides={list(stride)} (onnxruntime and onnx.reference "
                                     f"refuse it; spatial dim {i})")
+        if b_shape is not None and tuple(b_shape) != (w_shape[1] * group,):
+            raise ConvSpecError(f"{call}: B must have shape (M,) = ({w_shape[1] * group},) for W "
+                                f"{w_shape} and group {group}, got {tuple(b_shape)}", "B")
         pad_pairs = _onnx_pads(pads, nd)
         sizes = [None] * nd
         if output_shape is not None:
@@ -434,12 +473,13 @@ class Onnx(Framework):
         dims = layer_dims(x_shape[2:], w_shape[2:], stride, dilation)
         args = dict(x_shape=x_shape, w_shape=w_shape, auto_pad=auto_pad, dilations=dilations,
                     group=group, kernel_shape=kernel_shape, output_padding=output_padding,
-                    output_shape=output_shape, pads=pads, strides=strides)
+                    output_shape=output_shape, pads=pads, strides=strides, b_shape=b_shape)
         wins = [_onnx_window(dim, op, auto_pad, pair, n, i)
                 for i, (dim, op, pair, n) in enumerate(zip(dims, ops, pad_pairs, sizes))]
         return make("onnx", call, args, batch=x_shape[0], c_in=x_shape[1],
                     c_out=w_shape[1] * group, kernel=w_shape[2:], stride=stride, dilation=dilation,
-                    groups=group, size=x_shape[2:], wins=wins, layout=Layout.plain(nd))
+                    groups=group, size=x_shape[2:], wins=wins, layout=Layout.plain(nd),
+                    bias=b_shape is not None)
 
     @staticmethod
     def write(spec: ConvSpec, options: dict) -> dict:
@@ -452,11 +492,12 @@ class Onnx(Framework):
         attrs, why = pads_form(node_spec)
         if why:                                   # cannot happen for a canonical spec
             raise ConvSpecError(why)
-        return dict(x_shape=spec.output_shape, w_shape=spec.weight_shape, **attrs)
+        return dict(x_shape=spec.output_shape, w_shape=spec.weight_shape, **attrs,
+                    b_shape=(spec.in_channels,) if options.get("bias") else None)
 
     @staticmethod
     def from_flags(size, k, in_channels, out_channels, stride, padding, output_padding,
-                   output_shape, dilation, groups, auto_pad, batch, **_):
+                   output_shape, dilation, groups, auto_pad, batch, bias=False, **_):
         nd = len(size)
         mode, explicit = padding_words(padding)
         if mode is not None:
@@ -478,53 +519,152 @@ class Onnx(Framework):
         return Onnx.read((batch, in_channels, *size), (in_channels, out_channels // groups, *k),
                          "NOTSET" if auto_pad is None else auto_pad.upper(), int_list(dilation, nd),
                          groups, list(k), pads=pads, strides=int_list(stride, nd),
+                         b_shape=(out_channels,) if bias else None,
                          **{name: None if value is None else int_list(value, nd)
                             for name, value in optional.items()})
 
-    @staticmethod
-    def code(layer, crop, runnable: bool = False):
-        """A graph: the ConvTranspose node, then (only if the crop says so) Pad and Slice nodes."""
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """A model: the ConvTranspose node (with ``B`` when there is a bias), then (only if the
+        crop says so) Pad and Slice nodes, and the bias as an Add after added zeros. float32:
+        onnxruntime's CPU ConvTranspose has no float64 kernel."""
+        from ..convert.code import crop_widths
+
+        after = bias and any(lo < 0 or hi < 0 for lo, hi in crop)
         attrs = {k: list(v) if isinstance(v, tuple) else v for k, v in layer.kwargs.items()
                  if v is not None}
-        node = call_text("helper.make_node", ['"ConvTranspose"', '["x", "w"]', '["y"]'], attrs)
+        inputs = '["x", "w", "b"]' if bias and not after else '["x", "w"]'
+        node = call_text("helper.make_node", ['"ConvTranspose"', inputs, '["y"]'], attrs)
+
+        def constant(name, value, dtype="np.int64"):
+            return (f'initializers.append(numpy_helper.from_array(np.array({value}, {dtype}), '
+                    f'"{name}"))')
+
         setup = [f"nodes = [{node}]",
                  'initializers = [numpy_helper.from_array(weight.astype(np.float32), "w")]']
+        if bias and not after:
+            setup.append('initializers.append(numpy_helper.from_array(bias.astype(np.float32), '
+                         '"b"))')
         final = "y"
-        pads = [(max(-lo, 0), max(-hi, 0)) for lo, hi in crop]
-        cuts = [(max(lo, 0), max(hi, 0)) for lo, hi in crop]
-        if any(any(p) for p in pads):
-            flat = [0, 0] + [lo for lo, _ in pads] + [0, 0] + [hi for _, hi in pads]
+        pads, cuts = crop_widths(layer, crop)
+        if pads:
+            flat = [lo for lo, _ in pads] + [hi for _, hi in pads]
             setup += [f"# zero cells added, [begins..., ends...] per axis (crop "
-                      f"{[list(c) for c in crop]})",
-                      f'initializers.append(numpy_helper.from_array(np.array({flat}, np.int64), '
-                      f'"pads"))',
+                      f"{[list(c) for c in crop]})", constant("pads", flat),
                       f'nodes.append(helper.make_node("Pad", ["{final}", "pads"], ["padded"]))']
             final = "padded"
-        if any(any(c) for c in cuts):
-            dims = [i for i, c in enumerate(cuts) if any(c)]
-            values = {"starts": [cuts[i][0] for i in dims],
-                      "ends": [-cuts[i][1] if cuts[i][1] else np.iinfo(np.int64).max for i in dims],
-                      "axes": [i + 2 for i in dims]}
+        if cuts:
+            axes = [i for i, c in enumerate(cuts) if any(c)]
+            values = {"starts": [cuts[i][0] for i in axes],
+                      "ends": [-cuts[i][1] if cuts[i][1] else np.iinfo(np.int64).max
+                               for i in axes], "axes": axes}
             setup.append(f"# crop {[list(c) for c in crop]}: cells off the start and end of each "
                          f"spatial dim")
-            setup += [f'initializers.append(numpy_helper.from_array(np.array({v}, np.int64), '
-                      f'"{name}"))' for name, v in values.items()]
+            setup += [constant(name, v) for name, v in values.items()]
             setup.append(f'nodes.append(helper.make_node("Slice", ["{final}", "starts", "ends", '
                          f'"axes"], ["cropped"]))')
             final = "cropped"
+        if after:
+            shape = tuple(-1 if p == 1 else 1 for p in layer.layout.output)
+            setup += ["# the bias, on the added zeros too",
+                      'initializers.append(numpy_helper.from_array(bias.astype(np.float32)'
+                      f'.reshape({shape}), "b"))',
+                      f'nodes.append(helper.make_node("Add", ["{final}", "b"], ["biased"]))']
+            final = "biased"
         x_shape = ["N", *layer.input_shape[1:]]
+        y_shape = ["N", layer.spec.in_channels, *(n - lo - hi for n, (lo, hi) in
+                                                  zip(layer.output_shape[2:], crop))]
         setup += [
             'graph = helper.make_graph(',
             '    nodes, "tconv_convert",',
             f'    [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, {x_shape})],',
-            f'    [helper.make_tensor_value_info("{final}", onnx.TensorProto.FLOAT, None)],',
+            f'    [helper.make_tensor_value_info("{final}", onnx.TensorProto.FLOAT, {y_shape})],',
             '    initializers)',
-            f'model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})], '
+            f'layer = helper.make_model(graph, opset_imports=[helper.make_opsetid("", {OPSET})], '
             f'ir_version={IR_VERSION})',
-            'session = onnxruntime.InferenceSession(model.SerializeToString(), '
+            'session = onnxruntime.InferenceSession(layer.SerializeToString(), '
             'providers=["CPUExecutionProvider"])']
+        body = ['y = session.run(None, {"x": np.asarray(x, dtype=np.float32)})[0]',
+                "return y.astype(np.result_type(x))    # computed in float32 (onnxruntime's "
+                "ConvTranspose kernels)"]
         return (["import onnx", "import onnxruntime", "from onnx import helper, numpy_helper"],
-                setup, 'session.run(None, {"x": np.asarray(x, dtype=np.float32)})[0]')
+                setup, body)
+
+    def reads_object(self, obj) -> bool:
+        return module_of(obj) == "onnx"
+
+    def reads_model(self, model) -> bool:
+        return is_file(model, ".onnx") or type(model).__name__ == "ModelProto"
+
+    def find_layers(self, model, input_shape=None) -> list:
+        """The ConvTranspose nodes of an ONNX model (or ``.onnx`` file) whose W (and B) are
+        initializers, with X's shape from shape inference (``input_shape``: the graph input's
+        shape, where it is not fixed)."""
+        import onnx
+
+        if is_file(model, ".onnx"):
+            try:
+                model = onnx.load(str(model))
+            except Exception as error:
+                raise ConvSpecError(f"onnx.load({str(model)!r}) failed: {type(error).__name__}: "
+                                    f"{first_line(error)}", "model") from None
+        shapes = graph_shapes(model, input_shape)
+        nodes = [n for n in model.graph.node if n.op_type == "ConvTranspose"]
+        return [(node.name or f"ConvTranspose_{i}",
+                 read_or_reason(self.read_layer, node, initializers=model.graph.initializer,
+                                input_shape=shapes.get(node.input[0])))
+                for i, node in enumerate(nodes)]
+
+    def read_layer(self, obj, initializers=None, input_shape=None, node=None, **_):
+        """An ONNX ``ConvTranspose`` node with ``initializers`` (W and B by name: a dict of
+        arrays or a list of TensorProto), or a model holding it (``node``: its name, when the
+        model has several); ``input_shape`` is X's shape (default: from the model's shape
+        inference)."""
+        import onnx
+        from onnx import helper, numpy_helper
+
+        from ..convert.objects import LayerRead, input_shape_arg
+
+        if isinstance(obj, onnx.ModelProto):
+            nodes = [n for n in obj.graph.node if n.op_type == "ConvTranspose"
+                     and (node is None or n.name == node)]
+            if len(nodes) != 1:
+                raise ConvSpecError(f"the ONNX model has {len(nodes)} ConvTranspose nodes"
+                                    + (f" named {node!r}" if node is not None else "")
+                                    + ": give node= (one of their names)", "node")
+            if input_shape is None:
+                input_shape = graph_shapes(obj).get(nodes[0].input[0])
+            initializers = list(obj.graph.initializer)
+            obj = nodes[0]
+        if not isinstance(obj, onnx.NodeProto) or obj.op_type != "ConvTranspose":
+            raise ConvSpecError(f"tconv reads ONNX ConvTranspose nodes, not "
+                                f"{getattr(obj, 'op_type', type(obj).__name__)}", "obj")
+        arrays = ({t.name: numpy_helper.to_array(t) for t in initializers or ()}
+                  if not isinstance(initializers, dict) else dict(initializers))
+        names = list(obj.input) + [""] * (3 - len(obj.input))
+        if names[1] not in arrays:
+            raise ConvSpecError(f"ConvTranspose {obj.name!r}: its weight {names[1]!r} is not an "
+                                f"initializer (tconv converts constant weights)", "initializers")
+        w = np.asarray(arrays[names[1]])
+        b = np.asarray(arrays[names[2]]) if names[2] else None
+        if names[2] and names[2] not in arrays:
+            raise ConvSpecError(f"ConvTranspose {obj.name!r}: its bias {names[2]!r} is not an "
+                                f"initializer", "initializers")
+        attrs = {a.name: helper.get_attribute_value(a) for a in obj.attribute}
+        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+        nd = w.ndim - 2
+        shape = input_shape_arg(f"ONNX ConvTranspose {obj.name!r}", input_shape, w.shape[0], nd,
+                                Layout.plain(nd))
+        layer = Onnx.read(shape, w.shape, **attrs, b_shape=None if b is None else b.shape)
+
+        def run(x):
+            model = _model_bytes(attrs, (None,) + tuple(shape[1:]), w.shape, np.dtype(np.float32),
+                                 with_bias=b is not None)
+            feeds = {"X": np.asarray(x, np.float32), "W": w.astype(np.float32)}
+            if b is not None:
+                feeds["B"] = b.astype(np.float32)
+            return _ort_session(model).run(None, feeds)[0]
+
+        return LayerRead(layer, w, b, run)
 
     def cannot_run(self, layer) -> str | None:
         if not _ort_available():

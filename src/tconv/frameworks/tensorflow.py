@@ -25,6 +25,7 @@ device, so these reasons hold whatever accelerators the machine has.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 
@@ -34,7 +35,8 @@ from ..convert.layer import (compact, ints, iterable, make, need_dims, no_groups
 from ..convert.layout import Layout, channels_last, identity, inverse, kernel_last, permuted
 from ..convert.window import Dim, Pair, choose, layer_dims, spec_dims, windows, within
 from ..spec import ConvSpec, ConvSpecError, per_dim
-from . import Framework, NotExpressible, native_logs_silenced
+from . import (Framework, NotExpressible, first_line, is_file, module_of,
+               native_logs_silenced, read_or_reason)
 
 
 _FLOATS = ("bfloat16", "float16", "float32", "float64")  # bfloat16 through ml_dtypes
@@ -406,6 +408,49 @@ def _cannot_run(layer) -> str | None:
     return None
 
 
+def keras_lines(layer, crop, bias) -> list[str]:
+    """Lines building ``layer``: the Keras layer of ``layer`` (Keras' arguments) with ``weight``
+    and ``bias`` set, and its crop as Keras layers (a ``keras.Sequential`` then)."""
+    from ..convert.code import crop_axes, crop_widths, has_pads
+
+    after = bias and has_pads(crop)
+    nd = layer.spec.ndim
+    kwargs = {k: v for k, v in layer.kwargs.items() if k != "use_bias"}
+    kwargs.update(use_bias=bool(bias) and not after, dtype=Code("str(weight.dtype)"))
+    conv = call_text(layer.call, [], kwargs)
+    weights = "[weight, bias]" if bias and not after else "[weight]"
+    pads, cuts = crop_widths(layer, crop)
+    if pads is None and cuts is None:
+        return [f"layer = {conv}", f"layer.build({(None, *layer.input_shape[1:])})",
+                f"layer.set_weights({weights})"]
+    axes = crop_axes(layer)
+    extra = ({"data_format": "channels_first"} if layer.kwargs.get("data_format") ==
+             "channels_first" else {})
+    extra["dtype"] = Code("conv.dtype")      # Keras casts to each layer's dtype
+    steps = []
+    for name, widths in (("ZeroPadding", pads), ("Cropping", cuts)):
+        if widths is not None:
+            per_dim = tuple(tuple(widths[a]) for a in axes)
+            steps.append(call_text(f"keras.layers.{name}{nd}D",
+                                   [repr(per_dim[0] if nd == 1 else per_dim)], extra))
+    if after:
+        shape = tuple(-1 if p == 1 else 1 for p in layer.layout.output[1:])
+        steps.append(f"keras.layers.Rescaling(1.0, offset=bias.reshape({shape}), "
+                     f"dtype=conv.dtype)  # the bias, on the added zeros too")
+    return [f"conv = {conv}", "layer = keras.Sequential([",
+            f"    keras.Input(shape={tuple(layer.input_shape[1:])}, dtype=conv.dtype),",
+            "    conv,",
+            *[f"    {step}," for step in steps], "])", f"conv.set_weights({weights})"]
+
+
+def _keras_layers(model):
+    """Every layer of a Keras model, depth first through nested models."""
+    for layer in getattr(model, "layers", [model]):
+        yield layer
+        if hasattr(layer, "layers") and layer is not model:
+            yield from _keras_layers(layer)
+
+
 class _OnTensorFlow(Framework):
     """What TensorFlow and Keras layers share: they run on TensorFlow's CPU kernels."""
 
@@ -432,8 +477,8 @@ class TensorFlow(_OnTensorFlow):
     packages = ("tensorflow",)
     rank = 20
     flag_call = "tf.nn.conv_transpose"
-    flags_taken = ("--output-shape",)
-    flag_hint = "its size is chosen by --output-shape; no groups"
+    flags_taken = ("--layer-output-size",)
+    flag_hint = "its size is chosen by --layer-output-size; no groups"
     shape_args = ("input_shape", "filters_shape")
     crop_reason = ("tf.nn.conv_transpose takes only an output_shape whose forward convolution "
                    "gives the input size (output_padding < stride), and explicit padding in 2-d "
@@ -611,22 +656,83 @@ class TensorFlow(_OnTensorFlow):
         else:
             pairs = pair_list("--padding", explicit, len(size), allow_negative=False)
             tf_padding = [[0, 0], *[list(p) for p in pairs], [0, 0]]
-        shape = None if output_shape is None else [batch, *per_dim("--output-shape", output_shape,
+        shape = None if output_shape is None else [batch, *per_dim("--layer-output-size", output_shape,
                                                                    len(size)), out_channels]
         return TensorFlow.read((batch, *size, in_channels), (*k, out_channels, in_channels), shape,
                                stride, tf_padding, None, dilation)
 
-    @staticmethod
-    def code(layer, crop, runnable: bool = False):
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """A function ``layer(x)``: ``tf.nn.conv_transpose`` (the batch of ``output_shape`` is
+        ``x``'s), the crop, then the bias; in ``x``'s dtype."""
+        from ..convert.code import crop_lines
+
         kwargs = {k: v for k, v in layer.kwargs.items() if v is not None}
-        shape = list(layer.output_shape)
+        shape = list(layer.spec.input_shape)            # the transposed convolution's own size
+        shape = permuted(shape, layer.layout.output)
         if kwargs.get("output_shape") is not None and len(kwargs["output_shape"]) == len(shape):
             shape = list(kwargs["output_shape"])
         batch = layer.layout.output.index(0)
         kwargs["output_shape"] = Code("[" + ", ".join(
             "x.shape[0]" if i == batch else str(v) for i, v in enumerate(shape)) + "]")
-        return (["import tensorflow as tf"], ["filters = tf.constant(weight)"],
-                call_text("tf.nn.conv_transpose", ["x", "filters"], kwargs, "    "))
+        call = call_text("tf.nn.conv_transpose", ["x", "tf.cast(filters, x.dtype)"], kwargs,
+                         "    ")
+        setup = ["filters = tf.constant(weight)", "", "", "def layer(x):",
+                 f'    """{layer.call}' + (", the crop" if any(map(any, crop)) else "")
+                 + (" and the bias" if bias else "") + '."""',
+                 "    x = tf.convert_to_tensor(x)", f"    y = {call}",
+                 *[f"    {line}" for line in crop_lines(layer, crop, "bias" if bias else None)],
+                 "    return y"]
+        return ["import tensorflow as tf"], setup, ["return layer(x).numpy()"]
+
+    def bias_code(self, bias: str, shape) -> str:
+        return f"y = y + tf.reshape(tf.cast({bias}, y.dtype), {shape})"
+
+    def unbatched(self, layer) -> dict:
+        """output_shape's batch is the input's (the code passes ``x.shape[0]``)."""
+        kwargs = dict(layer.kwargs)
+        shape = kwargs.get("output_shape")
+        if shape is not None and len(shape) == layer.spec.ndim + 2:
+            shape = list(shape)
+            shape[layer.layout.output.index(0)] = None
+            kwargs["output_shape"] = shape
+        return kwargs
+
+    def reads_object(self, obj) -> bool:
+        return module_of(obj) == "tensorflow"
+
+    def read_layer(self, obj, input_shape=None, output_shape=None, strides=1, padding="SAME",
+                   data_format=None, dilations=None, bias=None, **_):
+        """``tf.nn.conv_transpose(x, obj, output_shape, strides, padding, data_format,
+        dilations)`` (then ``bias`` added, if given) for ``x`` of ``input_shape``: ``obj`` is
+        the filter ``[*k, C_out, C_in]`` (a tensor, variable or array)."""
+        from ..convert.objects import LayerRead
+
+        filters = np.asarray(obj)
+        if input_shape is None:
+            raise ConvSpecError("tf.nn.conv_transpose: give input_shape (its input's shape, in "
+                                "data_format's order)", "input_shape")
+        layer = TensorFlow.read(input_shape, filters.shape, output_shape, strides, padding,
+                                data_format, dilations)
+        b = None if bias is None else np.asarray(bias)
+        if b is not None and b.shape != (layer.spec.in_channels,):
+            raise ConvSpecError(f"bias must have shape (C_out,) = ({layer.spec.in_channels},), got "
+                                f"{b.shape}", "bias")
+        args = dict(layer.args)
+        sizes = list(layer.output_shape)
+
+        def run(x):
+            tf = import_tf()
+            shape = list(sizes)
+            shape[layer.layout.output.index(0)] = x.shape[0]
+            y = tf.nn.conv_transpose(x, filters, shape, strides=args["strides"],
+                                     padding=args["padding"], data_format=data_format,
+                                     dilations=dilations)
+            if b is not None:
+                last = layer.layout.output[-1] == 1
+                y = tf.nn.bias_add(y, b, data_format="N...C" if last else "NC...")
+            return y.numpy()
+
+        return LayerRead(replace(layer, bias=b is not None), filters, b, run)
 
     def pad_code(self, widths) -> str:
         return f"y = tf.pad(y, {[list(w) for w in widths]})"
@@ -640,8 +746,8 @@ class Keras(_OnTensorFlow):
     packages = ("keras",)
     rank = 25
     flag_call = "keras.layers.ConvNDTranspose"
-    flags_taken = ("--output-padding",)
-    flag_hint = "its size is chosen by --padding and --output-padding; no groups"
+    flags_taken = ("--layer-output-padding",)
+    flag_hint = "its size is chosen by --padding and --layer-output-padding; no groups"
     shape_args = ("input_shape",)
     crop_reason = "Keras has padding 'same'/'valid' and output_padding < stride only."
 
@@ -686,7 +792,7 @@ class Keras(_OnTensorFlow):
         wins = [_keras_window(dim, mode, op, i, call) for i, (dim, op) in enumerate(zip(dims, ops))]
         return make("keras", call, args, batch=canon[0], c_in=canon[1], c_out=filters,
                     kernel=kernel, stride=stride, dilation=dilation, groups=1, size=canon[2:],
-                    wins=wins, layout=layout)
+                    wins=wins, layout=layout, bias=use_bias)
 
     @staticmethod
     def write(spec: ConvSpec, options: dict) -> dict:
@@ -714,25 +820,94 @@ class Keras(_OnTensorFlow):
                     kernel_size=compact(spec.kernel_size), strides=compact(spec.stride),
                     padding=padding, output_padding=None if kind is None else compact(picks),
                     data_format="channels_last", dilation_rate=compact(spec.dilation),
-                    use_bias=False)
+                    use_bias=options.get("bias", False))
 
     @staticmethod
     def from_flags(size, k, in_channels, out_channels, stride, padding, output_padding, dilation,
-                   batch, **_):
+                   batch, bias=False, **_):
         mode, _explicit = padding_words("valid" if padding is None else padding)
         if mode is None:
             raise ConvSpecError(f"keras.layers.ConvNDTranspose takes --padding same or valid, got "
                                 f"{padding!r}")
         return Keras.read((batch, *size, in_channels), out_channels, compact(k), stride, mode,
-                          output_padding, None, dilation, False)
+                          output_padding, None, dilation, bias)
 
-    @staticmethod
-    def code(layer, crop, runnable: bool = False):
-        kwargs = dict(layer.kwargs, use_bias=False)
-        return (["import keras"],
-                [f"layer = {call_text(layer.call, [], kwargs)}",
-                 f"layer.build({(None, *layer.input_shape[1:])})", "layer.set_weights([weight])"],
-                "layer(x)")
+    def reads_object(self, obj) -> bool:
+        return module_of(obj) == "keras"
+
+    def reads_model(self, model) -> bool:
+        return is_file(model, ".keras") or module_of(model) == "keras"
+
+    def find_layers(self, model, input_shape=None) -> list:
+        """The ``Conv{1,2,3}DTranspose`` layers of a Keras model (or ``.keras`` file), nested
+        models included, each with the input shape of the model's graph (batch 1)."""
+        import keras
+
+        if is_file(model, ".keras"):
+            import_tf()
+            try:
+                model = keras.saving.load_model(str(model), compile=False)
+            except Exception as error:
+                raise ConvSpecError(f"keras.saving.load_model({str(model)!r}) failed: "
+                                    f"{first_line(error)}",
+                                    "model") from None
+        kinds = tuple(getattr(keras.layers, f"Conv{n}DTranspose") for n in (1, 2, 3))
+        found = []
+        for layer in _keras_layers(model):
+            if isinstance(layer, kinds):
+                try:
+                    shape = tuple(layer.input.shape)
+                except (AttributeError, ValueError):        # not in a graph: its build shape
+                    shape = None
+                shape = None if shape is None or None in shape[1:] else (1, *shape[1:])
+                found.append((layer.name, read_or_reason(self.read_layer, layer,
+                                                         input_shape=shape)))
+        return found
+
+    def read_layer(self, obj, input_shape=None, **_):
+        """A built ``keras.layers.Conv{1,2,3}DTranspose``: its config, kernel
+        ``(*k, filters, C_in)`` and bias, on ``input_shape`` (default: the shape it was built
+        for, if that has its sizes). An activation is not part of the conversion: it is named
+        in the notes, and the check runs the layer without it."""
+        import keras
+
+        from ..convert.objects import LayerRead, input_shape_arg
+
+        kinds = tuple(getattr(keras.layers, f"Conv{n}DTranspose") for n in (1, 2, 3))
+        if not isinstance(obj, kinds):
+            raise ConvSpecError(f"tconv reads keras.layers.Conv1DTranspose/2D/3D, not "
+                                f"{type(obj).__name__}", "obj")
+        if not obj.built:
+            raise ConvSpecError(f"{type(obj).__name__} {obj.name!r} is not built: call it or "
+                                f"build it first (its kernel does not exist yet)", "obj")
+        config = obj.get_config()
+        nd = len(config["kernel_size"])
+        layout = _tf_layout(nd, config["data_format"] != "channels_first")
+        if input_shape is None:
+            built = (getattr(obj, "_build_shapes_dict", None) or {}).get("input_shape")
+            if built is not None and None not in tuple(built)[1:]:
+                input_shape = (1, *tuple(built)[1:])
+        kernel = obj.kernel.numpy()
+        call = f"keras.layers.Conv{nd}DTranspose"
+        shape = input_shape_arg(call, input_shape, kernel.shape[-1], nd, layout)
+        layer = Keras.read(shape, config["filters"], config["kernel_size"], config["strides"],
+                           config["padding"], config["output_padding"], config["data_format"],
+                           config["dilation_rate"], config["use_bias"])
+        notes, linear = (), obj
+        if config.get("activation", "linear") != "linear":
+            notes = (f"{obj.name}: activation {config['activation']!r} is not converted: apply "
+                     f"it after the converted layer",)
+            linear = type(obj).from_config({**config, "activation": "linear"})
+            linear.build((None, *shape[1:]))
+            linear.set_weights(obj.get_weights())
+        bias = obj.bias.numpy() if config["use_bias"] else None
+        return LayerRead(layer, kernel, bias, lambda x: np.asarray(linear(x)), notes)
+
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """The built layer with its weights set; with a crop, a ``keras.Sequential`` of it and
+        the ``ZeroPaddingND`` / ``CroppingND`` layers (and the bias after added zero cells, as
+        a ``Rescaling`` offset)."""
+        return ["import keras"], keras_lines(layer, crop, bias), ["return np.asarray(layer(x))"]
 
     def pad_code(self, widths) -> str:
         return f"y = keras.ops.pad(y, {[list(w) for w in widths]})"

@@ -13,13 +13,13 @@ from typing import Iterable
 
 import numpy as np
 
-from ..convert.code import call_text
+from ..convert.code import Code, call_text
 from ..convert.layer import (compact, ints, iterable, make, need_dims, padding_words, shape_arg,
                              show)
 from ..convert.layout import Layout
 from ..convert.window import Dim, Pair, closest, layer_dims, spec_dims, windows
 from ..spec import ConvSpec, ConvSpecError
-from . import Framework, NotExpressible
+from . import Framework, NotExpressible, first_line, is_file, module_of, read_or_reason
 
 _DTYPES = ("float16", "float32", "float64")
 
@@ -57,7 +57,7 @@ class Torch(Framework):
     packages = ("torch",)
     rank = 10
     flag_call = "torch.nn.ConvTransposeNd"
-    flags_taken = ("--output-padding", "--output-shape", "--groups")
+    flags_taken = ("--layer-output-padding", "--layer-output-size", "--groups")
     shape_args = ("input_shape",)
     crop_reason = ("torch.nn.ConvTransposeNd crops `padding` cells at both ends and adds "
                    "output_padding cells at the end only, so it keeps only windows symmetric up "
@@ -206,7 +206,7 @@ class Torch(Framework):
         wins = [_torch_window(dim, p, op) for dim, p, op in zip(dims, pads, ops)]
         return make("torch", call, args, batch=input_shape[0], c_in=in_channels, c_out=out_channels,
                     kernel=kernel, stride=stride_, dilation=dilation_, groups=groups,
-                    size=input_shape[2:], wins=wins, layout=Layout.plain(nd))
+                    size=input_shape[2:], wins=wins, layout=Layout.plain(nd), bias=bias)
 
     @staticmethod
     def write(spec: ConvSpec, options: dict) -> dict:
@@ -223,33 +223,142 @@ class Torch(Framework):
                     out_channels=spec.in_channels,
                     kernel_size=compact(spec.kernel_size), stride=compact(spec.stride),
                     padding=compact(p for p, _ in picks),
-                    output_padding=compact(op for _, op in picks), groups=spec.groups, bias=False,
+                    output_padding=compact(op for _, op in picks), groups=spec.groups,
+                    bias=options.get("bias", False),
                     dilation=compact(spec.dilation))
 
     @staticmethod
     def from_flags(size, k, in_channels, out_channels, stride, padding, output_padding,
-                   output_shape, dilation, groups, batch, **_):
+                   output_shape, dilation, groups, batch, bias=False, **_):
         mode, explicit = padding_words(0 if padding is None else padding)
         if mode is not None or any(isinstance(p, Iterable) for p in iterable(explicit)):
             raise ConvSpecError(f"torch.nn.ConvTransposeNd takes --padding as ints (it crops both "
                                 f"ends alike), got {padding!r}")
         return Torch.read((batch, in_channels, *size), in_channels, out_channels, compact(k),
                           stride, explicit, 0 if output_padding is None else output_padding,
-                          groups, False, dilation, output_size=output_shape)
+                          groups, bias, dilation, output_size=output_shape)
 
-    @staticmethod
-    def code(layer, crop, runnable: bool = False):
-        kwargs = {k: v for k, v in layer.kwargs.items() if k not in ("output_size", "padding_mode")}
-        kwargs["bias"] = False
-        call = "layer(torch.as_tensor(x))"
-        if layer.args.get("output_size") is not None:
-            call = f"layer(torch.as_tensor(x), output_size={list(layer.args['output_size'])})"
-        return (["import torch"],
-                [f"layer = {call_text(layer.call, [], kwargs)}", "with torch.no_grad():",
-                 "    layer.weight.copy_(torch.as_tensor(weight))"], call)
+    def code(self, layer, crop, bias, runnable: bool = False):
+        """``nn.ConvTransposeNd`` with the weight (and bias) copied; with a crop or an
+        ``output_size``, a module holding it that applies them (the bias after any zero cells
+        added). ``forward`` runs it in ``x``'s dtype."""
+        from ..convert.code import crop_lines, has_pads
+
+        after = bias and has_pads(crop)          # zero cells get the bias too: add it after them
+        kwargs = {k: v for k, v in layer.kwargs.items()
+                  if k not in ("output_size", "padding_mode", "bias")}
+        kwargs["bias"] = bool(bias) and not after
+        kwargs["dtype"] = Code("getattr(torch, weight.dtype.name)")   # float64 weights stay so
+        setup = [f"conv = {call_text(layer.call, [], kwargs)}", "with torch.no_grad():",
+                 "    conv.weight.copy_(torch.tensor(weight))"]
+        if kwargs["bias"]:
+            setup.append("    conv.bias.copy_(torch.tensor(bias))")
+        post = crop_lines(layer, crop, "self.bias" if after else None)
+        size = layer.args.get("output_size")
+        if not post and size is None:
+            setup.append("layer = conv.eval()")
+        else:
+            call = "self.conv(x)" if size is None else f"self.conv(x, output_size={list(size)})"
+            setup += [
+                "", "", "class TransposedConv(torch.nn.Module):",
+                f'    """{layer.call}' + (", then the crop" if post else "")
+                + (" and the bias" if after else "") + '."""', "",
+                "    def __init__(self):", "        super().__init__()", "        self.conv = conv"]
+            if after:
+                setup.append("        self.bias = torch.nn.Parameter(torch.tensor(bias))")
+            setup += ["", "    def forward(self, x):", f"        y = {call}",
+                      *[f"        {line}" for line in post], "        return y", "",
+                      "", "layer = TransposedConv().eval()"]
+        body = ["x = torch.as_tensor(x)", "with torch.no_grad():",
+                "    return layer.to(x.dtype)(x).numpy()    # in x's dtype (float64 too)"]
+        return ["import torch"], setup, body
 
     def pad_code(self, widths) -> str:
         flat = [v for pair in reversed(widths) for v in pair]   # F.pad: the last axis first
         while flat[-2:] == [0, 0]:
             flat = flat[:-2]
         return f"y = torch.nn.functional.pad(y, {flat})"
+
+    # -- layer objects ----------------------------------------------------------------------------
+
+    def reads_object(self, obj) -> bool:
+        return module_of(obj) == "torch"
+
+    def read_layer(self, obj, input_shape=None, output_size=None, **_):
+        """``nn.ConvTranspose{1,2,3}d`` (and the ``output_size`` of its call) on ``input_shape``:
+        its arguments, ``weight`` ``(C_in, C_out/groups, *k)`` and ``bias``."""
+        import torch
+
+        from ..convert.objects import LayerRead, input_shape_arg
+
+        if not isinstance(obj, torch.nn.modules.conv._ConvTransposeNd):
+            raise ConvSpecError(f"tconv reads torch.nn.ConvTranspose1d/2d/3d, not "
+                                f"{type(obj).__name__}", "obj")
+        nd = obj.weight.dim() - 2
+        shape = input_shape_arg(f"torch.nn.ConvTranspose{nd}d", input_shape, obj.in_channels,
+                                nd, Layout.plain(nd))
+        layer = Torch.read(shape, obj.in_channels, obj.out_channels, obj.kernel_size,
+                           obj.stride, obj.padding, obj.output_padding, obj.groups,
+                           obj.bias is not None, obj.dilation, obj.padding_mode, output_size)
+        size = None if output_size is None else list(output_size)
+
+        def run(x):
+            with torch.no_grad():
+                x = torch.as_tensor(x).to(obj.weight.dtype)
+                return obj(x, output_size=size).numpy()
+
+        return LayerRead(layer, _numpy(obj.weight), None if obj.bias is None else
+                         _numpy(obj.bias), run)
+
+    def reads_model(self, model) -> bool:
+        return is_file(model, ".pt", ".pth") or module_of(model) == "torch"
+
+    def find_layers(self, model, input_shape=None) -> list:
+        """The ``nn.ConvTranspose{1,2,3}d`` of a module (or of a ``.pt`` file holding a module
+        saved whole with ``torch.save``, which unpickles it: only for files you trust), with the
+        input shapes and ``output_size`` a run on zeros of ``input_shape`` gives them."""
+        import torch
+
+        if is_file(model, ".pt", ".pth"):
+            try:
+                model = torch.load(str(model), weights_only=False)   # the module, pickled
+            except Exception as error:
+                raise ConvSpecError(f"torch.load({str(model)!r}) failed: {type(error).__name__}: "
+                                    f"{first_line(error)} (a module saved whole needs its class "
+                                    f"importable)", "model") from None
+        if not isinstance(model, torch.nn.Module):
+            raise ConvSpecError(f"the .pt file holds a {type(model).__name__}, not a module "
+                                f"saved whole (torch.save(module))", "model")
+        if input_shape is None:
+            raise ConvSpecError("a torch module does not know its input size: give the model's "
+                                "input shape (input_shape=, --model-input)", "input_shape")
+        kinds = torch.nn.modules.conv._ConvTransposeNd
+        seen: dict = {}
+
+        def hook(module, args, kwargs):
+            size = kwargs.get("output_size", args[1] if len(args) > 1 else None)
+            seen.setdefault(id(module), (tuple(args[0].shape), size))
+
+        handles = [m.register_forward_pre_hook(hook, with_kwargs=True)
+                   for m in model.modules() if isinstance(m, kinds)]
+        training = model.training
+        dtype = next((p.dtype for p in model.parameters()), torch.float32)
+        try:
+            with torch.no_grad():
+                model.eval()(torch.zeros(tuple(input_shape), dtype=dtype))
+        except Exception as error:      # the user's module on the user's shape
+            raise ConvSpecError(f"the module raised {type(error).__name__} on zeros of "
+                                f"input_shape {tuple(input_shape)}: {first_line(error)}",
+                                "input_shape") from None
+        finally:
+            model.train(training)
+            for handle in handles:
+                handle.remove()
+        return [(name or type(m).__name__,
+                 read_or_reason(self.read_layer, m, input_shape=seen[id(m)][0],
+                                output_size=seen[id(m)][1]))
+                for name, m in model.named_modules() if id(m) in seen]
+
+
+def _numpy(tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy().copy()
