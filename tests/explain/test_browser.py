@@ -31,9 +31,9 @@ WIDTHS = (360, 1280, 3840)
 def expect(locator):
     """Playwright's waiting assertions (imported here: the browser fixture says when
     Playwright is missing)."""
-    from playwright.sync_api import expect as playwright_expect
+    from playwright import sync_api
 
-    return playwright_expect(locator)
+    return sync_api.expect(locator)
 
 
 @pytest.fixture(scope="module")
@@ -296,6 +296,25 @@ def test_playground_redraws_from_the_server(open_page, server):
     pg.reload()
     expect(pg.locator("#spec-line")).to_contain_text("(1, 1, 9)")
     assert pg.input_value("#f-padding") == "2:0"
+
+
+def test_a_click_after_typing_asks_once_and_keeps_the_pointed_cell(open_page, server):
+    """Typing in a field then clicking Redraw fires the field's change (a redraw 250 ms later)
+    and the click: the page asks the server once, and a cell pointed at after the drawing stays
+    highlighted once the change's redraw would have come."""
+    host, port = server.server_address[:2]
+    origin = f"http://{host}:{port}/"
+    pg = open_page(origin, allowed=(origin,))
+    asked = []
+    pg.on("request", lambda r: asked.append(r.url) if "/api/page?" in r.url else None)
+    pg.fill("#f-stride", "3")
+    with pg.expect_response(lambda r: "/api/page?" in r.url and r.status == 200):
+        pg.click("#redraw")
+    expect(pg.locator("#spec-line")).to_contain_text("stride (3, 3)")
+    pg.locator(f'{_panel("scatter", 3)} .cell[data-key~="x0"]').hover()
+    pg.wait_for_timeout(600)
+    assert len(asked) == 1, asked
+    assert pg.locator(f'{_panel("scatter", 3)} .cell.src[data-key~="x0"]').count() == 1
 
 
 def test_screenshots_at_three_widths(open_page, tmp_path):

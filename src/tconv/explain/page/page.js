@@ -653,8 +653,11 @@
   }
 
   var asked = 0;     // the latest request: an older answer that arrives later is dropped
+  var drawn = null;  // the query of the page on screen: asking for it again would only lose the
+                     // cell the reader points at
 
   function redraw(params, push) {
+    if (params.toString() === drawn) return Promise.resolve();
     var mine = ++asked;
     $("form-status").textContent = "computing\u2026";
     return fetch("api/page?" + params.toString(), { headers: { Accept: "application/json" } })
@@ -672,6 +675,7 @@
           return;
         }
         D = res.body;
+        drawn = params.toString();
         drawAll();
         $("form-status").textContent = "drawn: " + D.spec.describe;
         if (push) history.replaceState(null, "", "?" + params.toString());
@@ -687,8 +691,12 @@
   if (boot.serve) {
     var form = $("playground");
     form.hidden = false;
-    form.addEventListener("submit", function (ev) { ev.preventDefault(); redraw(formParams(), true); });
     var timer = null;
+    form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      clearTimeout(timer);       // a field's change just before the click asks for the same page
+      redraw(formParams(), true);
+    });
     form.addEventListener("change", function () {
       clearTimeout(timer);
       timer = setTimeout(function () { redraw(formParams(), true); }, 250);
