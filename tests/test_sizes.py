@@ -1,10 +1,16 @@
 """Sizes at the edge: parameters beyond int64 are a ConvSpecError naming the parameter, and the
 shape facts of huge strides and sizes are described, not listed."""
+import tracemalloc
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tconv
 from tconv import ConvSpec, ConvSpecError
+from tconv.methods import polyphase
+from tconv.strategies import conv_specs
 INT64_MAX = 2**63 - 1
 
 HUGE = 10**30
@@ -67,3 +73,49 @@ def test_element_counts_and_derived_sizes_beyond_int64():
     # at the edge it still fits: one cell with the largest padding int64 allows on one side
     spec = ConvSpec.forward((1, 1, 1), (1, 1, 1), padding=((INT64_MAX - 1, 0),))
     assert spec.output_shape == (1, 1, INT64_MAX)
+
+
+# -- work proportional to the data, not to the stride ---------------------------------------------
+
+def _brute_phases(spec, dim, tapless):
+    """Every residue r of the stride, its taps and cells, by looping over all of them."""
+    s, d, k = spec.stride[dim], spec.dilation[dim], spec.kernel_size[dim]
+    lo, size = spec.padding[dim][0], spec.input_size[dim]
+    found = []
+    for r in range(s):
+        taps = tuple(j for j in range(k) if j * d % s == r)
+        cells = [q for q in range(size) if (q + lo) % s == r]
+        if cells and (taps or tapless):
+            found.append((taps, cells[0], len(cells)))
+    return found
+
+
+@settings(max_examples=200)
+@given(spec=conv_specs(max_stride=7, max_kernel=6, max_dilation=5), tapless=st.booleans())
+def test_phases_are_the_residues_with_taps_and_cells(spec, tapless):
+    for dim in range(spec.ndim):
+        got = [(tuple(ph.taps), ph.start, ph.count)
+               for ph in polyphase.phases(spec, dim, tapless=tapless)]
+        assert got == _brute_phases(spec, dim, tapless)
+
+
+@pytest.mark.parametrize("method", ["auto", "polyphase", "fast_polyphase", "fast_polyphase_cf"])
+def test_a_huge_stride_costs_memory_of_the_data_only(method):
+    """Stride 10**6: the polyphase methods visit the two phases the taps reach, not 10**6 of
+    them (they did, holding a Phase per residue: hundreds of MB and 11 s per call)."""
+    import torch
+
+    y, w = np.array([[[1.0, 2.0]]]), np.array([[[3.0, 5.0]]])
+    tracemalloc.start()
+    try:
+        x = tconv.conv_transpose(y, w, stride=10**6, method=method)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    expected = torch.nn.functional.conv_transpose1d(torch.tensor(y), torch.tensor(w),
+                                                    stride=10**6).numpy()
+    np.testing.assert_array_equal(x, expected)
+    assert peak <= 4 * x.nbytes + 2**20
+    spec = ConvSpec.transpose((1, 1, 2, 3), (1, 1, 2, 2), stride=(10**6, 10**9))
+    assert [len(polyphase.phases(spec, dim)) for dim in range(2)] == [2, 2]
+    assert polyphase.largest(spec) == (1, 2 * 3, 2 * 3)   # 1 tap, cells and gradient 2x3

@@ -363,7 +363,7 @@ def _convolution_step(spec: ConvSpec, padded, kinds, kernel, g, w, result) -> St
 
 
 def _phases_step(spec: ConvSpec, w, result) -> Step:
-    per_dim = [polyphase.phases(spec, dim) for dim in range(spec.ndim)]
+    per_dim = [polyphase.phases(spec, dim, tapless=True) for dim in range(spec.ndim)]
     labels = np.full(spec.input_size, "", dtype=object)
     panels, lines = [], []
     multiplies = 0

@@ -112,3 +112,23 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
         dw += block @ np.swapaxes(cols, 1, 2)
         del cols, block         # free this block before the generator builds the next one
     return dw.reshape(spec.weight_shape)
+
+
+def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
+    """Bytes held at the peak beyond the operands and the result, for the first (largest)
+    block of :func:`plan`: its padded samples twice (the next block's are padded while the
+    last ones are still referenced), its columns, and its GEMM result (the weight gradient:
+    its copy of the gradient and a weight-sized product)."""
+    blocks = plan(spec, itemsize)
+    if not blocks or spec.batch == 0:
+        return 0
+    samples, rows = blocks[0]
+    nb, nr = samples.stop - samples.start, rows.stop - rows.start
+    padded = nb * spec.in_channels * math.prod(n + lo + hi for n, (lo, hi) in
+                                               zip(spec.input_size, spec.padding))
+    cells = nb * nr * math.prod(spec.output_size[1:])
+    cols = spec.in_channels * math.prod(spec.kernel_size) * cells
+    if operation == "weight_grad":
+        return itemsize * (2 * padded + cols + spec.out_channels * cells
+                           + math.prod(spec.weight_shape))
+    return itemsize * (2 * padded + cols + spec.out_channels * cells)

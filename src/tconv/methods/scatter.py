@@ -11,6 +11,8 @@ any dtype NumPy can multiply and add, ``object`` arrays of Python integers inclu
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..spec import ConvSpec
@@ -31,3 +33,10 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
             full[(slice(None), slice(group * ci, (group + 1) * ci)) + window] += stamp.reshape(
                 (spec.batch, ci) + spec.kernel_size)
     return full[(slice(None),) * 2 + spec.input_window]
+
+
+def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
+    """Bytes held at the peak beyond the operands and the result: the canvas the copies land on
+    (the result is a window of it) and one stamp with its product."""
+    stamp = spec.batch * spec.in_channels // spec.groups * math.prod(spec.kernel_size)
+    return itemsize * (spec.batch * spec.in_channels * math.prod(spec.canvas_size) + 2 * stamp)
