@@ -210,3 +210,19 @@ def test_auto_picks_a_method_that_fits():
                                                  padding=5 * 10**8 - 1))
     assert peak < 2**20
     np.testing.assert_array_equal(x, np.zeros((1, 1, 3)))
+
+
+@pytest.mark.parametrize("operation", ["conv_transpose", "conv", "weight_grad"])
+def test_the_estimate_bounds_the_nan_path_too(operation):
+    """With a NaN and an infinity among the operands, placing them (zeroed copies, indicator
+    arrays, integer counts) is part of the estimate the limit is checked against."""
+    rng = np.random.default_rng(1)
+    for spec in ESTIMATED[:6]:
+        a, b = _operands(operation, spec, np.float32, rng)
+        a.flat[0], b.flat[-1] = np.nan, -np.inf
+        for method in methods.names(operation):
+            if method == "scatter" and math.prod(spec.input_shape) > 20_000:
+                continue
+            need = memory.need(operation, spec, method, a, b, np.dtype(np.float32), False)
+            _, peak = _peak(lambda: run(operation, a, b, spec, method))
+            assert peak <= need.total, (method, spec.describe(), peak, need)

@@ -152,7 +152,7 @@ def result_shape(operation: str, spec) -> tuple[int, ...]:
 def need(operation: str, spec, method: str, a, b, dtype, finite: bool = True) -> Need:
     """What ``method`` needs for ``operation`` on ``spec`` with operands ``a``, ``b`` whose
     result has dtype ``dtype``, NaN/Inf placement included when ``finite`` is false."""
-    from . import methods
+    from . import methods, nonfinite
     from ._arrays import compute_dtype
 
     compute = compute_dtype(dtype)
@@ -163,6 +163,11 @@ def need(operation: str, spec, method: str, a, b, dtype, finite: bool = True) ->
                  if v.dtype != compute or not v.flags.c_contiguous)
     work = methods.get(operation, method).module.extra_bytes(operation, spec, compute.itemsize)
     extra = 0
+    if not finite:
+        ispec = nonfinite.indicator_spec(operation, spec)
+        counting = count_method(operation, ispec)
+        extra = (nonfinite.extra_bytes(operation, spec, a.size, b.size, size, compute.itemsize)
+                 + methods.get(operation, counting).module.extra_bytes(operation, ispec, 8))
     return Need(operation, method, result_shape(operation, spec), result, copies, work, extra,
                 OVERHEAD + PER_TAP * math.prod(spec.kernel_size))
 

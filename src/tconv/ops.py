@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import memory, methods
+from . import memory, methods, nonfinite
 from ._arrays import as_array, compute_dtype, result_dtype
 from .spec import ConvSpec, ConvSpecError
 
@@ -163,14 +163,23 @@ def run(operation: str, a: np.ndarray, b: np.ndarray, spec: ConvSpec,
     * memory: before anything is allocated, the result and the method's peak working memory
       are estimated (:func:`tconv.memory.need`; ``auto`` takes the first method of its
       preference that fits) and a computation above :func:`tconv.memory.limit` is refused with
-      a ConvSpecError naming the sizes and the limit.
+      a ConvSpecError naming the sizes and the limit;
+    * NaN and infinities: on finite operands the method runs as is; otherwise the answer is the
+      definition's, the same for every method (:mod:`tconv.nonfinite`).
     """
     methods.check(operation, method)
     dtype = result_dtype(a, b)
-    need = memory.plan(operation, spec, method, a, b, dtype)
+    finite = nonfinite.finite(a) and nonfinite.finite(b)
+    need = memory.plan(operation, spec, method, a, b, dtype, finite)
     compute = compute_dtype(dtype)
     a, b = (np.asarray(v).astype(compute, order="C", copy=False) for v in (a, b))
-    result = methods.get(operation, need.method).run(a, b, spec)
+    fn = methods.get(operation, need.method).run
+    if finite:
+        result = fn(a, b, spec)
+    else:
+        ispec = nonfinite.indicator_spec(operation, spec)
+        count = methods.get(operation, memory.count_method(operation, ispec)).run
+        result = nonfinite.place(operation, fn, a, b, spec, count)
     return result.astype(dtype, copy=False)
 
 
