@@ -119,3 +119,21 @@ def test_a_huge_stride_costs_memory_of_the_data_only(method):
     spec = ConvSpec.transpose((1, 1, 2, 3), (1, 1, 2, 2), stride=(10**6, 10**9))
     assert [len(polyphase.phases(spec, dim)) for dim in range(2)] == [2, 2]
     assert polyphase.largest(spec) == (1, 2 * 3, 2 * 3)   # 1 tap, cells and gradient 2x3
+
+
+def test_input_sizes_of_a_huge_stride_is_a_range():
+    """input_sizes() listed stride pairs per dim (gigabytes for a stride of 10**9): now a
+    SizeRange held by its ends, still a sequence of the same (size, output_padding) pairs."""
+    tracemalloc.start()
+    try:
+        spec = ConvSpec.forward((1, 1, 4, 4), (1, 1, 3, 3), stride=10**6, padding=1)
+        sizes = spec.input_sizes()[0]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**16
+    assert (sizes.first, sizes.last, len(sizes)) == (1, 10**6, 10**6)
+    assert sizes[0] == (1, 0) and sizes[-1] == (10**6, 10**6 - 1) and sizes[3] == (4, 3)
+    assert sizes.output_padding(4) == spec.output_padding[0] == 3
+    small = ConvSpec.forward((1, 1, 4), (1, 1, 3), stride=2, padding=1).input_sizes()
+    assert small == (((3, 0), (4, 1)),) and list(small[0]) == [(3, 0), (4, 1)]

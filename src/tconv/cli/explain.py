@@ -259,33 +259,43 @@ def shape(
     for d in facts["dims"]:
         for row in d["choices"]:
             note = []
-            if row["output_padding"] == d["output_padding"]:
+            first, last = row["output_padding"]
+            if first <= d["output_padding"] <= last:
                 note.append("this spec's input")
             if row["size"] is None:
                 note.append("invalid: the padding crops the whole output")
             elif row["collapses"]:
                 note.append(f"collapses onto {d['output']}")
             else:
-                note.append(f"allowed (< dilation), but the forward conv of {row['size']} "
-                            f"gives {row['forward_size']}, not {d['output']}")
-            choices.add_row(str(d["dim"]), str(row["output_padding"]),
-                            "-" if row["size"] is None else str(row["size"]),
-                            "-" if row["size"] is None else str(row["forward_size"]),
+                note.append(f"allowed (< dilation), but the forward conv of "
+                            f"{_span(row['size'])} gives {_span(row['forward_size'])}, not "
+                            f"{d['output']}")
+            choices.add_row(str(d["dim"]), _span(row["output_padding"]),
+                            "-" if row["size"] is None else _span(row["size"]),
+                            "-" if row["size"] is None else _span(row["forward_size"]),
                             "; ".join(note))
     console.print(choices)
     console.print(story.per_dim_text(
-        [f"input sizes {', '.join(str(r['size']) for r in d['choices'] if r['collapses'])} all "
-         f"give forward output {d['output']}; conv_transpose needs output_padding (or "
+        [f"input sizes {story.sizes_text(d['input_sizes']['first'], d['input_sizes']['last'])} "
+         f"all give forward output {d['output']}; conv_transpose needs output_padding (or "
          f"output_size) to know which one to produce." for d in facts["dims"]]),
         highlight=False)
+
+
+def _span(pair) -> str:
+    """``[3, 3]`` as ``3``, ``[0, 9999]`` as ``0..9999``."""
+    first, last = pair
+    return str(first) if first == last else f"{first}..{last}"
 
 
 BLUES = ["#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5"]
 
 
-def _heat(counts: np.ndarray) -> Table:
+def _heat(counts: np.ndarray) -> Table | Text:
     """A text heatmap: each count on a blue background, darker for more taps."""
     a = counts.reshape(1, -1) if counts.ndim == 1 else counts
+    if a.shape[1] > MAX_GRID_COLUMNS * 2 or a.size > 4096:   # too wide to colour: NumPy's summary
+        return Text(np.array2string(counts, threshold=200, edgeitems=8, max_line_width=80))
     top = max(int(a.max()), 1)
     table = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False)
     for _ in range(a.shape[1]):
