@@ -189,8 +189,9 @@ def test_the_default_limit_is_half_of_the_machine(monkeypatch):
 
 def test_auto_picks_a_method_that_fits():
     """A 40,000-tap kernel on a 4-cell input: fast_polyphase_cf's gather is (K/s)^2 (gigabytes)
-    and auto must not take it; a stride of 10**9 with padding: the canvas methods (scatter,
-    gemm, fast_gemm) need gigabytes, auto takes one that does not, and the result is right."""
+    and auto must not take it; a stride of 10**9 with padding: the canvas methods (gemm,
+    fast_gemm) need gigabytes, auto takes one that does not, and the result is right; so does
+    the scatter, which cuts each copy to x."""
     y, w = np.ones((1, 1, 4)), np.ones((1, 1, 40_000))
     spec = ConvSpec.transpose(y.shape, w.shape)
     assert memory.need("conv_transpose", spec, "fast_polyphase_cf", y, w, np.float64).total > 2**33
@@ -203,13 +204,20 @@ def test_auto_picks_a_method_that_fits():
     y = np.arange(1.0, 3.0).reshape(1, 1, 2)
     spec = ConvSpec.transpose(y.shape, (1, 1, 1), stride=10**9, padding=5 * 10**8 - 1)
     assert spec.input_shape == (1, 1, 3)        # cells 5e8-1 .. 5e8+1 of a 1e9+1 canvas
-    for method in ("scatter", "gemm", "fast_gemm"):
+    for method in ("gemm", "fast_gemm"):
         assert memory.need("conv_transpose", spec, method, y, np.ones((1, 1, 1)),
                            np.float64).work > 2**32
     x, peak = _peak(lambda: tconv.conv_transpose(y, np.full((1, 1, 1), 3.0), stride=10**9,
                                                  padding=5 * 10**8 - 1))
     assert peak < 2**20
     np.testing.assert_array_equal(x, np.zeros((1, 1, 3)))
+    w = np.array([[[3.0, 5.0]]])           # canvas: y0*w0, y0*w1, 0 ... 0, y1*w0, y1*w1
+    for method in ("scatter", "auto"):
+        for padding, want in [(((1, 10**9 - 1),), [5.0, 0.0]), (((10**9 - 1, 1),), [0.0, 6.0])]:
+            x, peak = _peak(lambda: tconv.conv_transpose(y, w, stride=10**9, padding=padding,
+                                                         method=method))
+            assert peak < 2**20
+            np.testing.assert_array_equal(x[0, 0], want)
 
 
 @pytest.mark.parametrize("operation", ["conv_transpose", "conv", "weight_grad"])
@@ -226,3 +234,18 @@ def test_the_estimate_bounds_the_nan_path_too(operation):
             need = memory.need(operation, spec, method, a, b, np.dtype(np.float32), False)
             _, peak = _peak(lambda: run(operation, a, b, spec, method))
             assert peak <= need.total, (method, spec.describe(), peak, need)
+
+
+def test_exact_arithmetic_is_refused_over_the_limit_too(monkeypatch):
+    """The oracle holds Python integers (about 80-140 bytes an element, measured): above the
+    limit it is refused naming the sizes, not left to a MemoryError."""
+    spec = ConvSpec.transpose((2, 8, 32, 32), (8, 4, 3, 3), stride=2, padding=1)
+    rng = np.random.default_rng(0)
+    y, w = rng.standard_normal(spec.output_shape), rng.standard_normal(spec.weight_shape)
+    count = y.size + w.size + math.prod(spec.input_shape)
+    _, peak = _peak(lambda: tconv.exact.conv_transpose(y, w, spec))
+    assert peak <= count * tconv.exact.BYTES_PER_ELEMENT
+    monkeypatch.setattr(tconv, "MEMORY_LIMIT", count * tconv.exact.BYTES_PER_ELEMENT - 1)
+    with pytest.raises(ConvSpecError, match=rf"exact transposed convolution .* \(Python integers "
+                                            rf"for {count} elements\), more than the memory limit"):
+        tconv.exact.conv_transpose(y, w, spec)

@@ -487,6 +487,27 @@ class ConvSpec:
         return tuple(slice(p * s, p * s + e, d) for p, s, e, d in
                      zip(position, self.stride, self.extents, self.dilation))
 
+    def stamp(self, position) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
+        """The kernel taps of output ``position`` whose copies land inside ``x``, and the
+        cells of ``x`` they land on: ``(taps, cells)``, or None when every tap falls into the
+        padding.
+
+        Tap ``j`` of position ``p`` meets ``x[p*stride + j*dilation - pad_low]`` (padded cell
+        ``p*stride + j*dilation``, :meth:`window`); per dim the taps inside ``x`` are
+        ``j0 <= j < j1`` with ``0 <= p*stride + j*dilation - pad_low < input_size``.
+        """
+        taps, cells = [], []
+        for p, s, d, k, (lo, _), n in zip(position, self.stride, self.dilation,
+                                           self.kernel_size, self.padding, self.input_size):
+            first = p * s - lo                       # where tap 0 lands in x
+            j0 = max(0, -(first // d))               # first tap with first + j*d >= 0
+            j1 = min(k, -((first - n) // d))         # past the last with first + j*d < n
+            if j0 >= j1:
+                return None
+            taps.append(slice(j0, j1))
+            cells.append(slice(first + j0 * d, first + (j1 - 1) * d + 1, d))
+        return tuple(taps), tuple(cells)
+
     @property
     def output_padding_exceeds_stride(self) -> bool:
         """Whether some dim has ``output_padding >= stride`` (allowed below the dilation).
