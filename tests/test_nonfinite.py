@@ -133,3 +133,19 @@ def test_finite_input_runs_the_method_as_is():
     with np.errstate(all="raise"):       # the NaN path multiplies no NaN or infinity either
         for method in ALL:
             assert np.isnan(tconv.conv_transpose(y, w, stride=2, method=method)).any()
+
+
+def test_torch_onednn_spreads_nan_further_in_batched_strided_transposes():
+    """A known difference of PyTorch 2.13's oneDNN kernel (float32, batch >= 2, stride > 1): a
+    NaN tap reaches a cell its stamp does not cover, as zero insertion would. PyTorch's own
+    kernels (float64, or oneDNN off) and tconv give the definition. If this starts to fail,
+    PyTorch fixed it: drop the exception in tests/test_fuzz.py."""
+    y, w = np.array([[[1.0]], [[2.0]]]), np.array([[[nan, 1.0, 0.0]]])
+    spec = ConvSpec.transpose(y.shape, w.shape, stride=2)
+    want = np.array([[[nan, 1.0, 0.0]], [[nan, 2.0, 0.0]]])
+    for method in ALL:
+        _same(tconv.conv_transpose(y, w, stride=2, method=method), want)
+    _same(torch_reference.run("conv_transpose", y, w, spec, np.float64), want)
+    _same(torch_reference.run("conv_transpose", y, w, spec, np.float32, onednn=False), want)
+    onednn = torch_reference.run("conv_transpose", y, w, spec, np.float32)
+    _same(onednn, np.array([[[nan, 1.0, nan]], [[nan, 2.0, nan]]]))
