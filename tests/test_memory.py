@@ -249,3 +249,27 @@ def test_exact_arithmetic_is_refused_over_the_limit_too(monkeypatch):
     with pytest.raises(ConvSpecError, match=rf"exact transposed convolution .* \(Python integers "
                                             rf"for {count} elements\), more than the memory limit"):
         tconv.exact.conv_transpose(y, w, spec)
+
+
+def test_verify_reports_a_method_the_limit_refuses_and_runs_the_others(monkeypatch):
+    """Two gradient cells 10**9 apart, cropped to the two cells of x between them: zero
+    insertion and the commuted form stretch the gradient over 10**9 cells, gemm and fast_gemm
+    add onto the uncropped 10**9-cell result; verify says so on their rows (N/A, with the
+    sizes) and checks every other method against the exact result."""
+    from tconv.verify import verify
+
+    monkeypatch.setattr(tconv, "MEMORY_LIMIT", "1G")
+    spec = ConvSpec.transpose((1, 1, 2), (1, 1, 2), stride=10**9, padding=((10**9 - 1, 1),))
+    assert spec.input_shape == (1, 1, 2)
+    rng = np.random.default_rng(0)
+    w, g = rng.standard_normal(spec.weight_shape), rng.standard_normal(spec.output_shape)
+    report = verify(spec, w, g)
+    status = {row.name: row.status for row in report.rows}
+    refused = {"tconv zero_insertion", "tconv commuted", "tconv gemm", "tconv fast_gemm"}
+    assert {name for name, s in status.items() if s == "N/A"} == refused
+    assert {s for name, s in status.items() if name not in refused} == {"PASS"}
+    assert len(status) == len(tconv.METHODS)
+    for row in report.rows:
+        if row.name in refused:
+            assert "more than the memory limit of 1 GiB (tconv.MEMORY_LIMIT)" in row.note
+    assert report.passed and report.exact[0, 0, 1] == g[0, 0, 1] * w[0, 0, 0]
