@@ -421,7 +421,7 @@ def _kinds(a):
     return np.isnan(a), np.isposinf(a), np.isneginf(a)
 
 
-@fuzz(BASE // 8)
+@fuzz(BASE // 4)
 @given(spec=conv_specs(max_out=3), seed=st.integers(0, 2**20),
        dtype=st.sampled_from([np.float32, np.float64]))
 def test_nan_and_inf_land_where_torch_and_the_definition_put_them(spec, seed, dtype):
