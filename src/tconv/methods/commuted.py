@@ -44,10 +44,14 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
 def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
     """Bytes held at the peak beyond the operands and the result: the stretched gradient as
     filters (three copies: stretched, flipped, regrouped), the dilated kernel and its padded
-    copy (twice), one tap's patch, its product and the correlation before its transpose."""
+    copy (twice; padded in full before the low side is cropped), one tap's patch, its product
+    and the correlation before its transpose."""
     n, g, co, ci = spec.batch, spec.groups, spec.out_channels, spec.in_channels
     lengths = [(o - 1) * s + 1 for o, s in zip(spec.output_size, spec.stride)]
-    signal = math.prod(length - 1 + size for length, size in zip(lengths, spec.input_size))
+    # padded before it is cropped: a low crop (pad_low > L - 1) leaves the high pad whole
+    signal = math.prod(e + max(length - 1 - lo, 0) + max(size + lo - e, 0)
+                       for length, size, e, (lo, _) in
+                       zip(lengths, spec.input_size, spec.extents, spec.padding))
     cells = math.prod(spec.input_size)
     return itemsize * (3 * n * co * math.prod(lengths) + co * ci // g * math.prod(spec.extents)
                        + 2 * ci // g * co * signal + ci // g * co * cells + 2 * n * ci * cells)
