@@ -82,7 +82,7 @@ def phases(spec: ConvSpec, dim: int, *, tapless: bool = False) -> tuple[Phase, .
     return _phases(spec, dim, tapless)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=8)
 def _phases(spec: ConvSpec, dim: int, tapless: bool) -> tuple[Phase, ...]:
     t = table(spec, dim, tapless=tapless)
     return tuple(Phase(range(j0, j0 + n * t.step, t.step), t.dilation, start, count, (lo, hi))
@@ -91,11 +91,11 @@ def _phases(spec: ConvSpec, dim: int, tapless: bool) -> tuple[Phase, ...]:
                      t.count.tolist(), t.pad_low.tolist(), t.pad_high.tolist()))
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=8)
 def table(spec: ConvSpec, dim: int, *, tapless: bool = False) -> Table:
     """:func:`phases` as arrays, computed in NumPy (int64, or Python integers where a product
-    could leave int64); kept for the last specs: the method, its memory estimate and the cost
-    model all ask for them."""
+    could leave int64); kept (read-only) for the last few specs: the method, its memory
+    estimate and the cost model all ask for them."""
     s, d, k = spec.stride[dim], spec.dilation[dim], spec.kernel_size[dim]
     lo, size, out = spec.padding[dim][0], spec.input_size[dim], spec.output_size[dim]
     g = math.gcd(s, d)
@@ -125,9 +125,11 @@ def table(spec: ConvSpec, dim: int, *, tapless: bool = False) -> Table:
     spread = np.maximum(taps - 1, 0) * (d // g)
     low = (j0 * d - r) // s + spread - m_first
     tapped = taps > 0
-    return Table(np.where(tapped, j0, 0), taps, m_first * s + r - lo, count,
-                 np.where(tapped, low, 0), np.where(tapped, count + spread - out - low, 0),
-                 step, d // g)
+    columns = [np.where(tapped, j0, 0), taps, m_first * s + r - lo, count,
+               np.where(tapped, low, 0), np.where(tapped, count + spread - out - low, 0)]
+    for column in columns:
+        column.flags.writeable = False      # shared by every caller through the cache
+    return Table(*columns, step, d // g)
 
 
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
