@@ -45,7 +45,9 @@ def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
     """Bytes held at the peak beyond the operands and the result: the stretched gradient as
     filters (three copies: stretched, flipped, regrouped), the dilated kernel and its padded
     copy (twice; padded in full before the low side is cropped), one tap's patch, its product
-    and the correlation before its transpose."""
+    and the correlation before its transpose; and the short-lived objects of its loop, which
+    runs over the ``prod(L)`` taps of the stretched gradient, not the kernel's (128 bytes a
+    tap, as :data:`tconv.memory.PER_TAP`)."""
     n, g, co, ci = spec.batch, spec.groups, spec.out_channels, spec.in_channels
     lengths = [(o - 1) * s + 1 for o, s in zip(spec.output_size, spec.stride)]
     # padded before it is cropped: a low crop (pad_low > L - 1) leaves the high pad whole
@@ -53,5 +55,6 @@ def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
                        for length, size, e, (lo, _) in
                        zip(lengths, spec.input_size, spec.extents, spec.padding))
     cells = math.prod(spec.input_size)
-    return itemsize * (3 * n * co * math.prod(lengths) + co * ci // g * math.prod(spec.extents)
-                       + 2 * ci // g * co * signal + ci // g * co * cells + 2 * n * ci * cells)
+    return (itemsize * (3 * n * co * math.prod(lengths) + co * ci // g * math.prod(spec.extents)
+                        + 2 * ci // g * co * signal + ci // g * co * cells + 2 * n * ci * cells)
+            + 128 * math.prod(lengths))
