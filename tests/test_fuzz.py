@@ -50,7 +50,7 @@ def _methods(operation):
     return ("auto",) + (METHODS if operation == "conv_transpose" else CONV_METHODS)
 
 
-# -- the independent computations ----------------------------------------------------------------
+# -- the independent computations ------------------------------------------------------------------
 
 def _triplets(spec, dim):
     """``(p, j, q)`` with ``q = p*stride + j*dilation - pad_low`` inside the output, the kernel
@@ -108,7 +108,7 @@ def naive(operation, a, b, spec):
         return fn(a, b, spec)
 
 
-# -- random parameters, valid and invalid ---------------------------------------------------------
+# -- random parameters, valid and invalid ----------------------------------------------------------
 
 @st.composite
 def raw_parameters(draw):
@@ -209,7 +209,7 @@ def test_conv_and_gradients_shape_values_or_spec_error(p):
            spec and spec.weight_shape, lambda: naive("weight_grad", x, g, spec))
 
 
-# -- huge sizes under a low memory limit ---------------------------------------------------------
+# -- huge sizes under a low memory limit -----------------------------------------------------------
 
 LIMIT = 8 << 20
 HUGE = st.one_of(st.integers(1, 8), st.integers(10**3, 10**7), st.integers(10**9, 10**13),
@@ -322,7 +322,7 @@ def test_convspec_of_huge_shapes_is_exact_or_refused(shape, kernel, operation):
         assert spec.input_size == (shape[2] + kernel - 1, shape[3])
 
 
-# -- odd arrays ---------------------------------------------------------------------------------------
+# -- odd arrays ------------------------------------------------------------------------------------
 
 REAL_DTYPES = ["float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
                "uint16", "uint32", "uint64", ">f8", ">i4", "<f4"]
@@ -424,7 +424,7 @@ def test_arrays_that_are_no_real_numbers_are_refused(spec, kind, operation, whic
         call()
 
 
-# -- NaN and infinities -----------------------------------------------------------------------------
+# -- NaN and infinities ----------------------------------------------------------------------------
 
 def _sprinkle(a, rng):
     """``a`` with a few cells set to NaN, +inf, -inf or 0 at random."""
@@ -484,7 +484,7 @@ def test_nan_and_inf_land_where_torch_and_the_definition_put_them(spec, seed, dt
             assert np.all(diff <= bound[finite]), (method, operation, spec.describe())
 
 
-# -- threads and fork ----------------------------------------------------------------------------------
+# -- threads and fork ------------------------------------------------------------------------------
 
 def _work(specs, seed, order=None):
     """Every operation and method on the specs (in ``order``): integer-valued float64 data

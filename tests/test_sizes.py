@@ -65,7 +65,8 @@ def test_element_counts_and_derived_sizes_beyond_int64():
                                             r"\(1208925819614629174706176 elements\) is beyond "
                                             r"int64"):
         tconv.conv_input_grad((1, 1, 2**40, 2**40), np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1)))
-    with pytest.raises(ConvSpecError, match=r"x shape .* is beyond int64.*stride 4611686018427387904"):
+    with pytest.raises(ConvSpecError,
+                       match=r"x shape .* is beyond int64.*stride 4611686018427387904"):
         tconv.conv_transpose(np.ones((1, 1, 3)), np.ones((1, 1, 1)), stride=2**62)
     with pytest.raises(ConvSpecError, match=r"padded input size 9223372036854775809 of spatial "
                                             r"dim 0 is beyond int64"):

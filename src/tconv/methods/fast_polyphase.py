@@ -2,8 +2,9 @@
 
 For each of the (at most ``prod(stride)``) phases a tap reaches (see
 :func:`tconv.methods.polyphase.phases`), the cells of that phase are an ordinary stride-1
-correlation of the gradient with a flipped sub-kernel of ``T`` taps. Gathering the ``T`` shifted views of the channels-last gradient side by
-side (im2col) makes that one matrix product::
+correlation of the gradient with a flipped sub-kernel of ``T`` taps. Gathering the ``T``
+shifted views of the channels-last gradient side by side (im2col) makes that one matrix
+product::
 
     x_phase[(n, m), c] = sum_{t, o} y_padded[n, m + t*d', o] * w[o, c, taps[T-1-t]]
                          (N*M, T*C_out) @ (T*C_out, C_in)

@@ -124,9 +124,10 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
 
 def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
     """Bytes held at the peak beyond the operands and the result, for the first (largest)
-    block of :func:`plan` (:func:`block_size`, without listing the blocks): its padded samples twice (the next block's are padded while the
-    last ones are still referenced), its columns, and its GEMM result (the weight gradient:
-    its copy of the gradient and a weight-sized product)."""
+    block of :func:`plan` (:func:`block_size`, without listing the blocks): its padded
+    samples twice (the next block's are padded while the last ones are still referenced), its
+    columns, and its GEMM result (the weight gradient: its copy of the gradient and a
+    weight-sized product)."""
     if spec.batch == 0:
         return 0
     nb, nr = block_size(spec, itemsize)

@@ -1,4 +1,4 @@
-"""``polyphase``: up to ``stride**d`` small ordinary convolutions on sub-kernels, interleaved (sub-pixel).
+"""``polyphase``: up to ``stride**d`` small convolutions on sub-kernels, interleaved (sub-pixel).
 
 In full (uncropped) coordinates the scatter puts ``y[i] * w[j]`` at ``u = i*stride + j*dilation``.
 Split the output by phase ``r = u mod stride``. A cell of phase ``r`` only receives taps with
