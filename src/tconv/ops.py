@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import methods
-from ._arrays import as_array, as_compute, result_dtype
-from .methods import auto
+from . import memory, methods, nonfinite
+from ._arrays import as_array, compute_dtype, result_dtype
 from .spec import ConvSpec, ConvSpecError
 
 
@@ -158,14 +157,30 @@ def run(operation: str, a: np.ndarray, b: np.ndarray, spec: ConvSpec,
 
     ``a``, ``b`` are ``(y, w)`` for ``conv_transpose``, ``(x, w)`` for ``conv`` and ``(x, g)``
     for ``weight_grad``; they are computed in the accumulation dtype and the result is returned
-    in their promoted dtype.
+    in their promoted dtype. Every computation passes through here, so two guarantees hold
+    for every method:
+
+    * memory: before anything is allocated, the result and the method's peak working memory
+      are estimated (:func:`tconv.memory.need`; ``auto`` takes the first method of its
+      preference that fits) and a computation above :func:`tconv.memory.limit` is refused with
+      a ConvSpecError naming the sizes and the limit;
+    * NaN and infinities: on finite operands the method runs as is; otherwise the answer is the
+      definition's, the same for every method (:mod:`tconv.nonfinite`).
     """
     methods.check(operation, method)
     dtype = result_dtype(a, b)
-    if method == "auto":
-        method = auto.choose(operation, spec, dtype)
-    fn = methods.get(operation, method).run
-    return fn(as_compute(a, dtype), as_compute(b, dtype), spec).astype(dtype, copy=False)
+    finite = nonfinite.finite(a) and nonfinite.finite(b)
+    need = memory.plan(operation, spec, method, a, b, dtype, finite)
+    compute = compute_dtype(dtype)
+    a, b = (np.asarray(v).astype(compute, order="C", copy=False) for v in (a, b))
+    fn = methods.get(operation, need.method).run
+    if finite:
+        result = fn(a, b, spec)
+    else:
+        ispec = nonfinite.indicator_spec(operation, spec)
+        count = methods.get(operation, memory.count_method(operation, ispec)).run
+        result = nonfinite.place(operation, fn, a, b, spec, count)
+    return result.astype(dtype, copy=False)
 
 
 def transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec, method: str = "auto") -> np.ndarray:

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections import abc
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-__all__ = ["ConvSpec", "ConvSpecError"]
+__all__ = ["ConvSpec", "ConvSpecError", "SizeRange", "INT64_MAX"]
 
 
 class ConvSpecError(ValueError):
@@ -67,11 +68,20 @@ Pair = tuple[int, int]
 
 # -- parsing ------------------------------------------------------------------------------------
 
+#: The largest size or parameter a spec holds: NumPy indexes with int64, so every value, every
+#: derived size and every element count must stay at or below it.
+INT64_MAX = 2**63 - 1
+
+
 def _as_int(name: str, value) -> int:
-    """One integer parameter value; bools, floats and strings are refused, not coerced."""
+    """One integer parameter value; bools, floats and strings are refused, not coerced, and so
+    is a value beyond int64 (NumPy could not index with it)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ConvSpecError(f"{name} must be an integer, got {value!r}")
-    return int(value)
+    value = int(value)
+    if not -INT64_MAX <= value <= INT64_MAX:
+        raise ConvSpecError(f"{name}={value} is beyond int64 (at most 2**63 - 1 = {INT64_MAX})")
+    return value
 
 
 def _scalar(value):
@@ -361,6 +371,33 @@ class ConvSpec:
         x_shape = (y_shape[0], weight_shape[1] * groups) + size
         return cls(x_shape, weight_shape, stride, pads, dilation, groups, op)
 
+    def __post_init__(self) -> None:
+        """Every size NumPy will allocate or index with fits int64: the shapes, their element
+        counts, the padded input and the uncropped transposed result of every dim."""
+        for name, shape in (("x shape (the forward input, the transposed output)",
+                             self.input_shape),
+                            ("weight shape", self.weight_shape),
+                            ("y shape (the forward output, the transposed input)",
+                             self.output_shape)):
+            count = math.prod(shape)
+            if max(shape) > INT64_MAX or count > INT64_MAX:
+                raise ConvSpecError(
+                    f"{name} {shape} ({count} elements) is beyond int64 (at most 2**63 - 1 "
+                    f"per size and in all): {self._parameters()}")
+        for i, (n, (lo, hi), c) in enumerate(zip(self.input_size, self.padding,
+                                                 self.canvas_size)):
+            for what, size in (("padded input size", n + lo + hi),
+                               ("uncropped transposed size", c)):
+                if size > INT64_MAX:
+                    raise ConvSpecError(
+                        f"the {what} {size} of spatial dim {i} is beyond int64 (at most "
+                        f"2**63 - 1): {self._parameters()}")
+
+    def _parameters(self) -> str:
+        return (f"input {self.input_shape}, weight {self.weight_shape}, stride "
+                f"{_show(self.stride)}, padding {_show_padding(self.padding)}, dilation "
+                f"{_show(self.dilation)}, output_padding {_show(self.output_padding)}")
+
     # -- the scalar shape formulas, one per fact -----------------------------------------------
 
     @staticmethod
@@ -485,6 +522,27 @@ class ConvSpec:
         return tuple(slice(p * s, p * s + e, d) for p, s, e, d in
                      zip(position, self.stride, self.extents, self.dilation))
 
+    def stamp(self, position) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
+        """The kernel taps of output ``position`` whose copies land inside ``x``, and the
+        cells of ``x`` they land on: ``(taps, cells)``, or None when every tap falls into the
+        padding.
+
+        Tap ``j`` of position ``p`` meets ``x[p*stride + j*dilation - pad_low]`` (padded cell
+        ``p*stride + j*dilation``, :meth:`window`); per dim the taps inside ``x`` are
+        ``j0 <= j < j1`` with ``0 <= p*stride + j*dilation - pad_low < input_size``.
+        """
+        taps, cells = [], []
+        for p, s, d, k, (lo, _), n in zip(position, self.stride, self.dilation,
+                                           self.kernel_size, self.padding, self.input_size):
+            first = p * s - lo                       # where tap 0 lands in x
+            j0 = max(0, -(first // d))               # first tap with first + j*d >= 0
+            j1 = min(k, -((first - n) // d))         # past the last with first + j*d < n
+            if j0 >= j1:
+                return None
+            taps.append(slice(j0, j1))
+            cells.append(slice(first + j0 * d, first + (j1 - 1) * d + 1, d))
+        return tuple(taps), tuple(cells)
+
     @property
     def output_padding_exceeds_stride(self) -> bool:
         """Whether some dim has ``output_padding >= stride`` (allowed below the dilation).
@@ -520,17 +578,17 @@ class ConvSpec:
         """Valid output_padding per dim: 0 <= op < max(stride, dilation) (PyTorch's rule)."""
         return tuple(range(max(s, d)) for s, d in zip(self.stride, self.dilation))
 
-    def input_sizes(self) -> tuple[tuple[Pair, ...], ...]:
-        """Per dim, every ``(input size >= 1, output_padding)`` giving this spec's output size.
+    def input_sizes(self) -> tuple["SizeRange", ...]:
+        """Per dim, the ``(input size >= 1, output_padding)`` pairs giving this spec's output
+        size, as a :class:`SizeRange` (consecutive sizes, described by their ends).
 
         The forward floor maps ``stride`` consecutive input sizes to one output size; the
-        transposed convolution can only tell them apart through output_padding.
+        transposed convolution can only tell them apart through output_padding. A range, not a
+        list: a stride of 10**9 has 10**9 of them.
         """
-        return tuple(
-            tuple((n, op) for op in range(s)
-                  if (n := self.transposed_size(o, k, s, p, d, op)) >= 1)
-            for o, k, s, p, d in zip(self.output_size, self.kernel_size, self.stride,
-                                     self.padding, self.dilation))
+        return tuple(SizeRange.of(self.transposed_size(o, k, s, p, d, 0), s)
+                     for o, k, s, p, d in zip(self.output_size, self.kernel_size, self.stride,
+                                              self.padding, self.dilation))
 
     def output_padding_for(self, size: Sequence[int]) -> tuple[int, ...]:
         """The output_padding that makes the transposed output exactly ``size`` (spatial)."""
@@ -568,6 +626,59 @@ class ConvSpec:
                 f"{_show(self.stride)}, padding {_show_padding(self.padding)}"
                 f", dilation {_show(self.dilation)}, groups {self.groups}, output_padding "
                 f"{_show(self.output_padding)} -> output {self.output_shape}")
+
+
+@dataclass(frozen=True, eq=False)
+class SizeRange(abc.Sequence):
+    """The input sizes ``first..last`` of one dim that give the same forward output, each with
+    the output_padding that restores it (``size - base``); a sequence of ``(size,
+    output_padding)`` pairs in increasing order, held by its ends.
+
+    Examples
+    --------
+    >>> r = SizeRange.of(base=3, stride=2)
+    >>> list(r), len(r), (r.first, r.last), r.output_padding(4)
+    ([(3, 0), (4, 1)], 2, (3, 4), 1)
+    """
+
+    first: int
+    last: int
+    base: int          # the transposed size with output_padding 0 (may be < 1)
+
+    @classmethod
+    def of(cls, base: int, stride: int) -> "SizeRange":
+        """Sizes ``base + op`` for ``0 <= op < stride`` that are at least 1."""
+        return cls(max(base, 1), base + stride - 1, base)
+
+    def output_padding(self, size: int) -> int:
+        """The output_padding that gives input size ``size`` (one of this range)."""
+        return size - self.base
+
+    def __len__(self) -> int:
+        return max(self.last - self.first + 1, 0)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"SizeRange index {index} out of range")
+        return self.first + index, self.first + index - self.base
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, SizeRange):
+            return (self.first, self.last, self.base) == (other.first, other.last, other.base)
+        if isinstance(other, abc.Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == len(self) and all(
+                tuple(a) == b for a, b in zip(other, self))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.first, self.last, self.base))
+
+    def __repr__(self) -> str:
+        return f"SizeRange(first={self.first}, last={self.last}, base={self.base})"
 
 
 # -- shared validation --------------------------------------------------------------------------

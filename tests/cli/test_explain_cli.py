@@ -139,7 +139,8 @@ def test_shape_json_agrees_with_convspec_and_torch(args):
     shape = facts["input_shape"]
     for d in facts["dims"]:
         size = list(shape[2:])
-        same = [r["size"] for r in d["choices"] if r["collapses"]]
+        same = [n for r in d["choices"] if r["collapses"]
+                for n in range(r["size"][0], r["size"][1] + 1)]
         assert d["input"] in same or d["output_padding"] >= d["stride"]
         for n in same:
             size[d["dim"]] = n
@@ -285,3 +286,37 @@ def test_overlap_and_matrix_pngs(drawn):
         with Image.open(path) as im:
             im.verify()
             assert im.width > 600 and im.height > 400
+
+
+# -- huge strides and sizes: described, or refused naming the sizes --------------------------------
+
+def test_shape_overlap_and_explain_of_huge_strides_and_sizes():
+    """`shape --stride 10000` took 18 s, `overlap --dims 1 --stride 1000` 70 s, `overlap --size
+    10**9` and `explain --stride 10**9` gigabytes: now ranges and periods are described, and
+    what cannot be shown is one line on stderr naming the sizes, exit 2."""
+    proc = run("shape", "--stride", "10000", "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)["dims"][0]
+    assert [r["output_padding"] for r in d["choices"]] == [[0, 2], [3, 3], [4, 9999]]
+    assert d["input_sizes"] == {"first": 1, "last": 10000, "output_padding": [0, 9999]}
+    proc = run("shape", "--stride", "10000")
+    assert "input sizes 1..10000 all give forward output 1" in proc.stdout
+    assert "4..9999" in proc.stdout and "5..10000" in proc.stdout
+    proc = run("overlap", "--dims", "1", "--stride", "1000")
+    assert proc.returncode == 0, proc.stderr
+    assert "repeat 0x499 1x3 0x498 (1000 counts)" in " ".join(proc.stdout.split())
+    proc = run("overlap", "--size", "1000000000", "--dims", "1")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == ("tconv: error: the overlap map of input 1000000000, kernel 3, stride "
+                           "2, dilation 1 would have 2000000001 cells and a period of 2, more "
+                           "than 1048576 to compute and show; use a smaller --size, --kernel or "
+                           "--stride\n")
+    proc = run("explain", "--stride", "1000000000", "--json")
+    assert proc.returncode == 0, proc.stderr
+    steps = {s["key"]: s for s in json.loads(proc.stdout)["steps"]}
+    assert steps["dropped"]["facts"]["input_sizes"] == [[1, 10**9]] * 2
+    proc = run("explain", "--input", "1,1,4", "--kernel", "3", "--stride", "1000000000",
+               "--padding", "400000000")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("tconv: error: the explanation would compute and show the "
+                                  "padded input of 1 x 800000004 = 800000004 cells")

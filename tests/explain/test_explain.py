@@ -209,6 +209,18 @@ def test_animation_refuses_3d_and_huge_specs():
 
 # -- shape -----------------------------------------------------------------------------------------
 
+def _each_choice(d):
+    """The runs of ``d["choices"]`` one output_padding at a time: ``(op, size, forward size,
+    collapses)``, sizes consecutive within a run."""
+    for r in d["choices"]:
+        first, last = r["output_padding"]
+        for op in range(first, last + 1):
+            if r["size"] is None:
+                yield op, None, None, r["collapses"]
+            else:
+                yield op, r["size"][0] + op - first, None, r["collapses"]
+
+
 @settings(max_examples=40)
 @given(spec=conv_specs(max_groups=1))
 def test_shape_facts_agree_with_convspec(spec):
@@ -217,14 +229,22 @@ def test_shape_facts_agree_with_convspec(spec):
             facts["dims"], spec.input_size, spec.kernel_size, spec.stride, spec.padding,
             spec.dilation, spec.output_padding)):
         assert d["output"] == spec.output_size[dim]
-        assert [r["output_padding"] for r in d["choices"]] == list(range(max(s, dil)))
-        assert [r["size"] for r in d["choices"] if r["output_padding"] == op] == [n]
+        rows = list(_each_choice(d))
+        assert [r[0] for r in rows] == list(range(max(s, dil)))
+        assert [r[1] for r in rows if r[0] == op] == [n]
+        assert [r["output_padding"] for r in d["choices"] if r["size"] == [n, n]] == [[op, op]]
+        for choice, size, _, collapses in rows:
+            formula = (d["output"] - 1) * s - p[0] - p[1] + dil * (k - 1) + 1 + choice
+            assert size == (formula if formula >= 1 else None)
+            assert collapses == (formula >= 1 and choice < s)
         for r in d["choices"]:
-            size = (d["output"] - 1) * s - p[0] - p[1] + dil * (k - 1) + 1 + r["output_padding"]
-            assert r["size"] == (size if size >= 1 else None)
-            assert r["collapses"] == (size >= 1 and r["output_padding"] < s)
-        sizes = {r["size"] for r in d["choices"] if r["collapses"]}
+            if r["size"] is not None:   # forward sizes at both ends, by brute-force sliding
+                assert r["forward_size"] == [
+                    len(range(0, size + p[0] + p[1] - dil * (k - 1), s)) for size in r["size"]]
+        sizes = {size for _, size, _, collapses in rows if collapses}
         assert sizes == {size for size, _ in spec.input_sizes()[dim] if size >= 1}
+        first, last = d["input_sizes"]["first"], d["input_sizes"]["last"]
+        assert set(range(first, last + 1)) == sizes      # empty when every size is cropped
 
 
 @settings(max_examples=20)
@@ -242,20 +262,50 @@ def test_shape_facts_agree_with_torch(spec):
         for r in d["choices"]:
             if r["size"] is None:
                 continue
-            op = list(spec.output_padding)
-            op[dim] = r["output_padding"]
-            out = getattr(F, f"conv_transpose{nd}d")(y, w, stride=spec.stride,
-                                                      padding=spec.symmetric_padding,
-                                                      output_padding=op,
-                                                      dilation=spec.dilation)
-            assert out.shape[2 + dim] == r["size"]
-            size = list(spec.input_size)
-            size[dim] = r["size"]
-            fwd = getattr(F, f"conv{nd}d")(torch.zeros((1, spec.in_channels) + tuple(size)), w,
-                                           stride=spec.stride, padding=spec.symmetric_padding,
-                                           dilation=spec.dilation)
-            assert fwd.shape[2 + dim] == r["forward_size"]
-            assert (fwd.shape[2 + dim] == d["output"]) == r["collapses"]
+            for end in (0, 1):
+                op = list(spec.output_padding)
+                op[dim] = r["output_padding"][end]
+                out = getattr(F, f"conv_transpose{nd}d")(y, w, stride=spec.stride,
+                                                          padding=spec.symmetric_padding,
+                                                          output_padding=op,
+                                                          dilation=spec.dilation)
+                assert out.shape[2 + dim] == r["size"][end]
+                size = list(spec.input_size)
+                size[dim] = r["size"][end]
+                fwd = getattr(F, f"conv{nd}d")(torch.zeros((1, spec.in_channels) + tuple(size)),
+                                               w, stride=spec.stride,
+                                               padding=spec.symmetric_padding,
+                                               dilation=spec.dilation)
+                assert fwd.shape[2 + dim] == r["forward_size"][end]
+                assert (fwd.shape[2 + dim] == d["output"]) == r["collapses"]
+
+
+def test_shape_facts_of_a_huge_stride_are_ranges():
+    """Stride 10**5: the 10**5 output_paddings are three runs, computed in O(1) (the facts
+    listed them one by one, each through a ConvSpec: 18 s for the CLI at 10**4, gigabytes at
+    10**9)."""
+    spec = ConvSpec.forward((1, 1, 4, 4), (1, 1, 3, 3), stride=10**5, padding=1)
+    d = story.shape_facts(spec)["dims"][0]
+    assert d["choices"] == [
+        {"output_padding": [0, 2], "size": [1, 3], "forward_size": [1, 1], "collapses": True},
+        {"output_padding": [3, 3], "size": [4, 4], "forward_size": [1, 1], "collapses": True},
+        {"output_padding": [4, 10**5 - 1], "size": [5, 10**5], "forward_size": [1, 1],
+         "collapses": True}]
+    assert d["input_sizes"] == {"first": 1, "last": 10**5, "output_padding": [0, 10**5 - 1]}
+    huge = ConvSpec.forward((1, 1, 4, 4), (1, 1, 3, 3), stride=10**9, padding=1)
+    assert story.shape_facts(huge)["dims"][1]["choices"][-1]["size"] == [5, 10**9]
+    facts = story.explain(huge).step("dropped").facts
+    assert facts["input_sizes"] == [[1, 10**9]] * 2
+    assert facts["output_padding_choices"] == [[0, 10**9 - 1]] * 2
+
+
+def test_explain_refuses_what_it_cannot_show():
+    """Stride 10**7 and padding 4*10**6: two gradient cells 10**7 apart; the padded input has
+    8*10**6 cells. The explanation names that array rather than drawing it."""
+    spec = ConvSpec.forward((1, 1, 4), (1, 1, 3), stride=10**7, padding=4 * 10**6)
+    with pytest.raises(ConvSpecError, match=r"the padded input of 1 x 8000004 = 8000004 cells, "
+                                            r"more than 1048576"):
+        story.explain(spec)
 
 
 # -- overlap ---------------------------------------------------------------------------------------
@@ -289,6 +339,45 @@ def test_overlap_pattern_of_the_checkerboard():
     assert ov.patterns == ((2, 1),)
     # dilation 2 with stride 2: odd cells get no tap whatever the kernel size
     assert story.overlap(3, 2, 2, dims=1).even_kernels == ((),)
+
+
+def _period_by_scatter(k, s, d):
+    """The middle ``s`` counts of the overlap of a ``K + 2``-cell input, by the naive scatter."""
+    extent = d * (k - 1) + 1
+    counts = reference_scatter_ones(extent + 2, k, s, d)
+    start = (counts.size - s) // 2
+    return tuple(int(c) for c in counts[start:start + s])
+
+
+def reference_scatter_ones(n, k, s, d):
+    line = np.zeros((n - 1) * s + d * (k - 1) + 1, dtype=int)
+    for i in range(n):
+        line[i * s + d * np.arange(k)] += 1
+    return line
+
+
+@settings(max_examples=60)
+@given(k=st.integers(1, 9), s=st.integers(1, 7), d=st.integers(1, 5))
+def test_overlap_period_and_even_kernels_against_the_scatter(k, s, d):
+    """The period counted per residue and the even kernel sizes by the gcd rule agree with
+    the counts of a long scatter of ones, kernel size by kernel size."""
+    ov = story.overlap(k, s, d, dims=1, size=2)
+    assert ov.patterns == (_period_by_scatter(k, s, d),)
+    top = max(3 * s, k + s)
+    assert ov.even_kernels == (tuple(c for c in range(1, top + 1)
+                                     if len(set(_period_by_scatter(c, s, d))) == 1),)
+
+
+def test_overlap_of_a_long_stride_and_a_huge_size():
+    """Stride 1000 (70 s before: every candidate kernel by a scatter) is a period of 1000
+    counts, told by its runs; a 2*10**6-cell map is refused, naming the sizes."""
+    ov = story.overlap(3, 1000, dims=1)
+    assert ov.patterns == ((0,) * 499 + (1,) * 3 + (0,) * 498,)
+    assert ov.even_kernels == ((1000, 2000, 3000),)
+    assert "repeat 0x499 1x3 0x498 (1000 counts)" in story.overlap_summary(ov)
+    with pytest.raises(ConvSpecError, match=r"overlap map of input 1000000, kernel 3, stride 2, "
+                                            r"dilation 1 would have 2000001 cells"):
+        story.overlap(3, 2, dims=1, size=10**6)
 
 
 # -- the matrix ------------------------------------------------------------------------------------

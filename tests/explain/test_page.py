@@ -219,7 +219,7 @@ def test_a_page_too_large_is_refused_before_any_array_is_made():
     assert "padded input of 8192 cells" in message            # 8 channels of 32 x 32
     assert f"at most {builder.MAX_TERMS} products and {builder.MAX_CELLS} cells" in message
     # sizes far past memory are refused from the parameters alone
-    huge = ConvSpec.forward((1, 1, 10**12, 10**12), (1, 1, 3, 3))
+    huge = ConvSpec.forward((1, 1, 10**9, 10**9), (1, 1, 3, 3))    # 10**18 cells: int64 holds it
     with pytest.raises(ConvSpecError, match="products"):
         page.page_data(huge)
     # the limits themselves: the largest 1-channel 2-d input of 3x3 kernel that fits

@@ -93,6 +93,22 @@ def test_empty_batch(method):
 
 
 @pytest.mark.parametrize("method", tconv.METHODS)
+def test_cells_no_tap_reaches_are_zero(method):
+    """Stride 3 and 5 over kernels 1 and 2: no tap reaches most cells of x, which are 0 whatever
+    the memory the result is allocated in held before (a freed array of 7s, most likely);
+    dense and depthwise."""
+    for groups, w_shape in ((1, (3, 2, 1, 2)), (3, (3, 1, 1, 2))):
+        spec = ConvSpec.transpose((2, 3, 3, 4), w_shape, stride=(3, 5), groups=groups)
+        _, w, y = arrays_for(spec, 4)
+        want = scatter.conv_transpose(y, w, spec)
+        assert np.count_nonzero(want == 0) > want.size // 2
+        for _ in range(3):
+            junk = np.full(spec.input_shape, 7.0)
+            del junk
+            np.testing.assert_array_equal(transpose(y, w, spec, method), want)
+
+
+@pytest.mark.parametrize("method", tconv.METHODS)
 def test_depthwise(method):
     """groups == channels: each channel convolved with its own kernel, independently."""
     rng = np.random.default_rng(1)

@@ -60,22 +60,29 @@ def command(
     for d in facts["dims"]:
         for row in d["choices"]:
             note = []
-            if row["output_padding"] == d["output_padding"]:
+            first, last = row["output_padding"]
+            if first <= d["output_padding"] <= last:
                 note.append("this spec's input")
             if row["size"] is None:
                 note.append("invalid: the padding crops the whole output")
             elif row["collapses"]:
                 note.append(f"collapses onto {d['output']}")
             else:
-                note.append(f"allowed (< dilation), but the forward conv of {row['size']} "
-                            f"gives {row['forward_size']}, not {d['output']}")
-            choices.add_row(str(d["dim"]), str(row["output_padding"]),
-                            "-" if row["size"] is None else str(row["size"]),
-                            "-" if row["size"] is None else str(row["forward_size"]),
+                note.append(f"allowed (< dilation), but the forward conv of "
+                            f"{span(row['size'])} gives {span(row['forward_size'])}, not "
+                            f"{d['output']}")
+            choices.add_row(str(d["dim"]), span(row["output_padding"]),
+                            "-" if row["size"] is None else span(row["size"]),
+                            "-" if row["size"] is None else span(row["forward_size"]),
                             "; ".join(note))
     out.print(choices)
-    collapsing = [", ".join(str(r["size"]) for r in d["choices"] if r["collapses"])
-                  for d in facts["dims"]]
-    print_per_dim([f"input sizes {listed} all give forward output {d['output']}; conv_transpose "
-                   f"needs output_padding (or output_size) to know which one to produce."
-                   for listed, d in zip(collapsing, facts["dims"])])
+    runs = [d["input_sizes"] for d in facts["dims"]]
+    print_per_dim([f"input sizes {story.sizes_text(run['first'], run['last'])} all give forward "
+                   f"output {d['output']}; conv_transpose needs output_padding (or output_size) "
+                   f"to know which one to produce." for run, d in zip(runs, facts["dims"])])
+
+
+def span(pair) -> str:
+    """``[3, 3]`` as ``3``, ``[0, 9999]`` as ``0..9999``."""
+    first, last = pair
+    return str(first) if first == last else f"{first}..{last}"

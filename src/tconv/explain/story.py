@@ -248,7 +248,11 @@ def _dropped_step(spec: ConvSpec, x) -> Step:
     for n, (lo, hi), full, op, s, m, sizes in zip(
             spec.input_size, spec.padding, spec.full_output_size, spec.output_padding,
             spec.stride, spec.output_size, spec.input_sizes()):
-        same = ", ".join(f"{size} (output_padding {p})" for size, p in sizes)
+        if len(sizes) <= 4:
+            same = ", ".join(f"{size} (output_padding {p})" for size, p in sizes)
+        else:
+            same = (f"{sizes.first}..{sizes.last} (output_padding "
+                    f"{sizes.output_padding(sizes.first)}..{sizes.output_padding(sizes.last)})")
         lines.append(
             f"the padded input has {lo} + {n} + {hi} cells; the {m} windows (every {s}) cover "
             f"padded cells 0..{full - 1}, so the last {op} cell(s) are read by no window. "
@@ -261,9 +265,10 @@ def _dropped_step(spec: ConvSpec, x) -> Step:
     return Step("dropped", "The cells the stride drops, and output_padding", text,
                 (Panel("x padded by the forward padding", padded, _broadcast(kinds, padded.shape)),
                  Panel("windows reading each padded cell", reads, kinds, lead=0)),
-                {"input_sizes": [list(map(list, d)) for d in spec.input_sizes()],
+                {"input_sizes": [[d.first, d.last] for d in spec.input_sizes()],
                  "output_padding": spec.output_padding,
-                 "output_padding_choices": [list(r) for r in spec.output_padding_choices()],
+                 "output_padding_choices": [[r.start, r.stop - 1]
+                                            for r in spec.output_padding_choices()],
                  "unread_cells": int((reads == 0).sum())})
 
 
@@ -363,7 +368,7 @@ def _convolution_step(spec: ConvSpec, padded, kinds, kernel, g, w, result) -> St
 
 
 def _phases_step(spec: ConvSpec, w, result) -> Step:
-    per_dim = [polyphase.phases(spec, dim) for dim in range(spec.ndim)]
+    per_dim = [polyphase.phases(spec, dim, tapless=True) for dim in range(spec.ndim)]
     labels = np.full(spec.input_size, "", dtype=object)
     panels, lines = [], []
     multiplies = 0
@@ -495,6 +500,32 @@ def _matrix_step(spec: ConvSpec, x, w, g, o, result) -> Step:
     return Step("matrix", title, text, panels, facts)
 
 
+#: Largest array (in cells) an explanation computes and shows.
+MAX_EXPLAIN_CELLS = 1 << 20
+
+
+def _check_drawable(spec: ConvSpec) -> None:
+    """A ConvSpecError naming the sizes when an array of the story would exceed
+    :data:`MAX_EXPLAIN_CELLS`: the input, the padded input, the uncropped result, the stretched
+    and padded gradient (a stride of 10**9 with padding stretches 2 cells over 10**9)."""
+    lead_x, lead_y = spec.batch * spec.in_channels, spec.batch * spec.out_channels
+    arrays = {
+        "x": (lead_x, spec.input_size),
+        "the padded input": (lead_x, tuple(n + lo + hi for n, (lo, hi) in
+                                           zip(spec.input_size, spec.padding))),
+        "the uncropped result": (lead_x, spec.canvas_size),
+        "the stretched, padded gradient": (lead_y, tuple(
+            (o - 1) * s + 1 + max(lo, 0) + max(hi, 0) for o, s, (lo, hi) in
+            zip(spec.output_size, spec.stride, spec.transpose_padding))),
+        "the kernel": (spec.out_channels * spec.weight_shape[1], spec.kernel_size)}
+    name, (lead, size) = max(arrays.items(), key=lambda kv: kv[1][0] * math.prod(kv[1][1]))
+    if lead * math.prod(size) > MAX_EXPLAIN_CELLS:
+        raise ConvSpecError(
+            f"the explanation would compute and show {name} of {lead} x {_show(size)} = "
+            f"{lead * math.prod(size)} cells, more than {MAX_EXPLAIN_CELLS}; use a smaller "
+            f"--input, --kernel, --stride or --padding ({spec.describe()})")
+
+
 def explain(spec: ConvSpec, x=None, w=None, g=None, *, ints: bool = False,
             seed: int = 0) -> Explanation:
     """The steps from the forward convolution of ``spec`` to its input gradient.
@@ -511,6 +542,8 @@ def explain(spec: ConvSpec, x=None, w=None, g=None, *, ints: bool = False,
         Draw small integers instead of normal floats (exact, readable arrays).
     seed : int
 
+    An array of the story larger than :data:`MAX_EXPLAIN_CELLS` is a ConvSpecError naming it.
+
     Returns
     -------
     Explanation
@@ -525,6 +558,7 @@ def explain(spec: ConvSpec, x=None, w=None, g=None, *, ints: bool = False,
     >>> e.step("padding").facts["transpose_padding"]
     ((1, 2), (1, 2))
     """
+    _check_drawable(spec)
     if x is None or w is None:
         sx, sw = sample_data(spec, ints=ints, seed=seed)
         x, w = (sx if x is None else np.asarray(x)), (sw if w is None else np.asarray(w))
@@ -548,45 +582,65 @@ def explain(spec: ConvSpec, x=None, w=None, g=None, *, ints: bool = False,
 
 # -- tconv shape --------------------------------------------------------------------------------
 
-def _transposed(spec: ConvSpec, dim: int, output_padding: int) -> ConvSpec | None:
-    """The transposed spec with ``output_padding`` in ``dim`` (the others as in ``spec``), or
-    None when ConvSpec refuses it (the padding crops the whole output)."""
-    op = list(spec.output_padding)
-    op[dim] = output_padding
-    try:
-        return ConvSpec.transpose(spec.output_shape, spec.weight_shape, stride=spec.stride,
-                                  padding=spec.padding, dilation=spec.dilation,
-                                  groups=spec.groups, output_padding=tuple(op))
-    except ConvSpecError:
-        return None
+def sizes_text(first: int, last: int, most: int = 4) -> str:
+    """``"3, 4"`` for a few consecutive sizes, ``"3..1000000002"`` for many."""
+    if last - first < most:
+        return ", ".join(map(str, range(first, last + 1)))
+    return f"{first}..{last}"
+
+
+def _choice_runs(spec: ConvSpec, dim: int) -> list[dict]:
+    """The valid output_paddings of ``dim``, ``0 <= op < max(stride, dilation)``, as runs of
+    consecutive values with the same verdict, each with the sizes it gives (a stride of 10**9
+    has 10**9 of them: they are described by their ends, never listed).
+
+    The transposed size is ``base + op`` (``base`` = the size for op 0): below 1 the padding
+    crops everything; for ``op < stride`` the forward convolution of that size gives back the
+    spec's output (the sizes collapse onto it); from ``stride`` on (allowed below the dilation)
+    it gives more. This spec's own output_padding is a run of its own.
+    """
+    k, s, p, d = (spec.kernel_size[dim], spec.stride[dim], spec.padding[dim],
+                  spec.dilation[dim])
+    base = ConvSpec.transposed_size(spec.output_size[dim], k, s, p, d, 0)
+    own = spec.output_padding[dim]
+    cuts = sorted({0, max(s, d), min(max(1 - base, 0), max(s, d)), min(s, max(s, d)), own,
+                   own + 1})
+    runs = []
+    for first, stop in zip(cuts, cuts[1:]):
+        if first >= stop or stop > max(s, d):
+            continue
+        last = stop - 1
+        if base + first < 1:
+            runs.append({"output_padding": [first, last], "size": None, "forward_size": None,
+                         "collapses": False})
+            continue
+        size = [base + first, base + last]
+        forward = [ConvSpec.conv_size(n, k, s, p, d) for n in size]
+        runs.append({"output_padding": [first, last], "size": size, "forward_size": forward,
+                     "collapses": last < s})
+    return runs
 
 
 def shape_facts(spec: ConvSpec) -> dict:
     """The shape story of ``spec`` per spatial dim, as JSON-able data.
 
     For each dim: the parameters, the forward output size with its formula filled in, the
-    transposed output size, and for every output_padding below ``max(stride, dilation)`` the
-    transposed output size (``None`` if the padding crops everything) and the forward output
-    size of an input that long: equal to ``out`` for the input sizes that collapse onto it.
+    transposed output size, the input sizes that collapse onto the output (``input_sizes``:
+    first and last), and every output_padding below ``max(stride, dilation)`` as runs
+    (:func:`_choice_runs`): ``[first, last]`` output_paddings, the transposed sizes they give
+    (``None`` if the padding crops everything), the forward output sizes of inputs that long,
+    and whether those equal ``out``. Work and size are O(1) per dim, whatever the stride.
 
     Examples
     --------
     >>> spec = ConvSpec.forward((1, 1, 4, 4), (1, 1, 3, 3), stride=2, padding=1)
     >>> [(r["output_padding"], r["size"]) for r in shape_facts(spec)["dims"][0]["choices"]]
-    [(0, 3), (1, 4)]
+    [([0, 0], [3, 3]), ([1, 1], [4, 4])]
     """
     dims = []
-    for i, (n, k, s, p, d, e, m, op, choices) in enumerate(zip(
+    for i, (n, k, s, p, d, e, m, op, sizes) in enumerate(zip(
             spec.input_size, spec.kernel_size, spec.stride, spec.padding, spec.dilation,
-            spec.extents, spec.output_size, spec.output_padding,
-            spec.output_padding_choices())):
-        rows = []
-        for c in choices:
-            t = _transposed(spec, i, c)
-            size = None if t is None else t.input_size[i]
-            forward_size = None if t is None else ConvSpec.conv_size(size, k, s, p, d)
-            rows.append({"output_padding": c, "size": size, "forward_size": forward_size,
-                         "collapses": forward_size == m})
+            spec.extents, spec.output_size, spec.output_padding, spec.input_sizes())):
         dims.append({
             "dim": i, "input": n, "kernel": k, "extent": e, "stride": s, "padding": list(p),
             "dilation": d, "output": m, "output_padding": op,
@@ -594,7 +648,10 @@ def shape_facts(spec: ConvSpec) -> dict:
                                f"{ConvSpec.conv_size(n, k, s, p, d)}",
             "transposed_formula": f"({m} - 1)*{s} - {p[0]} - {p[1]} + {e} + {op} = "
                                   f"{ConvSpec.transposed_size(m, k, s, p, d, op)}",
-            "choices": rows})
+            "input_sizes": {"first": sizes.first, "last": sizes.last,
+                            "output_padding": [sizes.output_padding(sizes.first),
+                                               sizes.output_padding(sizes.last)]},
+            "choices": _choice_runs(spec, i)})
     return {"spec": spec.describe(), "input_shape": spec.input_shape,
             "output_shape": spec.output_shape, "dims": dims}
 
@@ -638,13 +695,43 @@ def _ones_scatter(size, kernel, stride, dilation) -> np.ndarray:
                                     np.ones(spec.weight_shape, dtype=np.int64), spec)[0, 0]
 
 
+#: Largest overlap map (in cells) and longest period :func:`overlap` computes and shows.
+MAX_OVERLAP_CELLS = 1 << 20
+
+
 def _pattern(kernel: int, stride: int, dilation: int) -> tuple[int, ...]:
-    """One period of the interior of a 1-d overlap: the middle ``stride`` counts of an input
-    long enough (``K + 2`` cells) that its middle is reached by every tap."""
-    counts = _ones_scatter((ConvSpec.extent(kernel, dilation) + 2,), (kernel,), stride,
-                           dilation)
-    start = (counts.size - stride) // 2
-    return tuple(int(c) for c in counts[start:start + stride])
+    """One period of the interior of a 1-d overlap: the middle ``stride`` counts of the scatter
+    of an input long enough (``K + 2`` cells) that its middle is reached by every tap.
+
+    There, cell ``u`` gets one tap for every ``j`` with ``j*dilation = u (mod stride)`` (its
+    input cell ``(u - j*dilation) / stride`` exists), so the period is the count of taps per
+    residue, read from the middle cell ``(K*stride + K) // 2`` on: ``O(kernel + stride)``, not
+    the ``O(K * stride)`` cells of that scatter.
+    """
+    extent = ConvSpec.extent(kernel, dilation)
+    per_residue = np.bincount(np.arange(kernel, dtype=object) * dilation % stride
+                              if kernel * dilation >= 2**62 else
+                              np.arange(kernel, dtype=np.int64) * dilation % stride,
+                              minlength=stride)
+    start = (extent * stride + extent) // 2
+    return tuple(int(c) for c in per_residue[(start + np.arange(stride)) % stride])
+
+
+def even_kernels(stride: int, dilation: int, top: int) -> tuple[int, ...]:
+    """The kernel sizes ``1..top`` whose overlap is even with this stride and dilation.
+
+    Taps ``j*dilation`` cover the residues modulo the stride in cycles of ``stride/g`` taps
+    (``g = gcd(stride, dilation)``), each reaching a multiple of ``g`` once per cycle. With
+    ``g > 1`` the other residues get no tap: never even (unless the stride is 1). With
+    ``g == 1`` a kernel of ``c`` taps gives ``floor(c/stride)`` or one more to each residue:
+    even exactly when the stride divides ``c``. (tests/test_explain.py checks this against the
+    periods of :func:`_pattern` one kernel size at a time.)
+    """
+    if stride == 1:
+        return tuple(range(1, top + 1))
+    if math.gcd(stride, dilation) > 1:
+        return ()
+    return tuple(range(stride, top + 1, stride))
 
 
 def overlap(kernel, stride, dilation=1, *, dims: int = 2, size=6,
@@ -661,6 +748,9 @@ def overlap(kernel, stride, dilation=1, *, dims: int = 2, size=6,
     max_kernel : int, optional
         Largest kernel size tried for ``even_kernels`` (default ``max(3*stride, kernel+stride)``).
 
+    A map of more than :data:`MAX_OVERLAP_CELLS` cells, or a period longer than that, is a
+    ConvSpecError naming the sizes: it can be neither computed in reasonable time nor shown.
+
     Examples
     --------
     >>> ov = overlap(3, 2, dims=1, size=4)
@@ -672,14 +762,34 @@ def overlap(kernel, stride, dilation=1, *, dims: int = 2, size=6,
     spec = ConvSpec.transpose((1, 1) + ((size,) * dims if np.isscalar(size) else tuple(size)),
                               (1, 1) + ((kernel,) * dims if np.isscalar(kernel) else tuple(kernel)),
                               stride=stride, dilation=dilation)
+    cells = math.prod(spec.input_size)
+    if cells > MAX_OVERLAP_CELLS or max(spec.stride) > MAX_OVERLAP_CELLS:
+        raise ConvSpecError(
+            f"the overlap map of input {_show(spec.output_size)}, kernel "
+            f"{_show(spec.kernel_size)}, stride {_show(spec.stride)}, dilation "
+            f"{_show(spec.dilation)} would have {cells} cells"
+            + (f" ({_show(spec.input_size)})" if dims > 1 else "")
+            + f" and a period of {_show(spec.stride)}, more than {MAX_OVERLAP_CELLS} to compute "
+            f"and show; use a smaller --size, --kernel or --stride")
     counts = _ones_scatter(spec.output_size, spec.kernel_size, spec.stride, spec.dilation)
     patterns, evens = [], []
     for k, s, d in zip(spec.kernel_size, spec.stride, spec.dilation):
         patterns.append(_pattern(k, s, d))
-        top = max_kernel or max(3 * s, k + s)
-        evens.append(tuple(c for c in range(1, top + 1) if len(set(_pattern(c, s, d))) == 1))
+        evens.append(even_kernels(s, d, max_kernel or max(3 * s, k + s)))
     return Overlap(spec.kernel_size, spec.stride, spec.dilation, spec.output_size, counts,
                    tuple(patterns), tuple(evens))
+
+
+def pattern_text(pattern, most: int = 24) -> str:
+    """The counts of one period, ``2 1``; a long period run-length coded, ``0x499 1x3 0x498``
+    (and cut after ``most`` runs)."""
+    if len(pattern) <= most:
+        return " ".join(map(str, pattern))
+    runs = [(v, len(list(group))) for v, group in itertools.groupby(pattern)]
+    words = [f"{v}x{n}" if n > 1 else str(v) for v, n in runs]
+    if len(words) > most:
+        words = words[:most] + ["..."]
+    return " ".join(words) + f" ({len(pattern)} counts)"
 
 
 def overlap_summary(ov: Overlap) -> str:
@@ -690,13 +800,13 @@ def overlap_summary(ov: Overlap) -> str:
     per_dim = []
     for pattern, evens, k, s, d in zip(ov.patterns, ov.even_kernels, ov.kernel, ov.stride,
                                        ov.dilation):
-        line = (f"away from the edges the counts repeat {' '.join(map(str, pattern))} "
+        line = (f"away from the edges the counts repeat {pattern_text(pattern)} "
                 f"(period = stride {s}): ")
         line += ("even." if len(set(pattern)) == 1 else
                  "uneven, the pattern behind checkerboard artifacts (Odena et al. 2016).")
         tried = max(3 * s, k + s)
         if evens:
-            multiples = evens == tuple(c for c in range(1, tried + 1) if c % s == 0)
+            multiples = evens == tuple(range(s, tried + 1, s))
             line += (f" Even with stride {s}, dilation {d} for kernel sizes "
                      f"{', '.join(map(str, evens))}"
                      + (" (multiples of the stride)." if multiples else "."))
@@ -706,7 +816,8 @@ def overlap_summary(ov: Overlap) -> str:
         per_dim.append(line)
     lines.append(per_dim_text(per_dim))
     if len(ov.patterns) > 1:
-        inner = sorted({math.prod(c) for c in itertools.product(*ov.patterns)}, reverse=True)
+        inner = sorted({math.prod(c) for c in itertools.product(*map(set, ov.patterns))},
+                       reverse=True)
         lines.append(f"In {len(ov.patterns)}-d the counts multiply: away from the edges each "
                      f"output cell gets {' or '.join(map(str, inner))} taps.")
     return "\n".join(lines)

@@ -115,9 +115,12 @@ def print_explanation(console: Console, explanation: story.Explanation) -> None:
 BLUES = ["#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5"]
 
 
-def heat(counts: np.ndarray) -> Table:
-    """A text heatmap: each count on a blue background, darker for more taps."""
+def heat(counts: np.ndarray) -> Table | Text:
+    """A text heatmap: each count on a blue background, darker for more taps (too wide to
+    colour: NumPy's summary of the counts)."""
     a = counts.reshape(1, -1) if counts.ndim == 1 else counts
+    if a.shape[1] > MAX_GRID_COLUMNS * 2 or a.size > 4096:
+        return Text(np.array2string(counts, threshold=200, edgeitems=8, max_line_width=80))
     top = max(int(a.max()), 1)
     table = Table(show_header=False, box=None, padding=(0, 1), pad_edge=False)
     for _ in range(a.shape[1]):

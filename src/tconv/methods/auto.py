@@ -6,15 +6,20 @@ shape of the GEMM:
 
 * ``fast_gemm``: one GEMM of inner size ``C_out/g``, then col2im adds ``N*prod(out)*K*C_in``
   elements, one strided add per tap;
-* ``fast_polyphase``: ``prod(stride)`` GEMMs of inner size ``T*C_out/g`` (``T`` taps per phase,
-  about ``K / prod(stride)``); each phase first gathers ``T`` shifted copies of the gradient,
-  ``N*prod(out)*K*C_out`` elements in all, none when the stride equals the kernel (``T == 1``);
+* ``fast_polyphase``: one GEMM of inner size ``T*C_out/g`` per phase a tap reaches (at most
+  ``prod(stride)``; ``T`` taps per phase, about ``K / prod(stride)``); each phase first gathers
+  ``T`` shifted copies of the gradient, ``N*prod(out)*K*C_out`` elements in all when the output
+  is much longer than the kernel (:func:`.fast_polyphase.gathered` counts them exactly), none
+  when the stride equals the kernel (``T == 1``);
 * ``fast_polyphase_cf``: the same phases channels-first, one GEMM per sample and group, without
-  the two layout copies; :func:`choose` takes it by a rule read off measurements, not by
+  the two layout copies; :func:`preference` takes it by a rule read off measurements, not by
   :func:`estimate`;
-* ``fast_native`` (compiled, optional): taken first wherever :func:`native_wins`, a rule read
-  off side-by-side measurements (``tconv bench``), with the predicates of
-  :mod:`.fast_native` itself.
+* ``fast_native`` (compiled, optional): first wherever :func:`native_wins`, a rule read off
+  side-by-side measurements (``tconv bench``), with the predicates of :mod:`.fast_native`
+  itself.
+
+Memory is a constraint, not a cost: :func:`choose` takes the first method of
+:func:`preference` whose peak (each method module's ``extra_bytes``) fits the memory limit.
 
 A GEMM whose inner size or output width is small runs below the BLAS peak: modelled as
 ``min(1, inner / 64) * min(1, width / 32)``. Depthwise layers (one channel in and out per
@@ -25,13 +30,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Callable, Iterator
 
 import numpy as np
 
 from .._arrays import compute_dtype
 from ..spec import ConvSpec
-from . import fast_gemm, fast_native
-from .polyphase import phases
+from . import fast_gemm, fast_native, fast_polyphase
+from .polyphase import phases, table
 
 GEMM_FLOPS = 50e9       # float32 GEMM flop/s at full efficiency
 ADD_RATE = 1.0e9        # elements/s of a strided numpy add (read, add, write)
@@ -61,35 +67,68 @@ def estimate(spec: ConvSpec, method: str) -> float:
         return (_gemm_seconds(useful, co, k * ci) + cells * k * spec.in_channels / ADD_RATE
                 + k * CALL + layout)
     if method == "fast_polyphase":
-        combos = math.prod(spec.stride)
+        combos = max(1, math.prod(len(table(spec, d)) for d in range(spec.ndim)))
         taps = max(1, k // combos)
-        gather = 0.0 if taps == 1 else cells * k * spec.out_channels / COPY_RATE
+        gather = 0.0 if taps == 1 else fast_polyphase.gathered(spec) / COPY_RATE
         return (_gemm_seconds(useful, taps * co, ci) + gather + combos * (taps + 4) * CALL
                 + layout)
     raise ValueError(f"no cost model for method {method!r}")
 
 
-def choose(operation: str, spec: ConvSpec, dtype=np.float32) -> str:
-    """The method ``auto`` runs for ``operation`` on ``spec``.
+def choose(operation: str, spec: ConvSpec, dtype=np.float32,
+           fits: Callable[[str], bool] | None = None) -> str:
+    """The method ``auto`` runs for ``operation`` on ``spec``: the first of
+    :func:`preference` for which ``fits(method)`` holds (the memory limit; ``None``: any), or
+    the first of all when none fits (the caller reports what it would need).
+    """
+    order = preference(operation, spec, dtype)
+    first = next(order)
+    if fits is None or fits(first):
+        return first
+    return next((method for method in order if fits(method)), first)
 
-    ``fast_native`` (the compiled kernels) wherever :func:`native_wins`. Otherwise the forward
+
+def preference(operation: str, spec: ConvSpec, dtype=np.float32) -> Iterator[str]:
+    """Every method of ``operation``, the cost model's choice first (a generator: the others
+    are ranked only when asked for).
+
+    ``fast_native`` (the compiled kernels) wherever :func:`native_wins`. Then the forward
     convolution and the weight gradient run ``im2col``, whose single GEMM has inner size
     ``C_in/g * K`` where ``direct``'s ``K`` GEMMs have ``C_in/g``; the transposed convolution:
     integers (no BLAS) ``fast_gemm``, the fewest passes; a gradient with at least twice as
     many cells per sample as channels: ``fast_polyphase_cf`` — its per-sample GEMMs are wide
     enough, and it skips the two layout copies the channels-last methods pay (measured: U-Net,
-    long 1-d signals, 3-d, depthwise). Otherwise the cheaper channels-last method by
-    :func:`estimate`.
+    long 1-d signals, 3-d, depthwise) — unless its gathers copy more than twice the useful
+    ``N*prod(out)*K*C_out`` elements (a kernel much longer than the output: a phase gathers
+    about ``(K/stride)**2`` per channel, :func:`.fast_polyphase.gathered`). Otherwise the cheaper
+    channels-last method by :func:`estimate`, which counts those gathers. The other fast
+    methods follow by their working memory, then the readable ones by theirs (a fallback
+    when the limit refuses the fast ones; the scatter, a Python loop per cell, last).
     """
+    from . import REGISTRY
+
     if native_wins(spec, dtype, operation):
-        return "fast_native"
+        yield "fast_native"
     if operation != "conv_transpose":
-        return "im2col"
+        yield from ("im2col", "direct")
+        return
+    itemsize = np.dtype(dtype).itemsize
+    fast = ["fast_gemm", "fast_polyphase", "fast_polyphase_cf"]
     if np.dtype(dtype).kind in "iu":
-        return "fast_gemm"
-    if math.prod(spec.output_size) >= 2 * spec.out_channels:
-        return "fast_polyphase_cf"
-    return min(("fast_gemm", "fast_polyphase"), key=lambda m: estimate(spec, m))
+        first = "fast_gemm"
+    elif (math.prod(spec.output_size) >= 2 * spec.out_channels
+          and fast_polyphase.gathered(spec) <= 2 * spec.batch * math.prod(spec.output_size)
+          * math.prod(spec.kernel_size) * spec.out_channels):
+        first = "fast_polyphase_cf"
+    else:
+        first = min(("fast_gemm", "fast_polyphase"), key=lambda m: estimate(spec, m))
+    yield first                          # the rest is sorted only when the first does not fit
+    work = {name: method.module.extra_bytes(operation, spec, itemsize)
+            for name, method in REGISTRY[operation].items()}
+    rest = sorted((m for m in fast if m != first), key=work.__getitem__)
+    readable = sorted((m for m in work if m not in fast and m not in ("fast_native", "scatter")),
+                      key=work.__getitem__)
+    yield from rest + readable + ["scatter"]
 
 
 #: The forward convolution's inner size ``C_in/g * prod(kernel)`` from which im2col's one large

@@ -16,6 +16,8 @@ so that one grouped correlation gives ``(C_in/g, g*N, *in)``, which is ``x`` aft
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._arrays import flip_spatial, insert_zeros, pad_or_crop
@@ -37,3 +39,22 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     x = correlate(signal, filt, spec.input_size, (1,) * spec.ndim, (1,) * spec.ndim, g)
     x = x.reshape((ci, g, n) + spec.input_size)                       # (C_in/g, g, N, *in)
     return x.transpose((2, 1, 0) + tuple(range(3, 3 + spec.ndim))).reshape(spec.input_shape)
+
+
+def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
+    """Bytes held at the peak beyond the operands and the result: the stretched gradient as
+    filters (three copies: stretched, flipped, regrouped), the dilated kernel and its padded
+    copy (twice; padded in full before the low side is cropped), one tap's patch, its product
+    and the correlation before its transpose; and the short-lived objects of its loop, which
+    runs over the ``prod(L)`` taps of the stretched gradient, not the kernel's (128 bytes a
+    tap, as :data:`tconv.memory.PER_TAP`)."""
+    n, g, co, ci = spec.batch, spec.groups, spec.out_channels, spec.in_channels
+    lengths = [(o - 1) * s + 1 for o, s in zip(spec.output_size, spec.stride)]
+    # padded before it is cropped: a low crop (pad_low > L - 1) leaves the high pad whole
+    signal = math.prod(e + max(length - 1 - lo, 0) + max(size + lo - e, 0)
+                       for length, size, e, (lo, _) in
+                       zip(lengths, spec.input_size, spec.extents, spec.padding))
+    cells = math.prod(spec.input_size)
+    return (itemsize * (3 * n * co * math.prod(lengths) + co * ci // g * math.prod(spec.extents)
+                        + 2 * ci // g * co * signal + ci // g * co * cells + 2 * n * ci * cells)
+            + 128 * math.prod(lengths))

@@ -11,6 +11,7 @@ same products is :mod:`.im2col`.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -64,3 +65,17 @@ def weight_grad(x: np.ndarray, g: np.ndarray, spec: ConvSpec) -> np.ndarray:
         patch = patch.transpose(1, 0, 3, 2).reshape(groups, n * positions, ci)
         dw[(slice(None),) * 3 + tap] = gg @ patch                      # (g, C_out/g, C_in/g)
     return dw.reshape(spec.weight_shape)
+
+
+def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
+    """Bytes held at the peak beyond the operands and the result: the padded input and one
+    tap's patch with its product (the weight gradient: the regrouped gradient and the patch
+    twice, reshaped and transposed)."""
+    n, co, ci = spec.batch, spec.out_channels, spec.in_channels
+    padded = n * ci * math.prod(n_ + lo + hi for n_, (lo, hi) in
+                                zip(spec.input_size, spec.padding))
+    cells = math.prod(spec.output_size)
+    if operation == "weight_grad":
+        return itemsize * (padded + n * co * cells + 2 * n * ci * cells
+                           + math.prod(spec.weight_shape))
+    return itemsize * (padded + n * ci * cells + n * co * cells)

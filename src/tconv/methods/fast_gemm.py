@@ -106,3 +106,18 @@ def _place_tiles(cols: np.ndarray, spec: ConvSpec) -> np.ndarray:
     # axes: 0 g, 1 N, 2..nd+1 out, nd+2..2nd+1 kernel, 2nd+2 ci  ->  N, g, ci, (out_i, k_i)...
     order = (1, 0, 2 * nd + 2) + tuple(a for i in range(nd) for a in (2 + i, 2 + nd + i))
     return np.ascontiguousarray(tiles.transpose(order)).reshape(spec.input_shape)
+
+
+def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
+    """Bytes held at the peak beyond the operands and the result: the channels-last gradient
+    and kernel, the columns ``N*prod(out)*K*C_in`` (depthwise: one product per thread
+    instead), the channels-last canvas and the cropped copy of it (tiles: the columns only)."""
+    n, co, ci = spec.batch, spec.out_channels, spec.in_channels
+    cells = n * math.prod(spec.output_size)
+    taps = math.prod(spec.kernel_size)
+    layout = cells * co + math.prod(spec.weight_shape)
+    if tiles(spec) and not depthwise(spec):
+        return itemsize * (layout + cells * taps * ci)
+    products = cells * co if depthwise(spec) else cells * taps * ci
+    return itemsize * (layout + products + n * ci * (math.prod(spec.canvas_size)
+                                                     + math.prod(spec.input_size)))

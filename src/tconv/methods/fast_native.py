@@ -51,12 +51,11 @@ import time
 
 import numpy as np
 
-from . import im2col
 from .._threads import pool
 from ..spec import ConvSpec
-from . import fast_gemm
-from .fast_polyphase import padded_once, sub_kernel_matrix
-from .polyphase import phases
+from . import fast_gemm, im2col
+from .fast_polyphase import padded_once, padded_size, sub_kernel_matrix
+from .polyphase import empty, largest, phases
 
 try:
     from .. import _native
@@ -301,37 +300,36 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
         return fast_gemm.conv_transpose(y, w, spec)
     if n == 0 or 0 in spec.input_size:
         return np.zeros(spec.input_shape, dtype=dtype)
-    x = np.empty(spec.input_shape, dtype=dtype)
     if channels_first_depthwise(spec):
+        x = np.empty(spec.input_shape, dtype=dtype)
         _depthwise(_DW_TRANSPOSE, spec, None, y, x, w,
                    n * spec.in_channels * math.prod(spec.input_size[:-1]))
         return x
     width = KERNELS.tile_width(_CODE[dtype])
     depthwise = is_depthwise(spec)
     per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
+    # the phases a tap reaches; where they leave cells of x out, those cells are 0
+    covered = all(sum(ph.count for ph in dim) == n_x for dim, n_x in zip(per_dim, spec.input_size))
+    x = (np.empty if covered else np.zeros)(spec.input_shape, dtype=dtype)
     most = padded_once(per_dim)
     yp, yshape = channels_last(y, most, tail=width)
     ysteps, xsteps = _steps(yshape), _steps(spec.input_shape)
     threaded = x.size >= _THREADED_SIZE
     for combo in itertools.product(*per_dim):
-        counts = tuple(ph.count for ph in combo)
-        if 0 in counts:
+        if empty(combo):
             continue
+        counts = tuple(ph.count for ph in combo)
         taps = [ph.taps for ph in combo]
         starts = [lo - ph.pad[0] for (lo, _), ph in zip(most, combo)]
         with _timed("layout"):
-            if all(taps):
-                offsets = [sum((b + t * ph.dilation) * st for b, t, ph, st in
-                               zip(starts, shift, combo, ysteps[1:-1]))
-                           for shift in itertools.product(*[range(len(t)) for t in taps])]
-                sub = sub_kernel_matrix(w, taps, g)                       # (g, T*co, ci)
-                weights = (_pad_last(sub.reshape(g, -1).T, width) if depthwise     # (T, g)
-                           else _pad_last(sub.reshape(g, len(offsets), co, ci), width))
-            else:
-                offsets, weights = [], np.zeros(width, dtype=dtype)  # no tap: the cells are 0
-                sub = None
+            offsets = [sum((b + t * ph.dilation) * st for b, t, ph, st in
+                           zip(starts, shift, combo, ysteps[1:-1]))
+                       for shift in itertools.product(*[range(len(t)) for t in taps])]
+            sub = sub_kernel_matrix(w, taps, g)                           # (g, T*co, ci)
+            weights = (_pad_last(sub.reshape(g, -1).T, width) if depthwise         # (T, g)
+                       else _pad_last(sub.reshape(g, len(offsets), co, ci), width))
         out_offset = sum(ph.start * st for ph, st in zip(combo, xsteps[2:]))
-        ostep = [xsteps[0]] + [s * st for s, st in zip(spec.stride, xsteps[2:])]
+        ostep = [xsteps[0]] + _strided(spec.stride, xsteps[2:], counts)
         _run_parts(_kernel_parts(_DEPTHWISE if depthwise else _DENSE, yp, x, out_offset, weights,
                                  offsets, (n,) + counts, [ysteps[0]] + ysteps[1:-1], ostep, g,
                                  co, ci, weights.shape[-1], xsteps[1], threaded))
@@ -339,11 +337,17 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return x
 
 
+def _strided(stride, steps, counts) -> list[int]:
+    """The element step between a grid's cells along each dim, ``stride * step``; 0 where the
+    grid has one cell (a stride there is never taken, and may not fit the kernels' int64)."""
+    return [s * st if c > 1 else 0 for s, st, c in zip(stride, steps, counts)]
+
+
 def _forward_layout(spec: ConvSpec, xshape):
     """Grid, input steps and tap offsets of the forward convolution on the padded input."""
     xsteps = _steps(xshape)
     grid = (spec.batch,) + spec.output_size
-    istep = [xsteps[0]] + [s * st for s, st in zip(spec.stride, xsteps[1:-1])]
+    istep = [xsteps[0]] + _strided(spec.stride, xsteps[1:-1], spec.output_size)
     offsets = [sum(j * d * st for j, d, st in zip(tap, spec.dilation, xsteps[1:-1]))
                for tap in itertools.product(*map(range, spec.kernel_size))]
     return grid, istep, offsets
@@ -432,3 +436,39 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
     if depthwise:
         return np.ascontiguousarray(acc[:, :g].T).reshape(spec.weight_shape)
     return np.ascontiguousarray(acc[..., :co].transpose(0, 3, 2, 1)).reshape(spec.weight_shape)
+
+
+#: Bytes of a Python int in a kernel's list of tap offsets, and of its parameter array.
+OFFSET_BYTES = 64
+
+
+def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
+    """Bytes held at the peak beyond the operands and the result (the module docstring's
+    list): the padded channels-last operand(s) with their vector tail, the packed weights (the
+    transposed convolution: one phase's, next to its sub-kernel), the weight gradient's
+    accumulators (three when two threads split the rows: one each, and their sum), the tap
+    offsets. Channels-first depthwise layers copy nothing; what the kernels do not take runs
+    ``fast_gemm`` or ``im2col``, and is counted as theirs."""
+    if itemsize not in (4, 8) or spec.ndim + 1 > MAX_GRID_DIMS:
+        fallback = fast_gemm if operation == "conv_transpose" else im2col
+        return fallback.extra_bytes(operation, spec, itemsize)
+    if spec.batch == 0 or channels_first_depthwise(spec):
+        return 0
+    n, g = spec.batch, spec.groups
+    co, ci = spec.out_channels // g, spec.in_channels // g
+    width = KERNELS.tile_width(_CODE[np.dtype(np.float32 if itemsize == 4 else np.float64)])
+    padded_x = n * spec.in_channels * math.prod(
+        m + lo + hi for m, (lo, hi) in zip(spec.input_size, spec.padding)) + width
+    if operation == "conv_transpose":
+        taps = largest(spec)[0]
+        sub = g * taps * co * ci                                  # the phase's sub-kernel
+        packed = taps * (g + width) if is_depthwise(spec) else g * taps * co * (ci + width)
+        return (itemsize * (n * spec.out_channels * padded_size(spec) + width + sub + packed)
+                + OFFSET_BYTES * taps)
+    k = math.prod(spec.kernel_size)
+    if operation == "conv":
+        return itemsize * (padded_x + g * k * ci * (co + width)) + OFFSET_BYTES * k
+    depthwise = is_depthwise(spec)
+    acc = k * (g + width) if depthwise else g * k * ci * (co + width)
+    grad = n * spec.out_channels * math.prod(spec.output_size) + width
+    return itemsize * (padded_x + grad + 3 * acc) + OFFSET_BYTES * k

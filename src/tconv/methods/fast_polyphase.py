@@ -1,9 +1,10 @@
 """``fast_polyphase``: the sub-pixel decomposition of ``polyphase``, one GEMM per phase, channels last.
 
-For each of the ``prod(stride)`` phases (see :func:`tconv.methods.polyphase.phases`), the
-cells of that phase are an ordinary stride-1 correlation of the gradient with a flipped
-sub-kernel of ``T`` taps. Gathering the ``T`` shifted views of the channels-last gradient side by
-side (im2col) makes that one matrix product::
+For each of the (at most ``prod(stride)``) phases a tap reaches (see
+:func:`tconv.methods.polyphase.phases`), the cells of that phase are an ordinary stride-1
+correlation of the gradient with a flipped sub-kernel of ``T`` taps. Gathering the ``T``
+shifted views of the channels-last gradient side by side (im2col) makes that one matrix
+product::
 
     x_phase[(n, m), c] = sum_{t, o} y_padded[n, m + t*d', o] * w[o, c, taps[T-1-t]]
                          (N*M, T*C_out) @ (T*C_out, C_in)
@@ -25,7 +26,7 @@ import numpy as np
 
 from .._arrays import pad_or_crop
 from ..spec import ConvSpec
-from .polyphase import empty, phases
+from .polyphase import empty, largest, phases, table
 
 
 def sub_kernel_matrix(w: np.ndarray, taps, groups: int) -> np.ndarray:
@@ -43,7 +44,7 @@ def sub_kernel_matrix(w: np.ndarray, taps, groups: int) -> np.ndarray:
 def padded_once(per_dim) -> list[tuple[int, int]]:
     """The gradient's padding per dim that serves every phase: the most any phase needs (a
     phase that needs less, or a crop, starts further in)."""
-    return [(max(0, *(ph.pad[0] for ph in dim)), max(0, *(ph.pad[1] for ph in dim)))
+    return [(max([0, *(ph.pad[0] for ph in dim)]), max([0, *(ph.pad[1] for ph in dim)]))
             for dim in per_dim]
 
 
@@ -85,3 +86,40 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
         x_last[(slice(None),) + cells] = part.reshape((n,) + counts + (g, ci))
     x = x_last.reshape((n,) + spec.input_size + (spec.in_channels,))
     return np.ascontiguousarray(np.moveaxis(x, -1, 1))
+
+
+#: Bytes of one shifted view in a phase's list of them (the ndarray object, its slices).
+VIEW_BYTES = 512
+
+
+def gathered(spec: ConvSpec) -> int:
+    """Elements the phases' gathers copy in all, ``N * C_out * sum(T * M)`` over the phase
+    combinations (``T`` taps, ``M`` cells each): about ``N*prod(out)*K*C_out`` when the output
+    is much larger than the kernel, up to ``(K/stride)**2`` per channel when it is not."""
+    total = spec.batch * spec.out_channels
+    for dim in range(spec.ndim):
+        t = table(spec, dim)
+        total *= int((t.taps * t.count).sum()) if len(t) else 0
+    return total
+
+
+def padded_size(spec: ConvSpec) -> int:
+    """Spatial cells of the gradient padded once for every phase (:func:`padded_once`)."""
+    size = 1
+    for dim in range(spec.ndim):
+        t = table(spec, dim)
+        most = (max(0, int(t.pad_low.max())) + max(0, int(t.pad_high.max()))) if len(t) else 0
+        size *= spec.output_size[dim] + most
+    return size
+
+
+def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
+    """Bytes held at the peak beyond the operands and the result: the channels-last output,
+    the once-padded gradient, and for the largest phase (and what the previous one still
+    holds) its gather twice (stacked, regrouped), its sub-kernel twice and its product twice,
+    and the list of its shifted views."""
+    n, g, co, ci = spec.batch, spec.groups, spec.out_channels, spec.in_channels
+    taps, cells, _ = largest(spec)
+    phase = 2 * n * cells * taps * co + 2 * n * cells * ci + 2 * co * ci // g * taps
+    return (itemsize * (n * ci * math.prod(spec.input_size) + n * co * padded_size(spec)
+                        + 2 * phase) + VIEW_BYTES * taps)

@@ -22,8 +22,9 @@ import numpy as np
 from .._arrays import pad_or_crop
 from .._threads import pool
 from ..spec import ConvSpec
-from .fast_polyphase import padded_once, shifted_views, sub_kernel_matrix
-from .polyphase import empty, phases
+from .fast_polyphase import (VIEW_BYTES, padded_once, padded_size, shifted_views,
+                             sub_kernel_matrix)
+from .polyphase import empty, largest, phases, table
 
 
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
@@ -61,3 +62,15 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
 
 #: Outputs smaller than this run their phases one after another (threads cost more).
 _THREADED_SIZE = 1 << 18
+
+
+def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
+    """Bytes held at the peak beyond the operands and the result: the once-padded gradient,
+    and per running phase (two in threads on large outputs) its gather twice (stacked,
+    regrouped), its sub-kernel twice and its product, and the list of its shifted views."""
+    n, g, co, ci = spec.batch, spec.groups, spec.out_channels, spec.in_channels
+    taps, cells, _ = largest(spec)
+    combos = math.prod(len(table(spec, dim)) for dim in range(spec.ndim))
+    running = 2 if combos > 1 and math.prod(spec.input_shape) >= _THREADED_SIZE else 1
+    phase = 2 * n * taps * co * cells + n * ci * cells + 2 * co * ci // g * taps
+    return itemsize * (n * co * padded_size(spec) + running * phase) + VIEW_BYTES * taps

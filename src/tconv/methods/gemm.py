@@ -11,6 +11,7 @@ No multiply touches an inserted zero; col2im is ``prod(k)`` strided additions.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -29,3 +30,11 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     for flat, tap in enumerate(itertools.product(*map(range, k))):
         full[(slice(None),) * 2 + spec.tap_window(tap)] += cols[:, :, flat]
     return full[(slice(None),) * 2 + spec.input_window]
+
+
+def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
+    """Bytes held at the peak beyond the operands and the result: the columns
+    ``N*C_in*prod(k)*prod(out)`` and the canvas they are added on (the result is a window)."""
+    cols = spec.batch * spec.in_channels * math.prod(spec.kernel_size) * math.prod(
+        spec.output_size)
+    return itemsize * (cols + spec.batch * spec.in_channels * math.prod(spec.canvas_size))

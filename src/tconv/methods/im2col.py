@@ -47,17 +47,25 @@ def plan(spec: ConvSpec, itemsize: int) -> list[Block]:
     """The blocks, in order: whole samples while they fit in :data:`BLOCK_BYTES`, else row slabs
     of one sample. A block's cost is its columns, its part of the GEMM's result (or of the
     gradient's copy) and, for whole samples, their padded input (counted as unpadded)."""
+    samples, rows = block_size(spec, itemsize)
+    out = spec.output_size
+    if rows == out[0]:
+        return [(slice(n, min(n + samples, spec.batch)), slice(0, out[0]))
+                for n in range(0, spec.batch, samples)]
+    return [(slice(n, n + 1), slice(r, min(r + rows, out[0])))
+            for n in range(spec.batch) for r in range(0, out[0], rows)]
+
+
+def block_size(spec: ConvSpec, itemsize: int) -> tuple[int, int]:
+    """``(samples, rows)`` of the first (largest) block of :func:`plan`, in O(1): whole
+    samples when one fits in :data:`BLOCK_BYTES`, else slabs of ``rows`` output rows."""
     out = spec.output_size
     row = itemsize * math.prod(out[1:]) * (
         spec.in_channels * math.prod(spec.kernel_size) + spec.out_channels)
     sample = row * out[0] + itemsize * math.prod(spec.input_shape[1:])
     if sample <= BLOCK_BYTES:
-        step = max(1, BLOCK_BYTES // sample)
-        return [(slice(n, min(n + step, spec.batch)), slice(0, out[0]))
-                for n in range(0, spec.batch, step)]
-    rows = max(1, BLOCK_BYTES // row)
-    return [(slice(n, n + 1), slice(r, min(r + rows, out[0])))
-            for n in range(spec.batch) for r in range(0, out[0], rows)]
+        return min(max(1, BLOCK_BYTES // max(sample, 1)), max(spec.batch, 1)), out[0]
+    return 1, min(max(1, BLOCK_BYTES // max(row, 1)), out[0])
 
 
 def windows(x: np.ndarray, spec: ConvSpec) -> np.ndarray:
@@ -112,3 +120,22 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
         dw += block @ np.swapaxes(cols, 1, 2)
         del cols, block         # free this block before the generator builds the next one
     return dw.reshape(spec.weight_shape)
+
+
+def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
+    """Bytes held at the peak beyond the operands and the result, for the first (largest)
+    block of :func:`plan` (:func:`block_size`, without listing the blocks): its padded
+    samples twice (the next block's are padded while the last ones are still referenced), its
+    columns, and its GEMM result (the weight gradient: its copy of the gradient and a
+    weight-sized product)."""
+    if spec.batch == 0:
+        return 0
+    nb, nr = block_size(spec, itemsize)
+    padded = nb * spec.in_channels * math.prod(n + lo + hi for n, (lo, hi) in
+                                               zip(spec.input_size, spec.padding))
+    cells = nb * nr * math.prod(spec.output_size[1:])
+    cols = spec.in_channels * math.prod(spec.kernel_size) * cells
+    if operation == "weight_grad":
+        return itemsize * (2 * padded + cols + spec.out_channels * cells
+                           + math.prod(spec.weight_shape))
+    return itemsize * (2 * padded + cols + spec.out_channels * cells)

@@ -14,13 +14,11 @@ widens the columns (input positions no output reads).
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
-from ..spec import ConvSpec, ConvSpecError
-
-#: Refuse to build a matrix whose estimated memory exceeds this many bytes.
-MEMORY_LIMIT = 2 * 2**30
+from ..spec import ConvSpec
 
 
 def _taps(spec: ConvSpec):
@@ -38,24 +36,11 @@ def _taps(spec: ConvSpec):
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(taps)
 
 
-def estimate_bytes(spec: ConvSpec, itemsize: int = 8) -> int:
-    """Upper bound of the memory of ``C`` (COO triplets before conversion, int64 indices)."""
-    nnz = (spec.out_channels * (spec.in_channels // spec.groups)
-           * int(np.prod(spec.output_size)) * int(np.prod(spec.kernel_size)))
-    return nnz * (itemsize + 2 * 8)
-
-
 def forward_matrix(w: np.ndarray, spec: ConvSpec):
     """The sparse ``(C_out * prod(out), C_in * prod(in))`` matrix of the forward convolution
     (a ``scipy.sparse.csr_matrix``; SciPy is imported here, not with tconv)."""
     import scipy.sparse
 
-    need = estimate_bytes(spec, w.dtype.itemsize)
-    if need > MEMORY_LIMIT:
-        raise ConvSpecError(
-            f"method='matrix' would need about {need / 2**30:.1f} GiB for the sparse matrix of "
-            f"{spec.describe()}, over the limit of {MEMORY_LIMIT / 2**30:.1f} GiB "
-            f"(tconv.methods.matrix.MEMORY_LIMIT); use another method")
     co, ci = spec.out_channels // spec.groups, spec.in_channels // spec.groups
     n_out, n_in = int(np.prod(spec.output_size)), int(np.prod(spec.input_size))
     pos_out, pos_in, tap = _taps(spec)
@@ -72,3 +57,18 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     c = forward_matrix(w, spec)
     x = c.T @ y.reshape(spec.batch, c.shape[0]).T                # (C_in * prod(in), N)
     return np.ascontiguousarray(np.asarray(x).T).reshape(spec.input_shape)
+
+
+def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
+    """Bytes held at the peak beyond the operands and the result, measured with tracemalloc
+    (docs/performance.md): per stored entry its row, column and value, SciPy's COO copy and
+    its CSR arrays, ``32 + 3*itemsize`` bytes with int32 indices (``48 + 3*itemsize`` with
+    int64); per in-range (position, tap) pair the three index lists and their concatenation
+    (48 bytes); per kernel tap the loop's own arrays (768 bytes)."""
+    taps = math.prod(spec.kernel_size)
+    pairs = math.prod(spec.output_size) * taps
+    nnz = spec.out_channels * (spec.in_channels // spec.groups) * pairs
+    rows = spec.out_channels * math.prod(spec.output_size)
+    cols = spec.in_channels * math.prod(spec.input_size)
+    index = 4 if max(nnz, rows, cols) < 2**31 else 8
+    return nnz * (8 * index + 3 * itemsize) + 48 * pairs + 768 * taps

@@ -15,6 +15,8 @@ shifted by ``K - 1 - pad_low``. It multiplies every inserted zero: ``stride**d``
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._arrays import flip_spatial, insert_zeros, pad_or_crop, swap_group_channels
@@ -27,3 +29,16 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     kernel = swap_group_channels(flip_spatial(w), spec.groups)  # (C_in, C_out/g, *k)
     return correlate(stretched, kernel, spec.input_size, (1,) * spec.ndim, spec.dilation,
                      spec.groups)
+
+
+def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
+    """Bytes held at the peak beyond the operands and the result: the stretched gradient, its
+    padded copy (twice: a crop is copied again when reshaped), the swapped kernel, and one
+    tap's patch with its product."""
+    n, co, ci = spec.batch, spec.out_channels, spec.in_channels
+    stretched = math.prod((o - 1) * s + 1 for o, s in zip(spec.output_size, spec.stride))
+    padded = math.prod((o - 1) * s + 1 + max(lo, 0) + max(hi, 0) for o, s, (lo, hi) in
+                       zip(spec.output_size, spec.stride, spec.transpose_padding))
+    cells = math.prod(spec.input_size)
+    return itemsize * (n * co * (stretched + 2 * padded) + math.prod(spec.weight_shape)
+                       + n * (co + ci) * cells)

@@ -653,11 +653,8 @@
   }
 
   var asked = 0;     // the latest request: an older answer that arrives later is dropped
-  var drawn = null;  // the query of the page on screen: asking for it again would only lose the
-                     // cell the reader points at
 
   function redraw(params, push) {
-    if (params.toString() === drawn) return Promise.resolve();
     var mine = ++asked;
     $("form-status").textContent = "computing\u2026";
     return fetch("api/page?" + params.toString(), { headers: { Accept: "application/json" } })
@@ -675,7 +672,6 @@
           return;
         }
         D = res.body;
-        drawn = params.toString();
         drawAll();
         $("form-status").textContent = "drawn: " + D.spec.describe;
         if (push) history.replaceState(null, "", "?" + params.toString());
