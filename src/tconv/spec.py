@@ -436,6 +436,30 @@ class ConvSpec:
         return _split(total, odd_low)
 
     @staticmethod
+    def paddings_splitting_to(low: int, base: int, stride: int,
+                              odd_low: bool = False) -> list[int]:
+        """The ``c`` in ``[0, stride)`` for which ``base + c`` padding cells split
+        (:meth:`split_padding`) with ``low`` at the start, ascending: how an output_padding
+        chooses the halves of a derived total padding (ONNX's output_shape and SAME forms).
+
+        At most two totals split to one ``low``, so this costs O(1) whatever the stride.
+
+        >>> ConvSpec.paddings_splitting_to(1, -1, 4), ConvSpec.paddings_splitting_to(1, -1, 4, True)
+        ([3], [2, 3])
+        """
+        return [t - base for t in range(max(2 * low - 1, 0), 2 * low + 2)
+                if 0 <= t - base < stride and _split(t, odd_low)[0] == low]
+
+    @staticmethod
+    def split_lows(base: int, stride: int, odd_low: bool = False) -> range:
+        """Every start padding :meth:`paddings_splitting_to` can reach: the low halves of the
+        totals ``base + c >= 0`` for ``c`` in ``[0, stride)``, as a range (they have no gaps)."""
+        first, last = max(base, 0), base + stride - 1
+        if last < first:
+            return range(0)
+        return range(_split(first, odd_low)[0], _split(last, odd_low)[0] + 1)
+
+    @staticmethod
     def tap_slices(tap, stride, dilation, count) -> tuple[slice, ...]:
         """Where one kernel tap meets the (padded) input over ``count`` output positions.
 

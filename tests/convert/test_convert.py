@@ -488,6 +488,8 @@ def test_cli_check_runs_both_frameworks():
      "framework 'caffe' is not one of"),
     (["--from", "torch", "--to", "tf", "--layer-input", "8", "--kernel", "3", "--transpose-kernel"],
      "--transpose-kernel is an option of JAX and Flax"),
+    (["--from", "torch", "--to", "tf", "--layer-input", "8x8", "--kernel", "3", "--stride",
+      "10000000", "--check"], "more than the memory limit"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(args, message):
     proc = run(*args)

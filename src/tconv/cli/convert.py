@@ -191,13 +191,13 @@ def command(
                            padding, output_padding, output_size, dilation, groups, auto_pad,
                            transpose_kernel, consistent_padding, batch, bias)
             result = convert.convert(layer, target, **options)
+        outcome = None
+        if check and model is None:       # a layer too large to run is refused here
+            _quiet_xla()
+            outcome = convert.check(result, seed=seed)
     if model is not None:
         _print_model(result, as_json)
         raise typer.Exit(0 if result.passed else 1)
-    outcome = None
-    if check:
-        _quiet_xla()
-        outcome = convert.check(result, seed=seed)
     if as_json:
         data = result.to_dict(batch=batch is not None)
         if outcome is not None:

@@ -15,8 +15,9 @@ the smaller output_padding (``output_padding > 0`` only when the high padding is
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from ..spec import ConvSpec, ConvSpecError
 
@@ -150,6 +151,36 @@ def closest(want: Pair, full: int, candidates: Iterable[tuple[object, Pair]]):
     None."""
     fixable = [c for c in candidates if _fixable(want, c[1], full)]
     return min(fixable, key=lambda c: _cost(crop(want, c[1]))) if fixable else None
+
+
+def near(values: range, *targets: int, reach: int = 2) -> list[int]:
+    """The members of ``values`` (step 1) within ``reach`` of any target clamped into it, and
+    its two ends, ascending: the only ones that can win when the cost of a window is piecewise
+    linear in the parameter with its corners at the targets."""
+    if len(values) <= 2 * reach + 2:
+        return list(values)
+    first, last = values[0], values[-1]
+    picked = {first, last}
+    for target in targets:
+        at = min(max(target, first), last)
+        picked.update(range(max(at - reach, first), min(at + reach, last) + 1))
+    return sorted(picked)
+
+
+def worth_trying(values: range, window: Callable[[int], Pair], want: Pair, full: int) -> list[int]:
+    """The few members of ``values`` among which :func:`closest` finds the best ``window(n)``,
+    for a family whose start never grows and whose stop never shrinks as ``n`` grows (the
+    output sizes or output_paddings of every target): the ends, and beside the first ``n``
+    whose start reaches ``want[0]``, whose stop reaches ``want[1]`` and whose stop reaches
+    ``full`` (found by bisection). So the search never walks a range as long as the stride.
+
+    Past those points the cost only grows; before them it is flat up to the odd cell of a
+    halved padding, which ``reach`` covers.
+    """
+    cut = [bisect_left(values, True, key=lambda n: window(n)[0] <= want[0]),
+           bisect_left(values, True, key=lambda n: window(n)[1] >= want[1]),
+           bisect_left(values, True, key=lambda n: window(n)[1] >= full)]
+    return near(values, *(values.start + i for i in cut))
 
 
 def choose(wants, fulls, modes: dict):

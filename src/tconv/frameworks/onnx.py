@@ -115,9 +115,19 @@ def pads_form(spec: ConvSpec):
     return attrs, None
 
 
-def _output_padding_order(op: int, stride: int) -> list[int]:
-    """output_padding values ONNX accepts (< stride), the most natural first: 0, op, the rest."""
-    return list(dict.fromkeys([0] + ([op] if op < stride else []) + list(range(stride))))
+def output_padding_giving(low: int, base: int, stride: int, odd_low: bool, prefer: int):
+    """The output_padding (< stride) whose total padding ``base + output_padding`` puts ``low``
+    cells at the start, the most natural first (0, then ``prefer``, then the smallest), or
+    None."""
+    fits = ConvSpec.paddings_splitting_to(low, base, stride, odd_low)
+    return min(fits, key=lambda c: (c != 0, c != prefer, c), default=None)
+
+
+def _show_lows(lows: range) -> str:
+    """The start paddings a form reaches: ``none``, ``2``, ``2, 3`` or ``2..9``."""
+    if len(lows) > 2:
+        return f"{lows[0]}..{lows[-1]}"
+    return ", ".join(map(str, lows)) if lows else "none"
 
 
 def _output_shape_form(spec: ConvSpec):
@@ -128,18 +138,15 @@ def _output_shape_form(spec: ConvSpec):
             spec.output_size, spec.input_size, spec.padding, spec.output_padding, spec.stride,
             spec.extents)):
         full = (o - 1) * s + e
-        for cand in _output_padding_order(op, s):
-            total = full + cand - n            # = lo + hi - op + cand
-            if total >= 0 and ConvSpec.split_padding(total, odd_low=True)[0] == lo:
-                ops.append(cand)
-                break
-        else:
-            starts = sorted({ConvSpec.split_padding(full + c - n, True)[0] for c in range(s)
-                             if full + c - n >= 0})
+        # total = full + output_padding - n (= lo + hi - op + output_padding)
+        cand = output_padding_giving(lo, full - n, s, True, op)
+        if cand is None:
             return None, (
                 f"output_shape with auto_pad NOTSET pads total - total//2 at the start, with "
                 f"total = {full} + output_padding - {n} for output_padding 0..{s - 1}: start "
-                f"padding {_show(starts)} in spatial dim {i}, but the spec has {lo}")
+                f"padding {_show_lows(ConvSpec.split_lows(full - n, s, True))} in spatial dim "
+                f"{i}, but the spec has {lo}")
+        ops.append(cand)
     attrs = _base_attrs(spec)
     attrs.update(output_shape=list(spec.input_size), output_padding=ops)
     return attrs, None
@@ -167,16 +174,14 @@ def auto_pad_forms(spec: ConvSpec) -> tuple[list[dict], list[str]]:
             at_start = mode == "SAME_LOWER"
             ops = []
             for i, (o, n, (lo, hi), op, s, e) in dims:
-                fits = [c for c in _output_padding_order(op, s)
-                        if e - s + c >= 0 and ConvSpec.split_padding(e - s + c, at_start)[0] == lo]
-                if not fits:
-                    starts = sorted({ConvSpec.split_padding(e - s + c, at_start)[0]
-                                     for c in range(s) if e - s + c >= 0})
+                cand = output_padding_giving(lo, e - s, s, at_start, op)
+                if cand is None:
                     reasons.append(
                         f"{mode} pads total = {e} - {s} + output_padding (0..{s - 1}), giving "
-                        f"start padding {_show(starts)} in spatial dim {i}, the spec has {lo}")
+                        f"start padding {_show_lows(ConvSpec.split_lows(e - s, s, at_start))} "
+                        f"in spatial dim {i}, the spec has {lo}")
                     break
-                ops.append(fits[0])
+                ops.append(cand)
             else:
                 found.append(dict(_base_attrs(spec), auto_pad=mode, output_padding=ops))
     # VALID: no pads, size = full + output_padding; so lo == 0 and output_padding = op - hi.
@@ -190,10 +195,6 @@ def auto_pad_forms(spec: ConvSpec) -> tuple[list[dict], list[str]]:
     else:
         found.append(dict(_base_attrs(spec), auto_pad="VALID", output_padding=ops))
     return found, reasons
-
-
-def _show(values) -> str:
-    return ", ".join(map(str, values)) if values else "none"
 
 
 _FORM_BUILDERS = {"pads": pads_form, "output_shape": _output_shape_form,

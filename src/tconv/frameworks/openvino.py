@@ -44,7 +44,7 @@ import numpy as np
 
 from ..spec import ConvSpec
 from . import EMPTY_BATCH, Framework, KnownDifference, NotExpressible, Refused, first_line
-from .onnx import FORMS, form_attributes, model_with_weight
+from .onnx import FORMS, form_attributes, model_with_weight, output_padding_giving
 
 
 _DTYPES = ("float16", "float32")
@@ -91,12 +91,10 @@ def _opset_attributes(spec: ConvSpec, form: str):
         for o, n, (lo, _), op, s, e in zip(spec.output_size, spec.input_size, spec.padding,
                                            spec.output_padding, spec.stride, spec.extents):
             full = (o - 1) * s + e
-            fits = [c for c in dict.fromkeys([0, op % s] + list(range(s)))
-                    if full + c - n >= 0
-                    and ConvSpec.split_padding(full + c - n, at_start)[0] == lo]
-            if not fits:
+            cand = output_padding_giving(lo, full - n, s, at_start, op % s)
+            if cand is None:
                 break
-            ops.append(fits[0])
+            ops.append(cand)
         else:
             return dict(auto_pad=mode, output_padding=ops,
                         output_shape=list(spec.input_size)), None

@@ -33,7 +33,8 @@ from ..convert.code import Code, call_text
 from ..convert.layer import (compact, ints, iterable, make, need_dims, no_groups, pair_list,
                              padding_words, shape_arg, show)
 from ..convert.layout import Layout, channels_last, identity, inverse, kernel_last, permuted
-from ..convert.window import Dim, Pair, choose, layer_dims, spec_dims, windows, within
+from ..convert.window import (Dim, Pair, choose, layer_dims, spec_dims, windows, within,
+                              worth_trying)
 from ..spec import ConvSpec, ConvSpecError, per_dim
 from . import (Framework, NotExpressible, first_line, is_file, module_of,
                native_logs_silenced, read_or_reason)
@@ -395,6 +396,14 @@ def _keras_candidates(dim: Dim, padding: str, ops, i: int, call: str) -> list:
     return result
 
 
+def _keras_ints(dim: Dim, padding: str, want: Pair, i: int, call: str) -> list:
+    """:func:`_keras_candidates` for the integer output_paddings (< stride) that can come
+    closest to ``want``; with 'same' and an even kernel, 0 gives TF a size it refuses."""
+    ops = range(1 if padding == "same" and dim.extent % 2 == 0 else 0, dim.stride)
+    tried = worth_trying(ops, lambda op: _keras_window(dim, padding, op, i, call), want, dim.full)
+    return _keras_candidates(dim, padding, tried, i, call)
+
+
 _CPU_DILATION = ("'Current CPU implementations do not yet support dilation rates larger than 1' "
                  "(tensorflow#69103)")
 
@@ -628,8 +637,14 @@ class TensorFlow(_OnTensorFlow):
         dims, wants = spec_dims(spec), windows(spec)
         sizes = {"VALID": lambda d: range(d.full, d.full + d.stride),
                  "SAME": lambda d: range((d.size - 1) * d.stride + 1, d.size * d.stride + 1)}
-        modes = {mode: [[(n, _tf_window(d, mode, n, i)) for n in sizes[mode](d)]
-                        for i, d in enumerate(dims)] for mode in sizes}
+        modes = {}
+        for mode, span in sizes.items():
+            modes[mode] = []
+            for i, (d, want) in enumerate(zip(dims, wants)):
+                def window(n, d=d, i=i, mode=mode):
+                    return _tf_window(d, mode, n, i)
+                modes[mode].append([(n, window(n)) for n in worth_trying(span(d), window, want,
+                                                                          d.full)])
         if spec.ndim == 2:
             modes["EXPLICIT"] = [[_tf_explicit(d, want, i)] for i, (d, want) in
                                  enumerate(zip(dims, wants))]
@@ -812,8 +827,8 @@ class Keras(_OnTensorFlow):
             modes[padding, None] = [_keras_candidates(d, padding, [None], i, call)
                                     for i, d in enumerate(dims)]
         for padding in ("valid", "same"):
-            modes[padding, "ints"] = [_keras_candidates(d, padding, range(d.stride), i, call)
-                                      for i, d in enumerate(dims)]
+            modes[padding, "ints"] = [_keras_ints(d, padding, want, i, call)
+                                      for i, (d, want) in enumerate(zip(dims, wants))]
         (padding, kind), picks = choose(wants, [d.full for d in dims], modes)
         layout = _tf_layout(spec.ndim)
         return dict(input_shape=permuted(spec.output_shape, layout.data), filters=spec.in_channels,

@@ -17,7 +17,8 @@ from ..convert.code import Code, call_text
 from ..convert.layer import (compact, ints, iterable, make, need_dims, padding_words, shape_arg,
                              show)
 from ..convert.layout import Layout
-from ..convert.window import Dim, Pair, closest, layer_dims, spec_dims, windows
+from ..convert.window import (Dim, Pair, closest, layer_dims, near, spec_dims, windows,
+                              worth_trying)
 from ..spec import ConvSpec, ConvSpecError
 from . import Framework, NotExpressible, first_line, is_file, module_of, read_or_reason
 
@@ -29,6 +30,24 @@ _DTYPES = ("float16", "float32", "float64")
 def _torch_window(dim: Dim, padding: int, output_padding: int) -> Pair:
     """``nn.ConvTransposeNd``: crop ``padding`` at both ends, add output_padding at the end."""
     return padding, dim.full + output_padding - padding
+
+
+def _torch_candidates(dim: Dim, want: Pair):
+    """``((padding, output_padding), window)`` that can keep ``want`` best: padding up to the
+    start (more would only crop cells the source keeps), output_padding below the limit, an
+    output of at least one cell. The cost is piecewise linear in the padding with its corners
+    at the targets below, and for one padding the window's stop grows with output_padding, so
+    only a few of the stride x start pairs are tried."""
+    start, stop = want
+    corners = (start, dim.full - stop, dim.full - stop + dim.limit - 1,
+               dim.limit - 1, (dim.full + dim.limit - 2) // 2)
+    for p in near(range(start + 1), *corners):
+        ops = range(max(2 * p + 1 - dim.full, 0), dim.limit)
+
+        def window(op, p=p):
+            return _torch_window(dim, p, op)
+        for op in worth_trying(ops, window, want, dim.full):
+            yield (p, op), window(op)
 
 
 def _torch_output_padding(call: str, dims, pads, output_size) -> tuple[int, ...]:
@@ -215,9 +234,7 @@ class Torch(Framework):
         need_dims("torch.nn.ConvTransposeNd", spec.ndim)
         picks = []
         for want, dim in zip(windows(spec), spec_dims(spec)):
-            candidates = (((p, op), _torch_window(dim, p, op)) for p in range(want[0] + 1)
-                          for op in range(dim.limit) if dim.full + op - 2 * p >= 1)
-            picks.append(closest(want, dim.full, candidates)[0])
+            picks.append(closest(want, dim.full, _torch_candidates(dim, want))[0])
         # the layer's input is the forward output y: its channels are spec.out_channels
         return dict(input_shape=spec.output_shape, in_channels=spec.out_channels,
                     out_channels=spec.in_channels,
