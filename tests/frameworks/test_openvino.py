@@ -102,6 +102,24 @@ def test_not_expressible_reasons():
         assert isinstance(why, NotExpressible) and "int64" in why.reason
 
 
+def test_a_huge_last_stride_is_not_compiled_and_says_why():
+    """The CPU plugin's compile time grows with the square of a 2-d spec's last stride:
+    ``tconv verify --stride 1000000000`` hung in compile_model. Up to the limit the ways run
+    (and a huge first stride costs nothing); past it they say why."""
+    limit = openvino_module.SLOW_WIDTH_STRIDE
+    runs = ConvSpec.transpose((1, 1, 1, 2), (1, 1, 3, 3), stride=(10**9, limit), padding=1)
+    _, w, g = (a.astype(np.float32) for a in arrays_for(runs, 3))
+    ways = openvino_backend.input_grad_ways(runs, w, g)
+    assert sum(isinstance(r, np.ndarray) for r in ways.values()) >= 3
+    for result in ways.values():
+        if isinstance(result, np.ndarray):
+            np.testing.assert_allclose(result, exact.conv_transpose(g, w, runs), rtol=1e-6)
+    skipped = ConvSpec.transpose((1, 1, 2, 2), (1, 1, 3, 2), stride=(2, limit + 1), padding=1)
+    _, w, g = (a.astype(np.float32) for a in arrays_for(skipped, 3))
+    for result in openvino_backend.input_grad_ways(skipped, w, g).values():
+        assert isinstance(result, NotExpressible) and f"is {limit + 1}" in result.reason
+
+
 def test_float16_within_its_bound_and_float64_computed_in_float32():
     """A float16 model passes within the float16 bound. A float64 model runs, but the CPU plugin
     computes it in float32: its error is far above the float64 bound and near float32's, so

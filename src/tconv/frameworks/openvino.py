@@ -35,6 +35,14 @@ Precision. On CPUs with bfloat16 units the CPU plugin's default ``INFERENCE_PREC
 float16 data is computed in float32 and rounded once; a float64 model runs, but in f32 (the
 plugin converts its precision), so float64 is not expressible.
 The explicit form accepts ``output_padding >= stride`` (up to the dilation, as PyTorch does).
+
+Time. The CPU plugin's first inference of a 2-d ``ConvolutionBackpropData`` (where it builds
+its kernel) takes time growing with the square of the last dim's stride, whatever the sizes (1-d,
+3-d and the first dim's stride are not affected): for a 4x4 result, about 0.5 s at stride
+10,000 and 1.9 s at 20,000 (openvino 2026.4.1; ``benchmarks/openvino_compile_time.py``); at
+stride 10**9 ``compile_model`` does not return, so ``tconv verify --stride 1000000000`` never
+ended.
+Above :data:`SLOW_WIDTH_STRIDE` these ways are not run and say why.
 """
 from __future__ import annotations
 
@@ -58,6 +66,8 @@ GROUP_OUTPUT_SHAPE_BUG = (
     "ConvTranspose with output_shape and group > 1 crops total//2 at the start, not "
     "total - total//2 as the ONNX text, onnxruntime and group 1 do")
 _OPSET_FORMS = ("pads", "output_shape")
+#: The largest last-dim stride of a 2-d spec these ways run (milliseconds).
+SLOW_WIDTH_STRIDE = 1024
 
 
 @functools.lru_cache(maxsize=1)
@@ -162,6 +172,11 @@ class OpenVino(Framework):
                 f"{spec.ndim}"))
         if spec.batch == 0:
             return dict.fromkeys(names, NotExpressible(EMPTY_BATCH))
+        if spec.ndim == 2 and spec.stride[-1] > SLOW_WIDTH_STRIDE:
+            return dict.fromkeys(names, NotExpressible(
+                f"not run: OpenVINO's CPU plugin runs a 2-d ConvolutionBackpropData first in time "
+                f"growing with the square of the last stride (0.5 s at 10,000); this spec's is "
+                f"{spec.stride[-1]}, tconv runs up to {SLOW_WIDTH_STRIDE}"))
         g = np.ascontiguousarray(g)
         w = np.ascontiguousarray(w, dtype=dtype)
         result = {}
