@@ -302,106 +302,43 @@ typedef struct {
     i64 count[MAXD], s_step[MAXD], d_step[MAXD];
 } CopyJob;
 
-typedef uint32_t vt32x16 __attribute__((vector_size(64)));
-typedef uint32_t uvt32x16 __attribute__((vector_size(64), aligned(4), may_alias));
-typedef int32_t mt32x16 __attribute__((vector_size(64)));
-typedef uint32_t vt32x8 __attribute__((vector_size(32)));
-typedef uint32_t uvt32x8 __attribute__((vector_size(32), aligned(4), may_alias));
-typedef int32_t mt32x8 __attribute__((vector_size(32)));
-typedef uint64_t vt64x8 __attribute__((vector_size(64)));
-typedef uint64_t uvt64x8 __attribute__((vector_size(64), aligned(8), may_alias));
-typedef int64_t mt64x8 __attribute__((vector_size(64)));
-typedef uint64_t vt64x4 __attribute__((vector_size(32)));
-typedef uint64_t uvt64x4 __attribute__((vector_size(32), aligned(8), may_alias));
-typedef int64_t mt64x4 __attribute__((vector_size(32)));
+/* In-register transpose of N vectors of N lanes (lane e of r[k] <-> lane k of r[e]): log2 N
+ * butterfly stages. Stage h pairs r[i] with r[i + h] (i & h == 0) and, in every block of 2h
+ * lanes, swaps the high h lanes of r[i] with the low h lanes of r[i + h]. Each mask lane is an
+ * integer constant expression (BF_LO, BF_HI: in a mask, the second operand's lanes count from
+ * n), so that every __builtin_shuffle has a constant mask and compiles to fixed permutes. */
+#define BF_LO(e, h, n) ((e) / (2 * (h)) * (2 * (h)) + (e) % (h) + ((e) % (2 * (h)) < (h) ? 0 : (n)))
+#define BF_HI(e, h, n) (BF_LO(e, h, n) + (h))
+#define LANES4(F, e, h, n) F(e, h, n), F(e + 1, h, n), F(e + 2, h, n), F(e + 3, h, n)
+#define LANES8(F, e, h, n) LANES4(F, e, h, n), LANES4(F, e + 4, h, n)
+#define LANES16(F, e, h, n) LANES8(F, e, h, n), LANES8(F, e + 8, h, n)
+#define STAGE(h, V, M, N, r)                                                                    \
+    for (int i = 0; i < N; i++) {                                                               \
+        if (i & h) continue;                                                                    \
+        V a = r[i], c = r[i + h];                                                               \
+        r[i] = __builtin_shuffle(a, c, (M){LANES##N(BF_LO, 0, h, N)});                          \
+        r[i + h] = __builtin_shuffle(a, c, (M){LANES##N(BF_HI, 0, h, N)});                      \
+    }
+#define STAGES4(...) STAGE(2, __VA_ARGS__) STAGE(1, __VA_ARGS__)
+#define STAGES8(...) STAGE(4, __VA_ARGS__) STAGES4(__VA_ARGS__)
+#define STAGES16(...) STAGE(8, __VA_ARGS__) STAGES8(__VA_ARGS__)
 
-static inline __attribute__((always_inline)) void transpose_32x16(vt32x16 *r)
-{
-    for (int i = 0; i < 16; i++) {
-        if (i & 8) continue;
-        vt32x16 a = r[i], c = r[i + 8];
-        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23});
-        r[i + 8] = __builtin_shuffle(a, c, (mt32x16){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+/* transpose_<B>x<N>: the transpose of N vectors of N B-bit lanes, with the vector types it takes
+ * (vt<B>x<N>), loads and stores at the element's alignment (uvt<B>x<N>) and its masks (mt...) */
+#define TRANSPOSE_FN(B, N)                                                                      \
+    typedef uint##B##_t vt##B##x##N __attribute__((vector_size(B / 8 * N)));                    \
+    typedef uint##B##_t uvt##B##x##N                                                            \
+        __attribute__((vector_size(B / 8 * N), aligned(B / 8), may_alias));                    \
+    typedef int##B##_t mt##B##x##N __attribute__((vector_size(B / 8 * N)));                     \
+    static inline __attribute__((always_inline)) void transpose_##B##x##N(vt##B##x##N *r)       \
+    {                                                                                           \
+        STAGES##N(vt##B##x##N, mt##B##x##N, N, r)                                               \
     }
-    for (int i = 0; i < 16; i++) {
-        if (i & 4) continue;
-        vt32x16 a = r[i], c = r[i + 4];
-        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27});
-        r[i + 4] = __builtin_shuffle(a, c, (mt32x16){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
-    }
-    for (int i = 0; i < 16; i++) {
-        if (i & 2) continue;
-        vt32x16 a = r[i], c = r[i + 2];
-        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29});
-        r[i + 2] = __builtin_shuffle(a, c, (mt32x16){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
-    }
-    for (int i = 0; i < 16; i++) {
-        if (i & 1) continue;
-        vt32x16 a = r[i], c = r[i + 1];
-        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30});
-        r[i + 1] = __builtin_shuffle(a, c, (mt32x16){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
-    }
-}
 
-static inline __attribute__((always_inline)) void transpose_32x8(vt32x8 *r)
-{
-    for (int i = 0; i < 8; i++) {
-        if (i & 4) continue;
-        vt32x8 a = r[i], c = r[i + 4];
-        r[i] = __builtin_shuffle(a, c, (mt32x8){0, 1, 2, 3, 8, 9, 10, 11});
-        r[i + 4] = __builtin_shuffle(a, c, (mt32x8){4, 5, 6, 7, 12, 13, 14, 15});
-    }
-    for (int i = 0; i < 8; i++) {
-        if (i & 2) continue;
-        vt32x8 a = r[i], c = r[i + 2];
-        r[i] = __builtin_shuffle(a, c, (mt32x8){0, 1, 8, 9, 4, 5, 12, 13});
-        r[i + 2] = __builtin_shuffle(a, c, (mt32x8){2, 3, 10, 11, 6, 7, 14, 15});
-    }
-    for (int i = 0; i < 8; i++) {
-        if (i & 1) continue;
-        vt32x8 a = r[i], c = r[i + 1];
-        r[i] = __builtin_shuffle(a, c, (mt32x8){0, 8, 2, 10, 4, 12, 6, 14});
-        r[i + 1] = __builtin_shuffle(a, c, (mt32x8){1, 9, 3, 11, 5, 13, 7, 15});
-    }
-}
-
-static inline __attribute__((always_inline)) void transpose_64x8(vt64x8 *r)
-{
-    for (int i = 0; i < 8; i++) {
-        if (i & 4) continue;
-        vt64x8 a = r[i], c = r[i + 4];
-        r[i] = __builtin_shuffle(a, c, (mt64x8){0, 1, 2, 3, 8, 9, 10, 11});
-        r[i + 4] = __builtin_shuffle(a, c, (mt64x8){4, 5, 6, 7, 12, 13, 14, 15});
-    }
-    for (int i = 0; i < 8; i++) {
-        if (i & 2) continue;
-        vt64x8 a = r[i], c = r[i + 2];
-        r[i] = __builtin_shuffle(a, c, (mt64x8){0, 1, 8, 9, 4, 5, 12, 13});
-        r[i + 2] = __builtin_shuffle(a, c, (mt64x8){2, 3, 10, 11, 6, 7, 14, 15});
-    }
-    for (int i = 0; i < 8; i++) {
-        if (i & 1) continue;
-        vt64x8 a = r[i], c = r[i + 1];
-        r[i] = __builtin_shuffle(a, c, (mt64x8){0, 8, 2, 10, 4, 12, 6, 14});
-        r[i + 1] = __builtin_shuffle(a, c, (mt64x8){1, 9, 3, 11, 5, 13, 7, 15});
-    }
-}
-
-static inline __attribute__((always_inline)) void transpose_64x4(vt64x4 *r)
-{
-    for (int i = 0; i < 4; i++) {
-        if (i & 2) continue;
-        vt64x4 a = r[i], c = r[i + 2];
-        r[i] = __builtin_shuffle(a, c, (mt64x4){0, 1, 4, 5});
-        r[i + 2] = __builtin_shuffle(a, c, (mt64x4){2, 3, 6, 7});
-    }
-    for (int i = 0; i < 4; i++) {
-        if (i & 1) continue;
-        vt64x4 a = r[i], c = r[i + 1];
-        r[i] = __builtin_shuffle(a, c, (mt64x4){0, 4, 2, 6});
-        r[i + 1] = __builtin_shuffle(a, c, (mt64x4){1, 5, 3, 7});
-    }
-}
+TRANSPOSE_FN(32, 16)    /* AVX-512 */
+TRANSPOSE_FN(64, 8)
+TRANSPOSE_FN(32, 8)     /* AVX2 */
+TRANSPOSE_FN(64, 4)
 
 /* ---- layout copies: dst[cell, c] = src[cell, c] over an N-d grid with any element steps ---
  * Tiles of N channels x N cells. Where one side is channels-first (unit step along the cells)
