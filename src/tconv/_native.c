@@ -125,129 +125,60 @@ typedef uint64_t uvu64 __attribute__((vector_size(64), aligned(8), may_alias));
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define X86 1
-#define ATTR_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
-#define ATTR_AVX2 __attribute__((target("avx2,fma")))
+#define ATTR_avx512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
+#define ATTR_avx2 __attribute__((target("avx2,fma")))
 #else
 #define X86 0
 #endif
-#define ATTR_BASE
+#define ATTR_base
 
-/* float */
-#define SCAL float
-#define VEC vf32
-#define UVEC uvf32
-#define VL 16
-#if X86
-#define SUF(n) GLUE(n, f32_avx512)
-#define ATTR ATTR_AVX512
-#define MB 6
-#define NV 2
-#include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#define SUF(n) GLUE(n, f32_avx2)
-#define ATTR ATTR_AVX2
-#define MB 6
-#define NV 1
-#include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#endif
-#define SUF(n) GLUE(n, f32_base)
-#define ATTR ATTR_BASE
-#define MB 4
-#define NV 1
-#include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#undef SCAL
-#undef VEC
-#undef UVEC
-#undef VL
+/* _native_kernels.h is included once per INSTANCE = type, ISA, MB, NV (its tile: MB cells x NV
+ * vectors of output channels) and reads it through the macros below, its parameters; it #undefs
+ * INSTANCE at its end. TYPE_<type> = SCAL, VEC, UVEC, VL. */
+#define TYPE_f32 float, vf32, uvf32, 16
+#define TYPE_f64 double, vf64, uvf64, 8
+#define TYPE_u64 uint64_t, vu64, uvu64, 8   /* int64 data: wrap-around, defined for unsigned */
+#define FIELD(k, ...) GLUE(FIELD, k)(__VA_ARGS__)      /* field k of a list of four */
+#define FIELD_0(a, b, c, d) a
+#define FIELD_1(a, b, c, d) b
+#define FIELD_2(a, b, c, d) c
+#define FIELD_3(a, b, c, d) d
+#define TYPE_FIELD(k) FIELD(k, GLUE(TYPE, FIELD(0, INSTANCE)))
+#define SCAL TYPE_FIELD(0)
+#define VEC TYPE_FIELD(1)
+#define UVEC TYPE_FIELD(2)
+#define VL TYPE_FIELD(3)
+#define SUF(n) GLUE(GLUE(n, FIELD(0, INSTANCE)), FIELD(1, INSTANCE))
+#define ATTR GLUE(ATTR, FIELD(1, INSTANCE))
+#define MB FIELD(2, INSTANCE)
+#define NV FIELD(3, INSTANCE)
 
-/* double */
-#define SCAL double
-#define VEC vf64
-#define UVEC uvf64
-#define VL 8
 #if X86
-#define SUF(n) GLUE(n, f64_avx512)
-#define ATTR ATTR_AVX512
-#define MB 6
-#define NV 2
+#define INSTANCE f32, avx512, 6, 2
 #include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#define SUF(n) GLUE(n, f64_avx2)
-#define ATTR ATTR_AVX2
-#define MB 6
-#define NV 1
+#define INSTANCE f32, avx2, 6, 1
 #include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
 #endif
-#define SUF(n) GLUE(n, f64_base)
-#define ATTR ATTR_BASE
-#define MB 4
-#define NV 1
+#define INSTANCE f32, base, 4, 1
 #include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#undef SCAL
-#undef VEC
-#undef UVEC
-#undef VL
 
-/* uint64 (int64 data: wrap-around arithmetic, defined for unsigned types) */
-#define SCAL uint64_t
-#define VEC vu64
-#define UVEC uvu64
-#define VL 8
 #if X86
-#define SUF(n) GLUE(n, u64_avx512)
-#define ATTR ATTR_AVX512
-#define MB 6
-#define NV 1
+#define INSTANCE f64, avx512, 6, 2
 #include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#define SUF(n) GLUE(n, u64_avx2)
-#define ATTR ATTR_AVX2
-#define MB 4
-#define NV 1
+#define INSTANCE f64, avx2, 6, 1
 #include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
 #endif
-#define SUF(n) GLUE(n, u64_base)
-#define ATTR ATTR_BASE
-#define MB 4
-#define NV 1
+#define INSTANCE f64, base, 4, 1
 #include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#undef SCAL
-#undef VEC
-#undef UVEC
-#undef VL
+
+#if X86
+#define INSTANCE u64, avx512, 6, 1
+#include "_native_kernels.h"
+#define INSTANCE u64, avx2, 4, 1
+#include "_native_kernels.h"
+#endif
+#define INSTANCE u64, base, 4, 1
+#include "_native_kernels.h"
 
 /* ---- ISA choice -------------------------------------------------------------------------- */
 enum { ISA_BASE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
@@ -255,35 +186,23 @@ static const char *ISA_NAMES[] = {"base", "avx2", "avx512"};
 static int isa_best = ISA_BASE, isa_used = ISA_BASE;
 
 /* kernels[isa][dtype][kind]; dtype 0 float32, 1 float64, 2 int64 */
+#define BY_DTYPE(name, isa) {name##_f32_##isa, name##_f64_##isa, name##_u64_##isa}
+#if X86
+#define BY_ISA(name) {BY_DTYPE(name, base), BY_DTYPE(name, avx2), BY_DTYPE(name, avx512)}
+#else
+#define BY_ISA(name) {BY_DTYPE(name, base)}
+#endif
 typedef void (*kernel_fn)(const Job *);
-static const kernel_fn *kernel_table[3][3];
+static const kernel_fn *const kernel_table[3][3] = BY_ISA(kernels);
 typedef void (*dw_fn)(const DwJob *, i64 *, i64 *);
-static const dw_fn *dw_table[3][3];
+static const dw_fn *const dw_table[3][3] = BY_ISA(dw_kernels);
 
 /* the element counts of one tile along the output channels (packed weights pad to this) */
 static const int TILE_WIDTH[3][3] = {{16, 8, 8}, {16, 8, 8}, {32, 16, 8}};
 
 static void setup_isa(void)
 {
-    kernel_table[ISA_BASE][0] = kernels_f32_base;
-    kernel_table[ISA_BASE][1] = kernels_f64_base;
-    kernel_table[ISA_BASE][2] = kernels_u64_base;
-    dw_table[ISA_BASE][0] = dw_kernels_f32_base;
-    dw_table[ISA_BASE][1] = dw_kernels_f64_base;
-    dw_table[ISA_BASE][2] = dw_kernels_u64_base;
 #if X86
-    kernel_table[ISA_AVX2][0] = kernels_f32_avx2;
-    kernel_table[ISA_AVX2][1] = kernels_f64_avx2;
-    kernel_table[ISA_AVX2][2] = kernels_u64_avx2;
-    kernel_table[ISA_AVX512][0] = kernels_f32_avx512;
-    kernel_table[ISA_AVX512][1] = kernels_f64_avx512;
-    kernel_table[ISA_AVX512][2] = kernels_u64_avx512;
-    dw_table[ISA_AVX2][0] = dw_kernels_f32_avx2;
-    dw_table[ISA_AVX2][1] = dw_kernels_f64_avx2;
-    dw_table[ISA_AVX2][2] = dw_kernels_u64_avx2;
-    dw_table[ISA_AVX512][0] = dw_kernels_f32_avx512;
-    dw_table[ISA_AVX512][1] = dw_kernels_f64_avx512;
-    dw_table[ISA_AVX512][2] = dw_kernels_u64_avx512;
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         isa_best = ISA_AVX2;
@@ -418,10 +337,10 @@ TRANSPOSE_FN(64, 4)
 static inline __attribute__((always_inline)) void no_transpose(void *r) { (void)r; }
 
 #if X86
-COPY_FN(copy4_avx512, uint32_t, vt32x16, uvt32x16, 16, 1, transpose_32x16, ATTR_AVX512)
-COPY_FN(copy4_avx2, uint32_t, vt32x8, uvt32x8, 8, 1, transpose_32x8, ATTR_AVX2)
-COPY_FN(copy8_avx512, uint64_t, vt64x8, uvt64x8, 8, 1, transpose_64x8, ATTR_AVX512)
-COPY_FN(copy8_avx2, uint64_t, vt64x4, uvt64x4, 4, 1, transpose_64x4, ATTR_AVX2)
+COPY_FN(copy4_avx512, uint32_t, vt32x16, uvt32x16, 16, 1, transpose_32x16, ATTR_avx512)
+COPY_FN(copy4_avx2, uint32_t, vt32x8, uvt32x8, 8, 1, transpose_32x8, ATTR_avx2)
+COPY_FN(copy8_avx512, uint64_t, vt64x8, uvt64x8, 8, 1, transpose_64x8, ATTR_avx512)
+COPY_FN(copy8_avx2, uint64_t, vt64x4, uvt64x4, 4, 1, transpose_64x4, ATTR_avx2)
 #endif
 COPY_FN(copy4_base, uint32_t, uint32_t, uint32_t, 16, 0, no_transpose, )
 COPY_FN(copy8_base, uint64_t, uint64_t, uint64_t, 16, 0, no_transpose, )

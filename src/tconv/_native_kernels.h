@@ -1,6 +1,7 @@
 /* The kernels of tconv._native for one scalar type and one instruction set.
  *
- * Included by _native.c once per (type, ISA) with these macros defined:
+ * Included by _native.c once per (type, ISA), with INSTANCE defined (#undef-ined at the end) and
+ * these macros reading it:
  *   SCAL  the element type (float, double, uint64_t: integers wrap modulo 2**64, as int64 does)
  *   VEC   a 64-byte GCC vector of SCAL, UVEC the same with the alignment of SCAL (loads, stores)
  *   VL    elements per VEC;  NV  VECs per tile along the output channels;  MB  cells per tile
@@ -442,11 +443,13 @@ static ATTR void SUF(dw_wgrad)(const DwJob *j, i64 *src, i64 *wof)
         }
     }
 }
-#undef EVEN
-#undef ZIP_LO
-#undef ZIP_HI
 
 static void (*const SUF(kernels)[4])(const Job *) = {
     SUF(dense), SUF(depthwise), SUF(dense_wgrad), SUF(depthwise_wgrad)};
 static void (*const SUF(dw_kernels)[3])(const DwJob *, i64 *, i64 *) = {
     SUF(dw_conv), SUF(dw_transpose), SUF(dw_wgrad)};
+
+#undef EVEN
+#undef ZIP_LO
+#undef ZIP_HI
+#undef INSTANCE
