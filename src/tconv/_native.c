@@ -346,14 +346,20 @@ COPY_FN(copy4_base, uint32_t, uint32_t, uint32_t, 16, 0, no_transpose, )
 COPY_FN(copy8_base, uint64_t, uint64_t, uint64_t, 16, 0, no_transpose, )
 
 /* ---- Python glue ------------------------------------------------------------------------- */
+/* an address Python passed as an integer */
+#define ADDR(a) ((void *)(uintptr_t)(a))
+
+/* dst[k][d] = p[k * nd + d] for k < n, d < nd: the per-dim arrays of a call's params */
+static void read_dims(const i64 *p, i64 nd, int n, i64 *const *dst)
+{
+    for (int k = 0; k < n; k++)
+        for (i64 d = 0; d < nd; d++) dst[k][d] = p[k * nd + d];
+}
+
 static int read_grid(const i64 *p, i64 nd, i64 *count, i64 *a, i64 *b)
 {
     if (nd < 1 || nd > MAXD) return -1;
-    for (i64 d = 0; d < nd; d++) {
-        count[d] = p[d];
-        a[d] = p[nd + d];
-        b[d] = p[2 * nd + d];
-    }
+    read_dims(p, nd, 3, (i64 *const[]){count, a, b});
     return 0;
 }
 
@@ -370,20 +376,10 @@ static PyObject *run(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "tconv._native.run: bad kind or dtype");
         return NULL;
     }
-    const i64 *p = (const i64 *)(uintptr_t)params;
-    Job j;
-    j.in = (const void *)(uintptr_t)in;
-    j.out = (void *)(uintptr_t)out;
-    j.w = (const void *)(uintptr_t)w;
-    j.taps = p[0];
-    j.nd = p[1];
-    j.row0 = p[2];
-    j.row1 = p[3];
-    j.groups = p[4];
-    j.kin = p[5];
-    j.kout = p[6];
-    j.kpad = p[7];
-    j.ocs = p[8];
+    const i64 *p = ADDR(params);
+    Job j = {.in = ADDR(in), .out = ADDR(out), .w = ADDR(w), .taps = p[0], .nd = p[1],
+             .row0 = p[2], .row1 = p[3], .groups = p[4], .kin = p[5], .kout = p[6],
+             .kpad = p[7], .ocs = p[8]};
     if (read_grid(p + 9, j.nd, j.count, j.istep, j.ostep) < 0) {
         PyErr_SetString(PyExc_ValueError, "tconv._native.run: bad number of grid dims");
         return NULL;
@@ -403,17 +399,9 @@ static PyObject *copy(PyObject *self, PyObject *args)
     int itemsize;
     unsigned long long src, dst, params;
     if (!PyArg_ParseTuple(args, "iKKK", &itemsize, &src, &dst, &params)) return NULL;
-    const i64 *p = (const i64 *)(uintptr_t)params;
-    CopyJob c;
-    c.src = (const char *)(uintptr_t)src;
-    c.dst = (char *)(uintptr_t)dst;
-    c.nd = p[0];
-    c.row0 = p[1];
-    c.row1 = p[2];
-    c.c0 = p[3];
-    c.c1 = p[4];
-    c.s_c = p[5];
-    c.d_c = p[6];
+    const i64 *p = ADDR(params);
+    CopyJob c = {.src = ADDR(src), .dst = ADDR(dst), .nd = p[0], .row0 = p[1], .row1 = p[2],
+                 .c0 = p[3], .c1 = p[4], .s_c = p[5], .d_c = p[6]};
     if ((itemsize != 4 && itemsize != 8)
         || read_grid(p + 7, c.nd, c.count, c.s_step, c.d_step) < 0) {
         PyErr_SetString(PyExc_ValueError, "tconv._native.copy: bad itemsize or grid");
@@ -442,31 +430,17 @@ static PyObject *depthwise(PyObject *self, PyObject *args)
     unsigned long long x, y, x_out, w, params;
     if (!PyArg_ParseTuple(args, "iiKKKKK", &kind, &dtype, &x, &y, &x_out, &w, &params))
         return NULL;
-    const i64 *p = (const i64 *)(uintptr_t)params;
-    DwJob j;
-    j.nd = p[0];
+    const i64 *p = ADDR(params);
+    DwJob j = {.x = ADDR(x), .y = ADDR(y), .x_out = ADDR(x_out), .w = ADDR(w), .nd = p[0],
+               .batch = p[1], .channels = p[2], .row0 = p[3], .row1 = p[4]};
     if (kind < 0 || kind > 2 || dtype < 0 || dtype > 2 || j.nd < 1 || j.nd > MAXD) {
         PyErr_SetString(PyExc_ValueError, "tconv._native.depthwise: bad kind, dtype or dims");
         return NULL;
     }
-    j.x = (const void *)(uintptr_t)x;
-    j.y = (void *)(uintptr_t)y;
-    j.x_out = (void *)(uintptr_t)x_out;
-    j.w = (const void *)(uintptr_t)w;
-    j.batch = p[1];
-    j.channels = p[2];
-    j.row0 = p[3];
-    j.row1 = p[4];
-    const i64 *q = p + 5;
+    read_dims(p + 5, j.nd, 6, (i64 *const[]){j.in, j.out, j.k, j.s, j.dil, j.lo});
     i64 outer = 1;
     j.taps = 1;
     for (i64 d = 0; d < j.nd; d++) {
-        j.in[d] = q[d];
-        j.out[d] = q[j.nd + d];
-        j.k[d] = q[2 * j.nd + d];
-        j.s[d] = q[3 * j.nd + d];
-        j.dil[d] = q[4 * j.nd + d];
-        j.lo[d] = q[5 * j.nd + d];
         j.taps *= j.k[d];
         if (d < j.nd - 1) outer *= j.k[d];
     }
