@@ -273,16 +273,11 @@ static ATTR void SUF(dw_conv)(const DwJob *j, i64 *src, i64 *wof)
     p_hi = last < 0 ? 0 : last / S + 1;
     if (p_hi > OUT - VL + 1) p_hi = OUT - VL + 1;
     const i64 vend = p_hi > p_lo ? p_hi - 1 + VL : p_lo;   /* cells [p_lo, vend) by vectors */
-    i64 pos[MAXD];
     for (i64 r = j->row0; r < j->row1; r++) {
-        i64 plane = dw_row(j, r, j->out, pos);
-        i64 c = plane % j->channels;
-        i64 nt = outer_taps(j, pos, 0, src, wof);
-        const SCAL *xp = x + plane * j->in_plane;
-        const SCAL *wc = w + c * j->taps;
-        i64 yrow = plane * j->out_plane;
-        for (i64 d = 0; d < nd - 1; d++) yrow += pos[d] * j->out_step[d];
-        SCAL *yp = y + yrow;
+        const DwRow row = dw_row(j, r, 0, src, wof);
+        const i64 nt = row.nt;
+        const SCAL *xp = x + row.plane, *wc = w + row.w;
+        SCAL *yp = y + row.row;
         for (i64 p = 0; p < OUT; p++) {
             if (p >= p_lo && p < vend) {        /* a vector block; the last one starts at
                                                    p_hi - 1 and may recompute a few cells */
@@ -334,16 +329,11 @@ static ATTR void SUF(dw_transpose)(const DwJob *j, i64 *src, i64 *wof)
     i64 m_hi = OUT - VL - (c_max > -(1LL << 59) ? c_max : 0) + 1;   /* exclusive start bound */
     if (m_hi > IN / S - VL + 1) m_hi = IN / S - VL + 1;
     const i64 mend = m_hi > m_lo ? m_hi - 1 + VL : m_lo;   /* blocks cover m in [m_lo, mend) */
-    i64 pos[MAXD];
     for (i64 r = j->row0; r < j->row1; r++) {
-        i64 plane = dw_row(j, r, j->in, pos);
-        i64 c = plane % j->channels;
-        i64 nt = outer_taps(j, pos, 1, src, wof);
-        const SCAL *yp = yv + plane * j->out_plane;
-        const SCAL *wc = w + c * j->taps;
-        i64 xrow = plane * j->in_plane;
-        for (i64 d = 0; d < nd - 1; d++) xrow += pos[d] * j->in_step[d];
-        SCAL *xp = x + xrow;
+        const DwRow row = dw_row(j, r, 1, src, wof);
+        const i64 nt = row.nt;
+        const SCAL *yp = yv + row.plane, *wc = w + row.w;
+        SCAL *xp = x + row.row;
         i64 q = 0;
         while (q < IN) {
             i64 m = q / S;
@@ -399,7 +389,6 @@ static ATTR void SUF(dw_wgrad)(const DwJob *j, i64 *src, i64 *wof)
     if (p_hi > OUT - VL + 1) p_hi = OUT - VL + 1;
     i64 rows = 1;
     for (i64 d = 0; d < nd - 1; d++) rows *= j->out[d];
-    i64 pos[MAXD];
     for (i64 c = j->row0; c < j->row1; c++) {
         for (i64 t0 = 0; t0 < j->taps; t0 += KL) {   /* one outer tap at a time: KL sums */
             VEC acc[DW_MAX];
@@ -409,17 +398,12 @@ static ATTR void SUF(dw_wgrad)(const DwJob *j, i64 *src, i64 *wof)
                 tail[jl] = 0;
             }
             for (i64 n = 0; n < j->batch; n++) {
-                i64 plane = n * j->channels + c;
-                const SCAL *xp = x + plane * j->in_plane;
                 for (i64 rr = 0; rr < rows; rr++) {
-                    dw_row(j, rr, j->out, pos);
-                    i64 nt = outer_taps(j, pos, 0, src, wof);
+                    const DwRow row = dw_row(j, (n * j->channels + c) * rows + rr, 0, src, wof);
                     i64 t = 0;
-                    while (t < nt && wof[t] != t0) t++;
-                    if (t == nt) continue;           /* this outer tap reads only padding */
-                    i64 grow = plane * j->out_plane;
-                    for (i64 d = 0; d < nd - 1; d++) grow += pos[d] * j->out_step[d];
-                    const SCAL *gp = g + grow, *xr = xp + src[t];
+                    while (t < row.nt && wof[t] != t0) t++;
+                    if (t == row.nt) continue;       /* this outer tap reads only padding */
+                    const SCAL *gp = g + row.row, *xr = x + row.plane + src[t];
                     for (i64 p = 0; p < OUT; p++) {
                         if (p >= p_lo && p < p_hi) {
                             VEC gv = *(const UVEC *)(gp + p);
