@@ -86,31 +86,24 @@ static inline __attribute__((always_inline)) i64 outer_taps(const DwJob *j, cons
     return n;
 }
 
-/* One row of a depthwise pass: the rows are the lines along the last dim of one side (the
- * output y for conv and weight grad, the input x transposed), over its planes n*C + c and its
- * outer dims; the row reads the plane of the other side through the valid outer taps. */
-typedef struct {
-    i64 nt;             /* the valid outer taps (outer_taps: src[], wof[]) */
-    i64 row;            /* element offset of the row */
-    i64 plane;          /* element offset of the plane of the other side */
-    i64 w;              /* element offset of the channel's weights */
-} DwRow;
-
-static inline __attribute__((always_inline)) DwRow dw_row(const DwJob *j, i64 r, int transposed,
-                                                          i64 *src, i64 *wof)
+/* decompose row r into (plane = n*C + c, outer position pos[]) over the plane's outer dims */
+static inline __attribute__((always_inline)) i64 dw_row(const DwJob *j, i64 r, const i64 *size,
+                                                        i64 *pos)
 {
-    const i64 *size = transposed ? j->in : j->out, *step = transposed ? j->in_step : j->out_step;
-    i64 pos[MAXD], off = 0;
     for (i64 d = j->nd - 2; d >= 0; d--) {
         pos[d] = r % size[d];
         r /= size[d];
-        off += pos[d] * step[d];
     }
-    const i64 plane = r;
-    return (DwRow){outer_taps(j, pos, transposed, src, wof),
-                   plane * (transposed ? j->in_plane : j->out_plane) + off,
-                   plane * (transposed ? j->out_plane : j->in_plane),
-                   plane % j->channels * j->taps};
+    return r;
+}
+
+/* element offset of the row at outer position pos[] (nd - 1 dims) in a plane of steps step[] */
+static inline __attribute__((always_inline)) i64 dw_row_offset(i64 nd, const i64 *pos,
+                                                               const i64 *step)
+{
+    i64 off = 0;
+    for (i64 d = 0; d < nd - 1; d++) off += pos[d] * step[d];
+    return off;
 }
 
 /* element offsets of grid row r (every dim but the last) in the input and the output */

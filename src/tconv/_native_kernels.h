@@ -273,11 +273,11 @@ static ATTR void SUF(dw_conv)(const DwJob *j, i64 *src, i64 *wof)
     p_hi = last < 0 ? 0 : last / S + 1;
     if (p_hi > OUT - VL + 1) p_hi = OUT - VL + 1;
     const i64 vend = p_hi > p_lo ? p_hi - 1 + VL : p_lo;   /* cells [p_lo, vend) by vectors */
+    i64 pos[MAXD];
     for (i64 r = j->row0; r < j->row1; r++) {
-        const DwRow row = dw_row(j, r, 0, src, wof);
-        const i64 nt = row.nt;
-        const SCAL *xp = x + row.plane, *wc = w + row.w;
-        SCAL *yp = y + row.row;
+        const i64 plane = dw_row(j, r, j->out, pos), nt = outer_taps(j, pos, 0, src, wof);
+        const SCAL *xp = x + plane * j->in_plane, *wc = w + plane % j->channels * j->taps;
+        SCAL *yp = y + plane * j->out_plane + dw_row_offset(nd, pos, j->out_step);
         for (i64 p = 0; p < OUT; p++) {
             if (p >= p_lo && p < vend) {        /* a vector block; the last one starts at
                                                    p_hi - 1 and may recompute a few cells */
@@ -329,11 +329,11 @@ static ATTR void SUF(dw_transpose)(const DwJob *j, i64 *src, i64 *wof)
     i64 m_hi = OUT - VL - (c_max > -(1LL << 59) ? c_max : 0) + 1;   /* exclusive start bound */
     if (m_hi > IN / S - VL + 1) m_hi = IN / S - VL + 1;
     const i64 mend = m_hi > m_lo ? m_hi - 1 + VL : m_lo;   /* blocks cover m in [m_lo, mend) */
+    i64 pos[MAXD];
     for (i64 r = j->row0; r < j->row1; r++) {
-        const DwRow row = dw_row(j, r, 1, src, wof);
-        const i64 nt = row.nt;
-        const SCAL *yp = yv + row.plane, *wc = w + row.w;
-        SCAL *xp = x + row.row;
+        const i64 plane = dw_row(j, r, j->in, pos), nt = outer_taps(j, pos, 1, src, wof);
+        const SCAL *yp = yv + plane * j->out_plane, *wc = w + plane % j->channels * j->taps;
+        SCAL *xp = x + plane * j->in_plane + dw_row_offset(nd, pos, j->in_step);
         i64 q = 0;
         while (q < IN) {
             i64 m = q / S;
@@ -389,6 +389,7 @@ static ATTR void SUF(dw_wgrad)(const DwJob *j, i64 *src, i64 *wof)
     if (p_hi > OUT - VL + 1) p_hi = OUT - VL + 1;
     i64 rows = 1;
     for (i64 d = 0; d < nd - 1; d++) rows *= j->out[d];
+    i64 pos[MAXD];
     for (i64 c = j->row0; c < j->row1; c++) {
         for (i64 t0 = 0; t0 < j->taps; t0 += KL) {   /* one outer tap at a time: KL sums */
             VEC acc[DW_MAX];
@@ -398,12 +399,16 @@ static ATTR void SUF(dw_wgrad)(const DwJob *j, i64 *src, i64 *wof)
                 tail[jl] = 0;
             }
             for (i64 n = 0; n < j->batch; n++) {
+                i64 plane = n * j->channels + c;
+                const SCAL *xp = x + plane * j->in_plane;
                 for (i64 rr = 0; rr < rows; rr++) {
-                    const DwRow row = dw_row(j, (n * j->channels + c) * rows + rr, 0, src, wof);
+                    dw_row(j, rr, j->out, pos);
+                    i64 nt = outer_taps(j, pos, 0, src, wof);
                     i64 t = 0;
-                    while (t < row.nt && wof[t] != t0) t++;
-                    if (t == row.nt) continue;       /* this outer tap reads only padding */
-                    const SCAL *gp = g + row.row, *xr = x + row.plane + src[t];
+                    while (t < nt && wof[t] != t0) t++;
+                    if (t == nt) continue;           /* this outer tap reads only padding */
+                    const SCAL *gp = g + plane * j->out_plane + dw_row_offset(nd, pos, j->out_step);
+                    const SCAL *xr = xp + src[t];
                     for (i64 p = 0; p < OUT; p++) {
                         if (p >= p_lo && p < p_hi) {
                             VEC gv = *(const UVEC *)(gp + p);
