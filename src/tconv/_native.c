@@ -97,6 +97,15 @@ static inline __attribute__((always_inline)) i64 dw_row(const DwJob *j, i64 r, c
     return r;
 }
 
+/* element offset of the row at outer position pos[] (nd - 1 dims) in a plane of steps step[] */
+static inline __attribute__((always_inline)) i64 dw_row_offset(i64 nd, const i64 *pos,
+                                                               const i64 *step)
+{
+    i64 off = 0;
+    for (i64 d = 0; d < nd - 1; d++) off += pos[d] * step[d];
+    return off;
+}
+
 /* element offsets of grid row r (every dim but the last) in the input and the output */
 static inline __attribute__((always_inline)) void row_base(const Job *j, i64 r, i64 *ib,
                                                            i64 *ob)
@@ -125,129 +134,60 @@ typedef uint64_t uvu64 __attribute__((vector_size(64), aligned(8), may_alias));
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define X86 1
-#define ATTR_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
-#define ATTR_AVX2 __attribute__((target("avx2,fma")))
+#define ATTR_avx512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
+#define ATTR_avx2 __attribute__((target("avx2,fma")))
 #else
 #define X86 0
 #endif
-#define ATTR_BASE
+#define ATTR_base
 
-/* float */
-#define SCAL float
-#define VEC vf32
-#define UVEC uvf32
-#define VL 16
-#if X86
-#define SUF(n) GLUE(n, f32_avx512)
-#define ATTR ATTR_AVX512
-#define MB 6
-#define NV 2
-#include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#define SUF(n) GLUE(n, f32_avx2)
-#define ATTR ATTR_AVX2
-#define MB 6
-#define NV 1
-#include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#endif
-#define SUF(n) GLUE(n, f32_base)
-#define ATTR ATTR_BASE
-#define MB 4
-#define NV 1
-#include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#undef SCAL
-#undef VEC
-#undef UVEC
-#undef VL
+/* _native_kernels.h is included once per INSTANCE = type, ISA, MB, NV (its tile: MB cells x NV
+ * vectors of output channels) and reads it through the macros below, its parameters; it #undefs
+ * INSTANCE at its end. TYPE_<type> = SCAL, VEC, UVEC, VL. */
+#define TYPE_f32 float, vf32, uvf32, 16
+#define TYPE_f64 double, vf64, uvf64, 8
+#define TYPE_u64 uint64_t, vu64, uvu64, 8   /* int64 data: wrap-around, defined for unsigned */
+#define FIELD(k, ...) GLUE(FIELD, k)(__VA_ARGS__)      /* field k of a list of four */
+#define FIELD_0(a, b, c, d) a
+#define FIELD_1(a, b, c, d) b
+#define FIELD_2(a, b, c, d) c
+#define FIELD_3(a, b, c, d) d
+#define TYPE_FIELD(k) FIELD(k, GLUE(TYPE, FIELD(0, INSTANCE)))
+#define SCAL TYPE_FIELD(0)
+#define VEC TYPE_FIELD(1)
+#define UVEC TYPE_FIELD(2)
+#define VL TYPE_FIELD(3)
+#define SUF(n) GLUE(GLUE(n, FIELD(0, INSTANCE)), FIELD(1, INSTANCE))
+#define ATTR GLUE(ATTR, FIELD(1, INSTANCE))
+#define MB FIELD(2, INSTANCE)
+#define NV FIELD(3, INSTANCE)
 
-/* double */
-#define SCAL double
-#define VEC vf64
-#define UVEC uvf64
-#define VL 8
 #if X86
-#define SUF(n) GLUE(n, f64_avx512)
-#define ATTR ATTR_AVX512
-#define MB 6
-#define NV 2
+#define INSTANCE f32, avx512, 6, 2
 #include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#define SUF(n) GLUE(n, f64_avx2)
-#define ATTR ATTR_AVX2
-#define MB 6
-#define NV 1
+#define INSTANCE f32, avx2, 6, 1
 #include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
 #endif
-#define SUF(n) GLUE(n, f64_base)
-#define ATTR ATTR_BASE
-#define MB 4
-#define NV 1
+#define INSTANCE f32, base, 4, 1
 #include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#undef SCAL
-#undef VEC
-#undef UVEC
-#undef VL
 
-/* uint64 (int64 data: wrap-around arithmetic, defined for unsigned types) */
-#define SCAL uint64_t
-#define VEC vu64
-#define UVEC uvu64
-#define VL 8
 #if X86
-#define SUF(n) GLUE(n, u64_avx512)
-#define ATTR ATTR_AVX512
-#define MB 6
-#define NV 1
+#define INSTANCE f64, avx512, 6, 2
 #include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#define SUF(n) GLUE(n, u64_avx2)
-#define ATTR ATTR_AVX2
-#define MB 4
-#define NV 1
+#define INSTANCE f64, avx2, 6, 1
 #include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
 #endif
-#define SUF(n) GLUE(n, u64_base)
-#define ATTR ATTR_BASE
-#define MB 4
-#define NV 1
+#define INSTANCE f64, base, 4, 1
 #include "_native_kernels.h"
-#undef SUF
-#undef ATTR
-#undef MB
-#undef NV
-#undef SCAL
-#undef VEC
-#undef UVEC
-#undef VL
+
+#if X86
+#define INSTANCE u64, avx512, 6, 1
+#include "_native_kernels.h"
+#define INSTANCE u64, avx2, 4, 1
+#include "_native_kernels.h"
+#endif
+#define INSTANCE u64, base, 4, 1
+#include "_native_kernels.h"
 
 /* ---- ISA choice -------------------------------------------------------------------------- */
 enum { ISA_BASE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
@@ -255,35 +195,23 @@ static const char *ISA_NAMES[] = {"base", "avx2", "avx512"};
 static int isa_best = ISA_BASE, isa_used = ISA_BASE;
 
 /* kernels[isa][dtype][kind]; dtype 0 float32, 1 float64, 2 int64 */
+#define BY_DTYPE(name, isa) {name##_f32_##isa, name##_f64_##isa, name##_u64_##isa}
+#if X86
+#define BY_ISA(name) {BY_DTYPE(name, base), BY_DTYPE(name, avx2), BY_DTYPE(name, avx512)}
+#else
+#define BY_ISA(name) {BY_DTYPE(name, base)}
+#endif
 typedef void (*kernel_fn)(const Job *);
-static const kernel_fn *kernel_table[3][3];
+static const kernel_fn *const kernel_table[3][3] = BY_ISA(kernels);
 typedef void (*dw_fn)(const DwJob *, i64 *, i64 *);
-static const dw_fn *dw_table[3][3];
+static const dw_fn *const dw_table[3][3] = BY_ISA(dw_kernels);
 
 /* the element counts of one tile along the output channels (packed weights pad to this) */
 static const int TILE_WIDTH[3][3] = {{16, 8, 8}, {16, 8, 8}, {32, 16, 8}};
 
 static void setup_isa(void)
 {
-    kernel_table[ISA_BASE][0] = kernels_f32_base;
-    kernel_table[ISA_BASE][1] = kernels_f64_base;
-    kernel_table[ISA_BASE][2] = kernels_u64_base;
-    dw_table[ISA_BASE][0] = dw_kernels_f32_base;
-    dw_table[ISA_BASE][1] = dw_kernels_f64_base;
-    dw_table[ISA_BASE][2] = dw_kernels_u64_base;
 #if X86
-    kernel_table[ISA_AVX2][0] = kernels_f32_avx2;
-    kernel_table[ISA_AVX2][1] = kernels_f64_avx2;
-    kernel_table[ISA_AVX2][2] = kernels_u64_avx2;
-    kernel_table[ISA_AVX512][0] = kernels_f32_avx512;
-    kernel_table[ISA_AVX512][1] = kernels_f64_avx512;
-    kernel_table[ISA_AVX512][2] = kernels_u64_avx512;
-    dw_table[ISA_AVX2][0] = dw_kernels_f32_avx2;
-    dw_table[ISA_AVX2][1] = dw_kernels_f64_avx2;
-    dw_table[ISA_AVX2][2] = dw_kernels_u64_avx2;
-    dw_table[ISA_AVX512][0] = dw_kernels_f32_avx512;
-    dw_table[ISA_AVX512][1] = dw_kernels_f64_avx512;
-    dw_table[ISA_AVX512][2] = dw_kernels_u64_avx512;
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         isa_best = ISA_AVX2;
@@ -302,106 +230,43 @@ typedef struct {
     i64 count[MAXD], s_step[MAXD], d_step[MAXD];
 } CopyJob;
 
-typedef uint32_t vt32x16 __attribute__((vector_size(64)));
-typedef uint32_t uvt32x16 __attribute__((vector_size(64), aligned(4), may_alias));
-typedef int32_t mt32x16 __attribute__((vector_size(64)));
-typedef uint32_t vt32x8 __attribute__((vector_size(32)));
-typedef uint32_t uvt32x8 __attribute__((vector_size(32), aligned(4), may_alias));
-typedef int32_t mt32x8 __attribute__((vector_size(32)));
-typedef uint64_t vt64x8 __attribute__((vector_size(64)));
-typedef uint64_t uvt64x8 __attribute__((vector_size(64), aligned(8), may_alias));
-typedef int64_t mt64x8 __attribute__((vector_size(64)));
-typedef uint64_t vt64x4 __attribute__((vector_size(32)));
-typedef uint64_t uvt64x4 __attribute__((vector_size(32), aligned(8), may_alias));
-typedef int64_t mt64x4 __attribute__((vector_size(32)));
+/* In-register transpose of N vectors of N lanes (lane e of r[k] <-> lane k of r[e]): log2 N
+ * butterfly stages. Stage h pairs r[i] with r[i + h] (i & h == 0) and, in every block of 2h
+ * lanes, swaps the high h lanes of r[i] with the low h lanes of r[i + h]. Each mask lane is an
+ * integer constant expression (BF_LO, BF_HI: in a mask, the second operand's lanes count from
+ * n), so that every __builtin_shuffle has a constant mask and compiles to fixed permutes. */
+#define BF_LO(e, h, n) ((e) / (2 * (h)) * (2 * (h)) + (e) % (h) + ((e) % (2 * (h)) < (h) ? 0 : (n)))
+#define BF_HI(e, h, n) (BF_LO(e, h, n) + (h))
+#define LANES4(F, e, h, n) F(e, h, n), F(e + 1, h, n), F(e + 2, h, n), F(e + 3, h, n)
+#define LANES8(F, e, h, n) LANES4(F, e, h, n), LANES4(F, e + 4, h, n)
+#define LANES16(F, e, h, n) LANES8(F, e, h, n), LANES8(F, e + 8, h, n)
+#define STAGE(h, V, M, N, r)                                                                    \
+    for (int i = 0; i < N; i++) {                                                               \
+        if (i & h) continue;                                                                    \
+        V a = r[i], c = r[i + h];                                                               \
+        r[i] = __builtin_shuffle(a, c, (M){LANES##N(BF_LO, 0, h, N)});                          \
+        r[i + h] = __builtin_shuffle(a, c, (M){LANES##N(BF_HI, 0, h, N)});                      \
+    }
+#define STAGES4(...) STAGE(2, __VA_ARGS__) STAGE(1, __VA_ARGS__)
+#define STAGES8(...) STAGE(4, __VA_ARGS__) STAGES4(__VA_ARGS__)
+#define STAGES16(...) STAGE(8, __VA_ARGS__) STAGES8(__VA_ARGS__)
 
-static inline __attribute__((always_inline)) void transpose_32x16(vt32x16 *r)
-{
-    for (int i = 0; i < 16; i++) {
-        if (i & 8) continue;
-        vt32x16 a = r[i], c = r[i + 8];
-        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23});
-        r[i + 8] = __builtin_shuffle(a, c, (mt32x16){8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31});
+/* transpose_<B>x<N>: the transpose of N vectors of N B-bit lanes, with the vector types it takes
+ * (vt<B>x<N>), loads and stores at the element's alignment (uvt<B>x<N>) and its masks (mt...) */
+#define TRANSPOSE_FN(B, N)                                                                      \
+    typedef uint##B##_t vt##B##x##N __attribute__((vector_size(B / 8 * N)));                    \
+    typedef uint##B##_t uvt##B##x##N                                                            \
+        __attribute__((vector_size(B / 8 * N), aligned(B / 8), may_alias));                    \
+    typedef int##B##_t mt##B##x##N __attribute__((vector_size(B / 8 * N)));                     \
+    static inline __attribute__((always_inline)) void transpose_##B##x##N(vt##B##x##N *r)       \
+    {                                                                                           \
+        STAGES##N(vt##B##x##N, mt##B##x##N, N, r)                                               \
     }
-    for (int i = 0; i < 16; i++) {
-        if (i & 4) continue;
-        vt32x16 a = r[i], c = r[i + 4];
-        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27});
-        r[i + 4] = __builtin_shuffle(a, c, (mt32x16){4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31});
-    }
-    for (int i = 0; i < 16; i++) {
-        if (i & 2) continue;
-        vt32x16 a = r[i], c = r[i + 2];
-        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29});
-        r[i + 2] = __builtin_shuffle(a, c, (mt32x16){2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31});
-    }
-    for (int i = 0; i < 16; i++) {
-        if (i & 1) continue;
-        vt32x16 a = r[i], c = r[i + 1];
-        r[i] = __builtin_shuffle(a, c, (mt32x16){0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30});
-        r[i + 1] = __builtin_shuffle(a, c, (mt32x16){1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
-    }
-}
 
-static inline __attribute__((always_inline)) void transpose_32x8(vt32x8 *r)
-{
-    for (int i = 0; i < 8; i++) {
-        if (i & 4) continue;
-        vt32x8 a = r[i], c = r[i + 4];
-        r[i] = __builtin_shuffle(a, c, (mt32x8){0, 1, 2, 3, 8, 9, 10, 11});
-        r[i + 4] = __builtin_shuffle(a, c, (mt32x8){4, 5, 6, 7, 12, 13, 14, 15});
-    }
-    for (int i = 0; i < 8; i++) {
-        if (i & 2) continue;
-        vt32x8 a = r[i], c = r[i + 2];
-        r[i] = __builtin_shuffle(a, c, (mt32x8){0, 1, 8, 9, 4, 5, 12, 13});
-        r[i + 2] = __builtin_shuffle(a, c, (mt32x8){2, 3, 10, 11, 6, 7, 14, 15});
-    }
-    for (int i = 0; i < 8; i++) {
-        if (i & 1) continue;
-        vt32x8 a = r[i], c = r[i + 1];
-        r[i] = __builtin_shuffle(a, c, (mt32x8){0, 8, 2, 10, 4, 12, 6, 14});
-        r[i + 1] = __builtin_shuffle(a, c, (mt32x8){1, 9, 3, 11, 5, 13, 7, 15});
-    }
-}
-
-static inline __attribute__((always_inline)) void transpose_64x8(vt64x8 *r)
-{
-    for (int i = 0; i < 8; i++) {
-        if (i & 4) continue;
-        vt64x8 a = r[i], c = r[i + 4];
-        r[i] = __builtin_shuffle(a, c, (mt64x8){0, 1, 2, 3, 8, 9, 10, 11});
-        r[i + 4] = __builtin_shuffle(a, c, (mt64x8){4, 5, 6, 7, 12, 13, 14, 15});
-    }
-    for (int i = 0; i < 8; i++) {
-        if (i & 2) continue;
-        vt64x8 a = r[i], c = r[i + 2];
-        r[i] = __builtin_shuffle(a, c, (mt64x8){0, 1, 8, 9, 4, 5, 12, 13});
-        r[i + 2] = __builtin_shuffle(a, c, (mt64x8){2, 3, 10, 11, 6, 7, 14, 15});
-    }
-    for (int i = 0; i < 8; i++) {
-        if (i & 1) continue;
-        vt64x8 a = r[i], c = r[i + 1];
-        r[i] = __builtin_shuffle(a, c, (mt64x8){0, 8, 2, 10, 4, 12, 6, 14});
-        r[i + 1] = __builtin_shuffle(a, c, (mt64x8){1, 9, 3, 11, 5, 13, 7, 15});
-    }
-}
-
-static inline __attribute__((always_inline)) void transpose_64x4(vt64x4 *r)
-{
-    for (int i = 0; i < 4; i++) {
-        if (i & 2) continue;
-        vt64x4 a = r[i], c = r[i + 2];
-        r[i] = __builtin_shuffle(a, c, (mt64x4){0, 1, 4, 5});
-        r[i + 2] = __builtin_shuffle(a, c, (mt64x4){2, 3, 6, 7});
-    }
-    for (int i = 0; i < 4; i++) {
-        if (i & 1) continue;
-        vt64x4 a = r[i], c = r[i + 1];
-        r[i] = __builtin_shuffle(a, c, (mt64x4){0, 4, 2, 6});
-        r[i + 1] = __builtin_shuffle(a, c, (mt64x4){1, 5, 3, 7});
-    }
-}
+TRANSPOSE_FN(32, 16)    /* AVX-512 */
+TRANSPOSE_FN(64, 8)
+TRANSPOSE_FN(32, 8)     /* AVX2 */
+TRANSPOSE_FN(64, 4)
 
 /* ---- layout copies: dst[cell, c] = src[cell, c] over an N-d grid with any element steps ---
  * Tiles of N channels x N cells. Where one side is channels-first (unit step along the cells)
@@ -481,23 +346,29 @@ static inline __attribute__((always_inline)) void transpose_64x4(vt64x4 *r)
 static inline __attribute__((always_inline)) void no_transpose(void *r) { (void)r; }
 
 #if X86
-COPY_FN(copy4_avx512, uint32_t, vt32x16, uvt32x16, 16, 1, transpose_32x16, ATTR_AVX512)
-COPY_FN(copy4_avx2, uint32_t, vt32x8, uvt32x8, 8, 1, transpose_32x8, ATTR_AVX2)
-COPY_FN(copy8_avx512, uint64_t, vt64x8, uvt64x8, 8, 1, transpose_64x8, ATTR_AVX512)
-COPY_FN(copy8_avx2, uint64_t, vt64x4, uvt64x4, 4, 1, transpose_64x4, ATTR_AVX2)
+COPY_FN(copy4_avx512, uint32_t, vt32x16, uvt32x16, 16, 1, transpose_32x16, ATTR_avx512)
+COPY_FN(copy4_avx2, uint32_t, vt32x8, uvt32x8, 8, 1, transpose_32x8, ATTR_avx2)
+COPY_FN(copy8_avx512, uint64_t, vt64x8, uvt64x8, 8, 1, transpose_64x8, ATTR_avx512)
+COPY_FN(copy8_avx2, uint64_t, vt64x4, uvt64x4, 4, 1, transpose_64x4, ATTR_avx2)
 #endif
 COPY_FN(copy4_base, uint32_t, uint32_t, uint32_t, 16, 0, no_transpose, )
 COPY_FN(copy8_base, uint64_t, uint64_t, uint64_t, 16, 0, no_transpose, )
 
 /* ---- Python glue ------------------------------------------------------------------------- */
+/* an address Python passed as an integer */
+#define ADDR(a) ((void *)(uintptr_t)(a))
+
+/* dst[k][d] = p[k * nd + d] for k < n, d < nd: the per-dim arrays of a call's params */
+static void read_dims(const i64 *p, i64 nd, int n, i64 *const *dst)
+{
+    for (int k = 0; k < n; k++)
+        for (i64 d = 0; d < nd; d++) dst[k][d] = p[k * nd + d];
+}
+
 static int read_grid(const i64 *p, i64 nd, i64 *count, i64 *a, i64 *b)
 {
     if (nd < 1 || nd > MAXD) return -1;
-    for (i64 d = 0; d < nd; d++) {
-        count[d] = p[d];
-        a[d] = p[nd + d];
-        b[d] = p[2 * nd + d];
-    }
+    read_dims(p, nd, 3, (i64 *const[]){count, a, b});
     return 0;
 }
 
@@ -514,20 +385,10 @@ static PyObject *run(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "tconv._native.run: bad kind or dtype");
         return NULL;
     }
-    const i64 *p = (const i64 *)(uintptr_t)params;
-    Job j;
-    j.in = (const void *)(uintptr_t)in;
-    j.out = (void *)(uintptr_t)out;
-    j.w = (const void *)(uintptr_t)w;
-    j.taps = p[0];
-    j.nd = p[1];
-    j.row0 = p[2];
-    j.row1 = p[3];
-    j.groups = p[4];
-    j.kin = p[5];
-    j.kout = p[6];
-    j.kpad = p[7];
-    j.ocs = p[8];
+    const i64 *p = ADDR(params);
+    Job j = {.in = ADDR(in), .out = ADDR(out), .w = ADDR(w), .taps = p[0], .nd = p[1],
+             .row0 = p[2], .row1 = p[3], .groups = p[4], .kin = p[5], .kout = p[6],
+             .kpad = p[7], .ocs = p[8]};
     if (read_grid(p + 9, j.nd, j.count, j.istep, j.ostep) < 0) {
         PyErr_SetString(PyExc_ValueError, "tconv._native.run: bad number of grid dims");
         return NULL;
@@ -547,17 +408,9 @@ static PyObject *copy(PyObject *self, PyObject *args)
     int itemsize;
     unsigned long long src, dst, params;
     if (!PyArg_ParseTuple(args, "iKKK", &itemsize, &src, &dst, &params)) return NULL;
-    const i64 *p = (const i64 *)(uintptr_t)params;
-    CopyJob c;
-    c.src = (const char *)(uintptr_t)src;
-    c.dst = (char *)(uintptr_t)dst;
-    c.nd = p[0];
-    c.row0 = p[1];
-    c.row1 = p[2];
-    c.c0 = p[3];
-    c.c1 = p[4];
-    c.s_c = p[5];
-    c.d_c = p[6];
+    const i64 *p = ADDR(params);
+    CopyJob c = {.src = ADDR(src), .dst = ADDR(dst), .nd = p[0], .row0 = p[1], .row1 = p[2],
+                 .c0 = p[3], .c1 = p[4], .s_c = p[5], .d_c = p[6]};
     if ((itemsize != 4 && itemsize != 8)
         || read_grid(p + 7, c.nd, c.count, c.s_step, c.d_step) < 0) {
         PyErr_SetString(PyExc_ValueError, "tconv._native.copy: bad itemsize or grid");
@@ -586,31 +439,17 @@ static PyObject *depthwise(PyObject *self, PyObject *args)
     unsigned long long x, y, x_out, w, params;
     if (!PyArg_ParseTuple(args, "iiKKKKK", &kind, &dtype, &x, &y, &x_out, &w, &params))
         return NULL;
-    const i64 *p = (const i64 *)(uintptr_t)params;
-    DwJob j;
-    j.nd = p[0];
+    const i64 *p = ADDR(params);
+    DwJob j = {.x = ADDR(x), .y = ADDR(y), .x_out = ADDR(x_out), .w = ADDR(w), .nd = p[0],
+               .batch = p[1], .channels = p[2], .row0 = p[3], .row1 = p[4]};
     if (kind < 0 || kind > 2 || dtype < 0 || dtype > 2 || j.nd < 1 || j.nd > MAXD) {
         PyErr_SetString(PyExc_ValueError, "tconv._native.depthwise: bad kind, dtype or dims");
         return NULL;
     }
-    j.x = (const void *)(uintptr_t)x;
-    j.y = (void *)(uintptr_t)y;
-    j.x_out = (void *)(uintptr_t)x_out;
-    j.w = (const void *)(uintptr_t)w;
-    j.batch = p[1];
-    j.channels = p[2];
-    j.row0 = p[3];
-    j.row1 = p[4];
-    const i64 *q = p + 5;
+    read_dims(p + 5, j.nd, 6, (i64 *const[]){j.in, j.out, j.k, j.s, j.dil, j.lo});
     i64 outer = 1;
     j.taps = 1;
     for (i64 d = 0; d < j.nd; d++) {
-        j.in[d] = q[d];
-        j.out[d] = q[j.nd + d];
-        j.k[d] = q[2 * j.nd + d];
-        j.s[d] = q[3 * j.nd + d];
-        j.dil[d] = q[4 * j.nd + d];
-        j.lo[d] = q[5 * j.nd + d];
         j.taps *= j.k[d];
         if (d < j.nd - 1) outer *= j.k[d];
     }

@@ -1,6 +1,7 @@
 /* The kernels of tconv._native for one scalar type and one instruction set.
  *
- * Included by _native.c once per (type, ISA) with these macros defined:
+ * Included by _native.c once per (type, ISA), with INSTANCE defined (#undef-ined at the end) and
+ * these macros reading it:
  *   SCAL  the element type (float, double, uint64_t: integers wrap modulo 2**64, as int64 does)
  *   VEC   a 64-byte GCC vector of SCAL, UVEC the same with the alignment of SCAL (loads, stores)
  *   VL    elements per VEC;  NV  VECs per tile along the output channels;  MB  cells per tile
@@ -274,14 +275,9 @@ static ATTR void SUF(dw_conv)(const DwJob *j, i64 *src, i64 *wof)
     const i64 vend = p_hi > p_lo ? p_hi - 1 + VL : p_lo;   /* cells [p_lo, vend) by vectors */
     i64 pos[MAXD];
     for (i64 r = j->row0; r < j->row1; r++) {
-        i64 plane = dw_row(j, r, j->out, pos);
-        i64 c = plane % j->channels;
-        i64 nt = outer_taps(j, pos, 0, src, wof);
-        const SCAL *xp = x + plane * j->in_plane;
-        const SCAL *wc = w + c * j->taps;
-        i64 yrow = plane * j->out_plane;
-        for (i64 d = 0; d < nd - 1; d++) yrow += pos[d] * j->out_step[d];
-        SCAL *yp = y + yrow;
+        const i64 plane = dw_row(j, r, j->out, pos), nt = outer_taps(j, pos, 0, src, wof);
+        const SCAL *xp = x + plane * j->in_plane, *wc = w + plane % j->channels * j->taps;
+        SCAL *yp = y + plane * j->out_plane + dw_row_offset(nd, pos, j->out_step);
         for (i64 p = 0; p < OUT; p++) {
             if (p >= p_lo && p < vend) {        /* a vector block; the last one starts at
                                                    p_hi - 1 and may recompute a few cells */
@@ -335,14 +331,9 @@ static ATTR void SUF(dw_transpose)(const DwJob *j, i64 *src, i64 *wof)
     const i64 mend = m_hi > m_lo ? m_hi - 1 + VL : m_lo;   /* blocks cover m in [m_lo, mend) */
     i64 pos[MAXD];
     for (i64 r = j->row0; r < j->row1; r++) {
-        i64 plane = dw_row(j, r, j->in, pos);
-        i64 c = plane % j->channels;
-        i64 nt = outer_taps(j, pos, 1, src, wof);
-        const SCAL *yp = yv + plane * j->out_plane;
-        const SCAL *wc = w + c * j->taps;
-        i64 xrow = plane * j->in_plane;
-        for (i64 d = 0; d < nd - 1; d++) xrow += pos[d] * j->in_step[d];
-        SCAL *xp = x + xrow;
+        const i64 plane = dw_row(j, r, j->in, pos), nt = outer_taps(j, pos, 1, src, wof);
+        const SCAL *yp = yv + plane * j->out_plane, *wc = w + plane % j->channels * j->taps;
+        SCAL *xp = x + plane * j->in_plane + dw_row_offset(nd, pos, j->in_step);
         i64 q = 0;
         while (q < IN) {
             i64 m = q / S;
@@ -416,9 +407,8 @@ static ATTR void SUF(dw_wgrad)(const DwJob *j, i64 *src, i64 *wof)
                     i64 t = 0;
                     while (t < nt && wof[t] != t0) t++;
                     if (t == nt) continue;           /* this outer tap reads only padding */
-                    i64 grow = plane * j->out_plane;
-                    for (i64 d = 0; d < nd - 1; d++) grow += pos[d] * j->out_step[d];
-                    const SCAL *gp = g + grow, *xr = xp + src[t];
+                    const SCAL *gp = g + plane * j->out_plane + dw_row_offset(nd, pos, j->out_step);
+                    const SCAL *xr = xp + src[t];
                     for (i64 p = 0; p < OUT; p++) {
                         if (p >= p_lo && p < p_hi) {
                             VEC gv = *(const UVEC *)(gp + p);
@@ -442,11 +432,13 @@ static ATTR void SUF(dw_wgrad)(const DwJob *j, i64 *src, i64 *wof)
         }
     }
 }
-#undef EVEN
-#undef ZIP_LO
-#undef ZIP_HI
 
 static void (*const SUF(kernels)[4])(const Job *) = {
     SUF(dense), SUF(depthwise), SUF(dense_wgrad), SUF(depthwise_wgrad)};
 static void (*const SUF(dw_kernels)[3])(const DwJob *, i64 *, i64 *) = {
     SUF(dw_conv), SUF(dw_transpose), SUF(dw_wgrad)};
+
+#undef EVEN
+#undef ZIP_LO
+#undef ZIP_HI
+#undef INSTANCE

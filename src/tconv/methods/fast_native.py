@@ -272,9 +272,42 @@ def _pad_last(a: np.ndarray, width: int) -> np.ndarray:
 
 _DW_CONV, _DW_TRANSPOSE, _DW_WGRAD = range(3)
 
+#: Per operation: the method that runs what the kernels do not take, the spec's attributes of
+#: the result's shape and of the spatial size the kernels' grid runs over, the depthwise kernel.
+_OPERATIONS = {
+    "conv_transpose": (fast_gemm.conv_transpose, "input_shape", "input_size", _DW_TRANSPOSE),
+    "conv": (im2col.conv, "output_shape", "output_size", _DW_CONV),
+    "weight_grad": (im2col.weight_grad, "weight_shape", "output_size", _DW_WGRAD),
+}
 
-def _depthwise(kind: int, spec: ConvSpec, x, y, out, w, rows: int) -> None:
-    """One channels-first depthwise kernel over ``rows`` (two halves in threads when large)."""
+
+def _untiled(op: str, a: np.ndarray, b: np.ndarray, spec: ConvSpec):
+    """``(dtype, result)`` of operation ``op`` on its arrays ``a``, ``b`` where the channels-last
+    kernels do not run, result None where they do: the fallback method for a dtype or a rank
+    they do not take (long double, more than 15 dims), zeros without a sample or a cell, and
+    depthwise layers through the channels-first kernels."""
+    fallback, shape, size, kind = _OPERATIONS[op]
+    dtype = np.result_type(a, b)
+    if not supports(spec, dtype):
+        return dtype, fallback(a, b, spec)
+    if spec.batch == 0 or 0 in getattr(spec, size):
+        return dtype, np.zeros(getattr(spec, shape), dtype=dtype)
+    if channels_first_depthwise(spec):
+        out = np.empty(getattr(spec, shape), dtype=dtype)
+        _depthwise(kind, spec, a, b, out)
+        return dtype, out
+    return dtype, None
+
+
+def _depthwise(kind: int, spec: ConvSpec, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """One channels-first depthwise kernel from the operation's arrays ``a``, ``b`` into ``out``,
+    over its rows (two halves in threads when large): the lines along the last dim of the
+    output (conv) or the input (transposed) per sample and channel, the weight gradient's
+    channels."""
+    x, y, w = {_DW_CONV: (a, out, b), _DW_TRANSPOSE: (None, a, b), _DW_WGRAD: (a, b, out)}[kind]
+    lines = spec.input_size if kind == _DW_TRANSPOSE else spec.output_size
+    rows = (spec.in_channels if kind == _DW_WGRAD
+            else spec.batch * spec.in_channels * math.prod(lines[:-1]))
     w = np.ascontiguousarray(w.reshape(spec.in_channels, -1))
     x = x if x is None else np.ascontiguousarray(x)
     y = np.ascontiguousarray(y)
@@ -293,18 +326,11 @@ def _depthwise(kind: int, spec: ConvSpec, x, y, out, w, rows: int) -> None:
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """The transposed convolution: per sub-pixel phase, the kernel over the phase's cells,
     written straight into the channels-first result."""
+    dtype, x = _untiled("conv_transpose", y, w, spec)
+    if x is not None:
+        return x
     n, g = spec.batch, spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
-    dtype = np.result_type(y, w)
-    if not supports(spec, dtype):                 # long double, or more than 15 dims
-        return fast_gemm.conv_transpose(y, w, spec)
-    if n == 0 or 0 in spec.input_size:
-        return np.zeros(spec.input_shape, dtype=dtype)
-    if channels_first_depthwise(spec):
-        x = np.empty(spec.input_shape, dtype=dtype)
-        _depthwise(_DW_TRANSPOSE, spec, None, y, x, w,
-                   n * spec.in_channels * math.prod(spec.input_size[:-1]))
-        return x
     width = KERNELS.tile_width(_CODE[dtype])
     depthwise = is_depthwise(spec)
     per_dim = [phases(spec, dim) for dim in range(spec.ndim)]
@@ -356,18 +382,12 @@ def _forward_layout(spec: ConvSpec, xshape):
 def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """The forward convolution: the kernel over the output cells of the padded channels-last
     input, written straight into the channels-first result."""
-    n, g = spec.batch, spec.groups
-    co, ci = spec.out_channels // g, spec.in_channels // g
-    dtype = np.result_type(x, w)
-    if not supports(spec, dtype):
-        return im2col.conv(x, w, spec)
-    if n == 0 or 0 in spec.output_size:
-        return np.zeros(spec.output_shape, dtype=dtype)
-    y = np.empty(spec.output_shape, dtype=dtype)
-    if channels_first_depthwise(spec):
-        _depthwise(_DW_CONV, spec, x, y, y, w,
-                   n * spec.in_channels * math.prod(spec.output_size[:-1]))
+    dtype, y = _untiled("conv", x, w, spec)
+    if y is not None:
         return y
+    g = spec.groups
+    co, ci = spec.out_channels // g, spec.in_channels // g
+    y = np.empty(spec.output_shape, dtype=dtype)
     width = KERNELS.tile_width(_CODE[dtype])
     xp, xshape = channels_last(x, spec.padding, tail=width)
     grid, istep, offsets = _forward_layout(spec, xshape)
@@ -388,17 +408,11 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
     """The weight gradient: the kernel's addressing, each tap's products summed over the cells.
     Two threads take half of the taps each (one accumulator); with groups, half of the rows
     each (an accumulator each, added)."""
-    n, g = spec.batch, spec.groups
-    co, ci = spec.out_channels // g, spec.in_channels // g
-    dtype = np.result_type(x, grad)
-    if not supports(spec, dtype):
-        return im2col.weight_grad(x, grad, spec)
-    if n == 0 or 0 in spec.output_size:
-        return np.zeros(spec.weight_shape, dtype=dtype)
-    if channels_first_depthwise(spec):
-        dw = np.empty(spec.weight_shape, dtype=dtype)
-        _depthwise(_DW_WGRAD, spec, x, grad, dw, dw, spec.in_channels)
+    dtype, dw = _untiled("weight_grad", x, grad, spec)
+    if dw is not None:
         return dw
+    g = spec.groups
+    co, ci = spec.out_channels // g, spec.in_channels // g
     width = KERNELS.tile_width(_CODE[dtype])
     xp, xshape = channels_last(x, spec.padding, tail=width)
     gl, gshape = channels_last(grad, [(0, 0)] * spec.ndim, tail=width)
