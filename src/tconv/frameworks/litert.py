@@ -44,7 +44,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..spec import ConvSpec
-from . import Broken, Framework, NotExpressible, Refused, first_line, model_limits
+from . import (Broken, Framework, NotExpressible, Refused, first_line, model_limits,
+               native_logs_silenced)
 from .tensorflow import (Keras, channels_last_format, import_tf, keras_lines, padding_of,
                          tf_filter, to_channels_first, to_channels_last, unreached_rows)
 
@@ -84,8 +85,9 @@ def run_tflite(model: bytes, inputs: list[np.ndarray]) -> np.ndarray:
     """Run a flatbuffer with ``ai_edge_litert``'s interpreter (one thread); the first output."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=model, num_threads=1)
-    interpreter.allocate_tensors()
+    with native_logs_silenced():    # 'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.'
+        interpreter = Interpreter(model_content=model, num_threads=1)
+        interpreter.allocate_tensors()
     for detail, value in zip(interpreter.get_input_details(), inputs):
         interpreter.set_tensor(detail["index"], value)
     interpreter.invoke()

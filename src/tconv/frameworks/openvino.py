@@ -47,6 +47,7 @@ Above :data:`SLOW_WIDTH_STRIDE` these ways are not run and say why.
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 
@@ -70,9 +71,34 @@ _OPSET_FORMS = ("pads", "output_shape")
 SLOW_WIDTH_STRIDE = 1024
 
 
+def _import_openvino():
+    """``import openvino``, without its telemetry.
+
+    The import starts openvino_telemetry, which counts "no consent file" as consent: it writes
+    a client ID under ``~/intel`` and sends a Google Analytics event from a forked process
+    (with JAX loaded, Python warns that the fork may deadlock). Its one switch that needs no
+    file in the user's home is the CI check (``CI=true``), read once, at this import, by the
+    telemetry singleton that every later use shares. tconv sets it for the import only.
+    """
+    import sys
+
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    saved = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        import openvino
+    finally:
+        if saved is None:
+            del os.environ["CI"]
+        else:
+            os.environ["CI"] = saved
+    return openvino
+
+
 @functools.lru_cache(maxsize=1)
 def _core():
-    import openvino as ov
+    ov = _import_openvino()
 
     core = ov.Core()
     core.set_property("CPU", {"INFERENCE_NUM_THREADS": 1})
@@ -115,7 +141,7 @@ def _opset_attributes(spec: ConvSpec, form: str):
 
 
 def _opset_model(spec: ConvSpec, w: np.ndarray, dtype: np.dtype, kwargs: dict):
-    import openvino as ov
+    ov = _import_openvino()
     import openvino.opset13 as ops
 
     data = ops.parameter(list(spec.output_shape), dtype, name="g")
