@@ -31,6 +31,17 @@ def test_verify_default_reproduces_the_experiment():
         for way in ("torch autograd", "torch.nn.grad.conv2d_input", "F.conv_transpose2d"):
             assert way in out
     assert "FAIL" not in out
+    assert proc.stderr == ""            # no framework's start-up logs, no telemetry warnings
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "litert", "tf2onnx"])
+def test_each_tensorflow_row_alone_starts_quietly(backend):
+    """Whichever row imports TensorFlow first silences its start-up lines (tf2onnx imported it
+    bare and printed absl's and oneDNN's lines)."""
+    pytest.importorskip(backend if backend != "litert" else "ai_edge_litert")
+    proc = run("verify", "--backends", backend)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stderr == ""
 
 
 def test_verify_json_rows_hold_real_numbers():

@@ -78,7 +78,8 @@ def _tflite_model(spec: ConvSpec, w: np.ndarray, padding, output_size, crop, fle
     if flex:
         ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
     converter.target_spec.supported_ops = ops
-    return converter.convert()
+    with native_logs_silenced():    # 'Ignored output_format', 'needs to link Flex delegate'...
+        return converter.convert()
 
 
 def run_tflite(model: bytes, inputs: list[np.ndarray]) -> np.ndarray:

@@ -20,14 +20,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 
 import numpy as np
 
 from ..spec import ConvSpec
 from . import Broken, Framework, KnownDifference, NotExpressible, Refused, first_line, model_limits
-from .tensorflow import (channels_last_format, padding_of, tf_filter, to_channels_first,
-                         to_channels_last, unreached_rows)
+from .tensorflow import (channels_last_format, import_tf, padding_of, tf_filter,
+                         to_channels_first, to_channels_last, unreached_rows)
 from .torch_onnx import run_onnxruntime
 
 
@@ -73,8 +72,6 @@ def limits(spec: ConvSpec, dtype) -> NotExpressible | None:
 
 def tf_function(spec: ConvSpec, w: np.ndarray):
     """The source layer: ``g`` (channels-last) -> ``x`` (channels-last), filter constant."""
-    from .tensorflow import import_tf
-
     tf = import_tf()
     g_shape = [spec.batch, *spec.output_size, spec.out_channels]
     output_shape = [spec.batch, *spec.input_size, spec.in_channels]
@@ -110,7 +107,7 @@ class Tf2Onnx(Framework):
         why = limits(spec, g.dtype)
         if why:
             return {name: why}
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import_tf()                 # before tf2onnx imports it with its start-up logs
         import tf2onnx
 
         logging.getLogger("tf2onnx").setLevel(logging.ERROR)
