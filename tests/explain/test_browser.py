@@ -10,17 +10,15 @@ downloaded. Without it these tests fail, saying how to install it.
 """
 import math
 import os
-import threading
 from pathlib import Path
 
 import pytest
 
 from tconv.explain import page
-from tconv.explain import serve
 from tconv.explain.story import sample_data
 from tconv.spec import ConvSpec
 
-from test_page import SPECS, _scatter_incidence
+from test_page import SPECS, _scatter_incidence, serving
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -250,13 +248,8 @@ def test_geometry_only_forward_view_and_print(open_page, tmp_path):
 
 @pytest.fixture
 def server():
-    srv = serve.make_server("127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    with serving() as srv:
+        yield srv
 
 
 def test_playground_redraws_from_the_server(open_page, server):

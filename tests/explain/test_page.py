@@ -1,4 +1,5 @@
 """The explainer page's data against independent computations, the page file, and the server."""
+import contextlib
 import http.client
 import itertools
 import json
@@ -282,15 +283,24 @@ def test_explain_html_unwritable_path_is_one_line(tmp_path):
 
 # -- the server ---------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def server():
+@contextlib.contextmanager
+def serving():
+    """``tconv serve``'s server on a free port of 127.0.0.1, in a thread, for the body."""
     srv = serve.make_server("127.0.0.1", 0)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(5)
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with serving() as srv:
+        yield srv
 
 
 def _request(srv, method, path, body=None, headers=None):
