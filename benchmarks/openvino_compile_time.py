@@ -6,16 +6,20 @@ A 2-d node whose result is 4x4 (a 1x1 upstream gradient, a 3x3 kernel, padding 1
 output_padding 3): the work is
 the same whatever the stride, yet the first inference (where the plugin builds its kernel) takes
 time growing with the square of the last dim's stride, and not with the first's; at stride 10**9
-compile_model itself does not return. Needs only numpy and openvino; prints one line per stride
-and the ratio to the first, all from one run.
+compile_model itself does not return. Needs numpy and openvino (tconv only to import openvino
+without its telemetry); prints one line per stride and the ratio to the first, all from one
+run.
 """
 from __future__ import annotations
 
 import time
 
 import numpy as np
-import openvino as ov
-import openvino.opset13 as ops
+
+from tconv.frameworks.openvino import _import_openvino
+
+ov = _import_openvino()         # without its telemetry
+import openvino.opset13 as ops  # noqa: E402
 
 STRIDES = [(1, 2500), (1, 5000), (1, 10000), (1, 20000), (20000, 1)]
 

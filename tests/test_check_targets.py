@@ -208,6 +208,8 @@ def test_threads_judge_their_own_targets():
     assert verdicts == {k: [m == "none"] * len(specs) for k, (_, m) in enumerate(jobs)}
 
 
+# JAX, loaded by earlier tests of the session, warns at every fork; this child runs no JAX
+@pytest.mark.filterwarnings("ignore:os.fork.. was called:RuntimeWarning")
 def test_a_forked_child_gets_sandboxes_of_its_own():
     """After a fork, the child's checks start their own sandbox process (the parent's pipes are
     not shared), and the parent's sandbox still answers afterwards."""

@@ -299,7 +299,8 @@ class ConvSpec:
         forward weight layout. ``padding`` is the forward padding (it crops the full result);
         ``output_padding`` adds rows on the high side; ``output_size`` (spatial, or the whole
         ``(N, C, *spatial)``) picks ``output_padding`` for you. ``"same"`` means the forward
-        'same' convolution of the result: size ``in * stride`` unless ``output_size`` says otherwise.
+        'same' convolution of the result: size ``in * stride`` unless ``output_size`` says
+        otherwise.
         """
         weight_shape, ndim, stride, dilation, groups = _common(weight_shape, stride, dilation,
                                                                 groups)
@@ -366,8 +367,8 @@ class ConvSpec:
         for i, n in enumerate(size):
             if n < 1:
                 raise ConvSpecError(
-                    f"padding={_show_padding(pads)} crops the whole output: spatial dim {i} would have "
-                    f"size {n}")
+                    f"padding={_show_padding(pads)} crops the whole output: spatial dim {i} would "
+                    f"have size {n}")
         x_shape = (y_shape[0], weight_shape[1] * groups) + size
         return cls(x_shape, weight_shape, stride, pads, dilation, groups, op)
 
@@ -436,23 +437,25 @@ class ConvSpec:
         return _split(total, odd_low)
 
     @staticmethod
-    def paddings_splitting_to(low: int, base: int, stride: int,
-                              odd_low: bool = False) -> list[int]:
-        """The ``c`` in ``[0, stride)`` for which ``base + c`` padding cells split
+    def output_paddings_splitting_to(low: int, base: int, stride: int,
+                                     odd_low: bool = False) -> list[int]:
+        """The output_paddings ``c`` in ``[0, stride)`` for which ``base + c`` padding cells split
         (:meth:`split_padding`) with ``low`` at the start, ascending: how an output_padding
         chooses the halves of a derived total padding (ONNX's output_shape and SAME forms).
 
         At most two totals split to one ``low``, so this costs O(1) whatever the stride.
 
-        >>> ConvSpec.paddings_splitting_to(1, -1, 4), ConvSpec.paddings_splitting_to(1, -1, 4, True)
-        ([3], [2, 3])
+        >>> ConvSpec.output_paddings_splitting_to(1, -1, 4)
+        [3]
+        >>> ConvSpec.output_paddings_splitting_to(1, -1, 4, odd_low=True)
+        [2, 3]
         """
         return [t - base for t in range(max(2 * low - 1, 0), 2 * low + 2)
                 if 0 <= t - base < stride and _split(t, odd_low)[0] == low]
 
     @staticmethod
     def split_lows(base: int, stride: int, odd_low: bool = False) -> range:
-        """Every start padding :meth:`paddings_splitting_to` can reach: the low halves of the
+        """Every start padding :meth:`output_paddings_splitting_to` can reach: the low halves of the
         totals ``base + c >= 0`` for ``c`` in ``[0, stride)``, as a range (they have no gaps)."""
         first, last = max(base, 0), base + stride - 1
         if last < first:

@@ -11,7 +11,7 @@ from .. import flags
 from ..spec import ConvSpecError
 from . import engine_options
 from .common import (DILATION, GROUPS, KERNEL, OUT_CHANNELS, OUTPUT_PADDING, PADDING, STRIDE,
-                     at_least_one, check_seed, new_console, parse_dims, progress_bar, spec_from,
+                     at_least_one, check_seed, new_console, parse_dims, spec_from,
                      user_errors)
 
 
@@ -104,23 +104,12 @@ def command(
             if outcome.message:
                 out_.print(f"  {outcome.message}", highlight=False, markup=False)
         raise typer.Exit(0 if outcome.passed else 1)
-    checkpoint = out or resume
-    engine_options.note_new_resume(resume, "check")
-    done = [0]
-    try:
-        with user_errors(as_json), progress_bar() as bar:
-            task = bar.add_task(f"check {target}", total=count)
-
-            def advance(n: int, total: int) -> None:
-                done[0] = n
-                bar.update(task, completed=n, total=total)
-
-            report = check.check(None, target, api, count=count, seed=seed, dims=dims_,
-                                 dtype=dtype, arrays=arrays, progress=advance,
-                                 batch_size=batch_size, out=checkpoint,
-                                 resume=resume is not None, keep_going=keep_going, **options)
-    except KeyboardInterrupt:
-        engine_options.interrupted(done[0], count, checkpoint)
+    with engine_options.progress("check", f"check {target}", count, out, resume,
+                                 as_json) as (checkpoint, advance):
+        report = check.check(None, target, api, count=count, seed=seed, dims=dims_,
+                             dtype=dtype, arrays=arrays, progress=advance,
+                             batch_size=batch_size, out=checkpoint,
+                             resume=resume is not None, keep_going=keep_going, **options)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         raise typer.Exit(0 if report.passed else 1)

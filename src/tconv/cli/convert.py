@@ -161,7 +161,7 @@ def command(
     --output-padding mean the forward convolution, as in every other command, and are refused
     here. With MODEL, every transposed convolution of the model is converted.
     Exit code 0 (and with --check: both sides agree), 1 when the check fails or cannot run, 2 on
-    bad input.
+    bad input (a --check too large for the memory limit included).
 
     Examples:
 

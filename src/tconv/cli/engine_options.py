@@ -1,7 +1,8 @@
-"""What ``tconv sweep`` and ``tconv check`` share: the engine's options, their checks, and the
-message of an interrupted run (see :mod:`tconv.engine`)."""
+"""What ``tconv sweep`` and ``tconv check`` share: the engine's options, their checks, the
+progress of a run and the message of an interrupted one (see :mod:`tconv.engine`)."""
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import sys
@@ -63,6 +64,30 @@ def interrupted(done: int, total: int, checkpoint: Optional[str]) -> None:
         print(f"tconv: interrupted after {done} of {total} specs (nothing kept: --out FILE "
               f"keeps results to resume)", file=sys.stderr)
     raise typer.Exit(130)
+
+
+@contextlib.contextmanager
+def progress(what: str, label: str, count: int, out: Optional[str], resume: Optional[str],
+             as_json: bool):
+    """The body runs the specs under a progress bar and user_errors; yields the checkpoint
+    file (``--out`` or ``--resume``) and ``advance(done, total=None)`` for the engine's
+    progress callback. Ctrl-C ends the command with :func:`interrupted`."""
+    from .common import progress_bar, user_errors
+
+    checkpoint = out or resume
+    note_new_resume(resume, what)
+    done = [0]
+    try:
+        with user_errors(as_json), progress_bar() as bar:
+            task = bar.add_task(label, total=count)
+
+            def advance(n: int, total: Optional[int] = None) -> None:
+                done[0] = n
+                bar.update(task, completed=n, total=count if total is None else total)
+
+            yield checkpoint, advance
+    except KeyboardInterrupt:
+        interrupted(done[0], count, checkpoint)
 
 
 def note_new_resume(resume: Optional[str], what: str) -> None:

@@ -9,7 +9,7 @@ import typer
 from .. import flags, frameworks
 from . import engine_options
 from .common import (at_least_one, backends_option, check_seed, fail, new_console, parse_dims,
-                     progress_bar, red, user_errors, writable_file)
+                     red, user_errors, writable_file)
 
 
 def command(
@@ -61,23 +61,14 @@ def command(
         engine_options.check_options(workers, scheduler, timeout, batch_size, out, resume)
         if json_file:
             writable_file("--json", json_file)
-    checkpoint = out or resume
-    engine_options.note_new_resume(resume, "sweep")
-    done = [0]
+    label = f"sweep ({', '.join(names) or 'tconv only'})"
     try:
-        with user_errors(as_json), progress_bar() as bar:
-            task = bar.add_task(f"sweep ({', '.join(names) or 'tconv only'})", total=count)
-
-            def advance(n: int) -> None:
-                done[0] = n
-                bar.update(task, completed=n)
-
+        with engine_options.progress("sweep", label, count, out, resume,
+                                     as_json) as (checkpoint, advance):
             report = sweep(count, seed=seed, dims=dims_, backends=names, dtype=dtype,
                            workers=workers, scheduler=scheduler, timeout=timeout or None,
                            sandbox=True, batch_size=batch_size, out=checkpoint,
                            resume=resume is not None, progress=advance)
-    except KeyboardInterrupt:
-        engine_options.interrupted(done[0], count, checkpoint)
     except SetupError as e:
         fail(f"the sweep could not start its workers: {e}", "--workers", as_json=as_json)
     out_ = new_console()

@@ -174,8 +174,9 @@ def worth_trying(values: range, window: Callable[[int], Pair], want: Pair, full:
     whose start reaches ``want[0]``, whose stop reaches ``want[1]`` and whose stop reaches
     ``full`` (found by bisection). So the search never walks a range as long as the stride.
 
-    Past those points the cost only grows; before them it is flat up to the odd cell of a
-    halved padding, which ``reach`` covers.
+    Why these suffice: a candidate whose stop falls short of ``want[1]`` is fixable only once its
+    stop reaches ``full``, so over the fixable candidates the cost falls until the stop reaches
+    ``want[1]`` and grows after it; the best is beside one of the points. ``reach`` is a margin.
     """
     cut = [bisect_left(values, True, key=lambda n: window(n)[0] <= want[0]),
            bisect_left(values, True, key=lambda n: window(n)[1] >= want[1]),

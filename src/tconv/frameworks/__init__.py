@@ -137,6 +137,9 @@ class Framework:
     packages: ClassVar[tuple[str, ...]] = ()
     #: Where it sorts in tables (smaller first).
     rank: ClassVar[int] = 100
+    #: The names of its ways in table order, ``{n}`` standing for the number of spatial dims
+    #: (``"F.conv_transpose{n}d"``); :meth:`way_names` fills it in.
+    ways: ClassVar[tuple[str, ...]] = ()
 
     # -- convert: the layer ---------------------------------------------------------------------
     #: The layer call in flag errors (e.g. "torch.nn.ConvTransposeNd"); "" = no layer to convert.
@@ -185,9 +188,10 @@ class Framework:
 
     # -- ways -----------------------------------------------------------------------------------
 
-    def way_names(self, ndim: int) -> list[str]:
+    @classmethod
+    def way_names(cls, ndim: int) -> list[str]:
         """The ways, in table order, for specs of ``ndim`` spatial dims."""
-        return []
+        return [way.format(n=ndim) for way in cls.ways]
 
     def input_grad_ways(self, spec: ConvSpec, w, g) -> dict:
         """``{way: ndarray | NotExpressible | KnownDifference | Refused | Broken | Crashed}`` for

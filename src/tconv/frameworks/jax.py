@@ -528,11 +528,8 @@ class Jax(Framework):
     flags_taken = ("--transpose-kernel", "--consistent-padding", "--groups")
     flag_hint = "its size is chosen by --padding"
     shape_args = ("lhs_shape", "rhs_shape")
-
-    @staticmethod
-    def way_names(ndim: int) -> list[str]:
-        """The ways, in table order; lax is N-d, so the names do not depend on ``ndim``."""
-        return [_VJP, _LINEAR, _DILATED, _EXPLICIT, _CONSISTENT, _STRING]
+    #: lax is N-d, so the names do not depend on the number of dims
+    ways = (_VJP, _LINEAR, _DILATED, _EXPLICIT, _CONSISTENT, _STRING)
 
     @staticmethod
     def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:

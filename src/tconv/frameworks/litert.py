@@ -146,9 +146,7 @@ class LiteRT(Framework):
                    "which the LiteRT interpreter cannot run; tconv writes Keras 'same'/'valid' "
                    "(the builtin TRANSPOSE_CONV) and a crop.")
 
-    @staticmethod
-    def way_names(ndim: int) -> list[str]:
-        return [_BUILTIN, _CROP, _FLEX]
+    ways = (_BUILTIN, _CROP, _FLEX)
 
     @staticmethod
     def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:

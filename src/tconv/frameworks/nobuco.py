@@ -28,7 +28,6 @@ from . import Crashed, Framework, KnownDifference, Refused
 from .torch_onnx import torch_layer, torch_limits
 
 
-_WAY = "nobuco(nn.ConvTransposeNd) -> Keras"
 #: seconds one conversion and run may take in the child
 TIMEOUT = 120.0
 _server = None
@@ -120,10 +119,7 @@ class Nobuco(Framework):
     name = "nobuco"
     packages = ("nobuco", "torch", "tf_keras")
     rank = 80
-
-    @staticmethod
-    def way_names(ndim: int) -> list[str]:
-        return [_WAY.replace("Nd", f"{ndim}d")]
+    ways = ("nobuco(nn.ConvTranspose{n}d) -> Keras",)
 
     @staticmethod
     def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:

@@ -119,7 +119,7 @@ def output_padding_giving(low: int, base: int, stride: int, odd_low: bool, prefe
     """The output_padding (< stride) whose total padding ``base + output_padding`` puts ``low``
     cells at the start, the most natural first (0, then ``prefer``, then the smallest), or
     None."""
-    fits = ConvSpec.paddings_splitting_to(low, base, stride, odd_low)
+    fits = ConvSpec.output_paddings_splitting_to(low, base, stride, odd_low)
     return min(fits, key=lambda c: (c != 0, c != prefer, c), default=None)
 
 
@@ -207,6 +207,18 @@ def form_attributes(spec: ConvSpec, form: str):
     """The ConvTranspose attributes of ``spec`` in ``form`` (one of :data:`FORMS`), as
     ``(attrs, None)``, or ``(None, reason)`` when that form cannot say the spec's padding."""
     return _FORM_BUILDERS[form](spec)
+
+
+def expressible(spec: ConvSpec, forms, names, result: dict, attributes=None):
+    """``(form, name, attrs)`` for each of ``forms`` that can say ``spec`` (by ``attributes(spec,
+    form)``, :func:`form_attributes` unless given); each other form's way ``name`` goes into
+    ``result`` as :class:`NotExpressible` with the reason."""
+    for form, name in zip(forms, names):
+        attrs, why = (attributes or form_attributes)(spec, form)
+        if why:
+            result[name] = NotExpressible(why)
+        else:
+            yield form, name, attrs
 
 
 # -- running a model ----------------------------------------------------------------------------
@@ -336,8 +348,9 @@ def _onnx_window(dim: Dim, op: int, auto_pad: str, pads: Pair, size, i: int) -> 
             # still has the input's size
             if size - dim.full >= dim.stride:
                 raise ConvSpecError(
-                    f"ONNX ConvTranspose: output size {size} in spatial dim {i} is {size - dim.full}"
-                    f" cells past the {dim.full}-cell full result; onnxruntime takes at most "
+                    f"ONNX ConvTranspose: output size {size} in spatial dim {i} is "
+                    f"{size - dim.full} cells past the {dim.full}-cell full result; onnxruntime "
+                    f"takes at most "
                     f"stride - 1 = {dim.stride - 1} ('Explicit output_shape is inconsistent with "
                     f"input spatial dimensions')")
             return 0, size
@@ -372,9 +385,7 @@ class Onnx(Framework):
     shape_args = ("x_shape", "w_shape", "b_shape")
     crop_reason = "onnxruntime and onnx.reference require output_padding < stride."
 
-    @staticmethod
-    def way_names(ndim: int) -> list[str]:
-        return [_NAMES[runtime, form] for form in _FORMS for runtime in (_ORT, _REF)]
+    ways = tuple(_NAMES[runtime, form] for form in _FORMS for runtime in (_ORT, _REF))
 
     @staticmethod
     def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:

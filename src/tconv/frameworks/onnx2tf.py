@@ -152,9 +152,7 @@ class Onnx2Tf(Framework):
     packages = ("onnx2tf", "onnx", "tensorflow", "tf_keras", "ai_edge_litert")
     rank = 75
 
-    @staticmethod
-    def way_names(ndim: int) -> list[str]:
-        return [f"onnx2tf {form} -> {target}" for form in FORMS for target in _TARGETS]
+    ways = tuple(f"onnx2tf {form} -> {target}" for form in FORMS for target in _TARGETS)
 
     @staticmethod
     def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..spec import ConvSpec
 from . import Broken, Framework, KnownDifference, NotExpressible, Refused, first_line, model_limits
-from .onnx import FORMS, form_attributes, model_with_weight
+from .onnx import FORMS, expressible, model_with_weight
 
 
 #: Found by tconv's sweep, not reported upstream yet.
@@ -48,9 +48,7 @@ class Onnx2Torch(Framework):
     packages = ("onnx2torch", "onnx", "torch")
     rank = 70
 
-    @staticmethod
-    def way_names(ndim: int) -> list[str]:
-        return [f"onnx2torch {form}" for form in FORMS]
+    ways = tuple(f"onnx2torch {form}" for form in FORMS)
 
     @staticmethod
     def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
@@ -64,11 +62,7 @@ class Onnx2Torch(Framework):
         w = np.ascontiguousarray(w, dtype=np.float32)
         g_t = torch.from_numpy(np.ascontiguousarray(g))
         result = {}
-        for form, name in zip(FORMS, names):
-            attrs, why = form_attributes(spec, form)
-            if why:
-                result[name] = NotExpressible(why)
-                continue
+        for form, name, attrs in expressible(spec, FORMS, names, result):
             try:
                 module = _convert(model_with_weight(attrs, spec.output_shape, w))
             except Exception as error:  # the converter's refusal

@@ -47,13 +47,14 @@ Above :data:`SLOW_WIDTH_STRIDE` these ways are not run and say why.
 from __future__ import annotations
 
 import functools
-import os
+import sys
+import threading
 
 import numpy as np
 
 from ..spec import ConvSpec
 from . import EMPTY_BATCH, Framework, KnownDifference, NotExpressible, Refused, first_line
-from .onnx import FORMS, form_attributes, model_with_weight, output_padding_giving
+from .onnx import FORMS, expressible, model_with_weight, output_padding_giving
 
 
 _DTYPES = ("float16", "float32")
@@ -71,29 +72,34 @@ _OPSET_FORMS = ("pads", "output_shape")
 SLOW_WIDTH_STRIDE = 1024
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
 def _import_openvino():
     """``import openvino``, without its telemetry.
 
     The import starts openvino_telemetry, which counts "no consent file" as consent: it writes
     a client ID under ``~/intel`` and sends a Google Analytics event from a forked process
-    (with JAX loaded, Python warns that the fork may deadlock). Its one switch that needs no
-    file in the user's home is the CI check (``CI=true``), read once, at this import, by the
-    telemetry singleton that every later use shares. tconv sets it for the import only.
+    (with JAX loaded, Python warns that the fork may deadlock); its documented opt-out writes a
+    file in the user's home. OpenVINO's own modules fall back to a stub of it when it cannot
+    be imported, so tconv hides the package while openvino is imported: the stub then serves
+    every later use in the process (``convert_model`` too), no environment variable is
+    touched, and the package is importable again afterwards. If openvino was imported before
+    tconv needed it, its telemetry is what that import left.
     """
-    import sys
-
-    if "openvino" in sys.modules:
-        return sys.modules["openvino"]
-    saved = os.environ.get("CI")
-    os.environ["CI"] = "true"
-    try:
-        import openvino
-    finally:
-        if saved is None:
-            del os.environ["CI"]
-        else:
-            os.environ["CI"] = saved
-    return openvino
+    with _IMPORT_LOCK:
+        if "openvino" in sys.modules:
+            return sys.modules["openvino"]
+        saved = sys.modules.get("openvino_telemetry")
+        sys.modules["openvino_telemetry"] = None      # import openvino_telemetry: ImportError
+        try:
+            import openvino
+        finally:
+            if saved is None:
+                del sys.modules["openvino_telemetry"]
+            else:
+                sys.modules["openvino_telemetry"] = saved
+        return openvino
 
 
 @functools.lru_cache(maxsize=1)
@@ -173,10 +179,8 @@ class OpenVino(Framework):
     packages = ("openvino", "onnx")
     rank = 50
 
-    @staticmethod
-    def way_names(ndim: int) -> list[str]:
-        return ([f"openvino opset {form}" for form in _OPSET_FORMS]
-                + [f"openvino ONNX frontend {form}" for form in FORMS])
+    ways = (*(f"openvino opset {form}" for form in _OPSET_FORMS),
+            *(f"openvino ONNX frontend {form}" for form in FORMS))
 
     @staticmethod
     def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
@@ -206,11 +210,8 @@ class OpenVino(Framework):
         g = np.ascontiguousarray(g)
         w = np.ascontiguousarray(w, dtype=dtype)
         result = {}
-        for form, name in zip(_OPSET_FORMS, names):
-            kwargs, why = _opset_attributes(spec, form)
-            if why:
-                result[name] = NotExpressible(why)
-                continue
+        for form, name, kwargs in expressible(spec, _OPSET_FORMS, names, result,
+                                              _opset_attributes):
             try:
                 out = _run(_compile(_opset_model(spec, w, dtype, kwargs)), g)
             except Exception as error:  # OpenVINO refuses the node: its answer, not a crash
@@ -219,11 +220,7 @@ class OpenVino(Framework):
             out = out.astype(dtype, copy=False)
             result[name] = (KnownDifference(OUTPUT_PADDING_BUG, out) if form == "pads" and any(
                 op >= s for op, s in zip(spec.output_padding, spec.stride)) else out)
-        for form, name in zip(FORMS, names[len(_OPSET_FORMS):]):
-            attrs, why = form_attributes(spec, form)
-            if why:
-                result[name] = NotExpressible(why)
-                continue
+        for form, name, attrs in expressible(spec, FORMS, names[len(_OPSET_FORMS):], result):
             model = model_with_weight(attrs, spec.output_shape, w)
             try:
                 out = _run(_compile(_core().read_model(model.SerializeToString())), g)

@@ -367,6 +367,18 @@ def _tf_explicit(dim: Dim, want: Pair, i: int):
     return (pair, stop - start), _tf_window(dim, pair, stop - start, i)
 
 
+def _tf_sizes(dim: Dim, mode: str, want: Pair, i: int) -> list:
+    """``(output size, window)`` of ``tf.nn.conv_transpose`` with ``mode`` 'VALID' or 'SAME',
+    for the sizes TF accepts (:func:`_tf_window`) that can come closest to ``want``."""
+    s = dim.stride
+    sizes = (range(dim.full, dim.full + s) if mode == "VALID" else
+             range((dim.size - 1) * s + 1, dim.size * s + 1))
+
+    def window(n: int) -> Pair:
+        return _tf_window(dim, mode, n, i)
+    return [(n, window(n)) for n in worth_trying(sizes, window, want, dim.full)]
+
+
 def _keras_size(dim: Dim, padding: str, output_padding) -> int:
     """Keras' output size (``compute_conv_transpose_output_shape``), which it passes to
     ``tf.nn.conv_transpose`` as output_shape; output_padding None and 0 differ
@@ -398,7 +410,9 @@ def _keras_candidates(dim: Dim, padding: str, ops, i: int, call: str) -> list:
 
 def _keras_ints(dim: Dim, padding: str, want: Pair, i: int, call: str) -> list:
     """:func:`_keras_candidates` for the integer output_paddings (< stride) that can come
-    closest to ``want``; with 'same' and an even kernel, 0 gives TF a size it refuses."""
+    closest to ``want``. With 'same' and an even kernel, output_padding 0 makes the size
+    ``(o - 1) * s``, which TF's SAME rule ``ceil(size / s) == o`` (:func:`_tf_window`) refuses:
+    the range starts at 1 so that every window the search bisects exists."""
     ops = range(1 if padding == "same" and dim.extent % 2 == 0 else 0, dim.stride)
     tried = worth_trying(ops, lambda op: _keras_window(dim, padding, op, i, call), want, dim.full)
     return _keras_candidates(dim, padding, tried, i, call)
@@ -492,15 +506,11 @@ class TensorFlow(_OnTensorFlow):
     crop_reason = ("tf.nn.conv_transpose takes only an output_shape whose forward convolution "
                    "gives the input size (output_padding < stride), and explicit padding in 2-d "
                    "only.")
+    ways = ("tf.GradientTape(tf.nn.convolution)", "tf.nn.conv{n}d_transpose",
+            "tf.nn.conv{n}d_transpose VALID + crop", "tf.nn.depthwise_conv2d_backprop_input")
 
     def describe(self) -> str:
         return f"{super().describe()} ({_onednn_words()})"
-
-    @staticmethod
-    def way_names(ndim: int) -> list[str]:
-        return ["tf.GradientTape(tf.nn.convolution)", f"tf.nn.conv{ndim}d_transpose",
-                f"tf.nn.conv{ndim}d_transpose VALID + crop",
-                "tf.nn.depthwise_conv2d_backprop_input"]
 
     @staticmethod
     def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
@@ -635,16 +645,8 @@ class TensorFlow(_OnTensorFlow):
         need_dims(call, spec.ndim)
         no_groups(call, spec)
         dims, wants = spec_dims(spec), windows(spec)
-        sizes = {"VALID": lambda d: range(d.full, d.full + d.stride),
-                 "SAME": lambda d: range((d.size - 1) * d.stride + 1, d.size * d.stride + 1)}
-        modes = {}
-        for mode, span in sizes.items():
-            modes[mode] = []
-            for i, (d, want) in enumerate(zip(dims, wants)):
-                def window(n, d=d, i=i, mode=mode):
-                    return _tf_window(d, mode, n, i)
-                modes[mode].append([(n, window(n)) for n in worth_trying(span(d), window, want,
-                                                                          d.full)])
+        modes = {mode: [_tf_sizes(d, mode, want, i) for i, (d, want) in
+                        enumerate(zip(dims, wants))] for mode in ("VALID", "SAME")}
         if spec.ndim == 2:
             modes["EXPLICIT"] = [[_tf_explicit(d, want, i)] for i, (d, want) in
                                  enumerate(zip(dims, wants))]
@@ -671,8 +673,8 @@ class TensorFlow(_OnTensorFlow):
         else:
             pairs = pair_list("--padding", explicit, len(size), allow_negative=False)
             tf_padding = [[0, 0], *[list(p) for p in pairs], [0, 0]]
-        shape = None if output_shape is None else [batch, *per_dim("--layer-output-size", output_shape,
-                                                                   len(size)), out_channels]
+        shape = None if output_shape is None else [
+            batch, *per_dim("--layer-output-size", output_shape, len(size)), out_channels]
         return TensorFlow.read((batch, *size, in_channels), (*k, out_channels, in_channels), shape,
                                stride, tf_padding, None, dilation)
 

@@ -30,9 +30,6 @@ from .tensorflow import (channels_last_format, import_tf, padding_of, tf_filter,
 from .torch_onnx import run_onnxruntime
 
 
-_WAY = "tf2onnx(tf.nn.convNd_transpose) -> onnxruntime"
-
-
 #: Found by tconv's sweep, not reported upstream yet.
 PADDING_BUG = (
     "new (docs/reproductions/tf2onnx_explicit_padding.py): for Conv2DBackpropInput with a "
@@ -95,10 +92,7 @@ class Tf2Onnx(Framework):
     name = "tf2onnx"
     packages = ("tf2onnx", "tensorflow", "onnxruntime")
     rank = 65
-
-    @staticmethod
-    def way_names(ndim: int) -> list[str]:
-        return [_WAY.replace("N", str(ndim), 1)]
+    ways = ("tf2onnx(tf.nn.conv{n}d_transpose) -> onnxruntime",)
 
     @staticmethod
     def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:

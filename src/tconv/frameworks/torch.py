@@ -82,9 +82,7 @@ class Torch(Framework):
                    "output_padding cells at the end only, so it keeps only windows symmetric up "
                    "to output_padding (keras-core#774, onnx2torch#52, #68).")
 
-    @staticmethod
-    def way_names(ndim: int) -> list[str]:
-        return ["torch autograd", f"torch.nn.grad.conv{ndim}d_input", f"F.conv_transpose{ndim}d"]
+    ways = ("torch autograd", "torch.nn.grad.conv{n}d_input", "F.conv_transpose{n}d")
 
     @staticmethod
     def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:

@@ -101,9 +101,7 @@ class TorchOnnx(Framework):
     packages = ("torch", "onnx", "onnxruntime")
     rank = 60
 
-    @staticmethod
-    def way_names(ndim: int) -> list[str]:
-        return list(_EXPORTERS)
+    ways = tuple(_EXPORTERS)
 
     @staticmethod
     def input_grad_ways(spec: ConvSpec, w: np.ndarray, g: np.ndarray) -> dict:
