@@ -14,9 +14,10 @@ shape of the GEMM:
 * ``fast_polyphase_cf``: the same phases channels-first, one GEMM per sample and group, without
   the two layout copies; :func:`preference` takes it by a rule read off measurements, not by
   :func:`estimate`;
-* ``fast_native`` (compiled, optional): first wherever :func:`native_wins`, a rule read off
-  side-by-side measurements (``tconv bench``), with the predicates of :mod:`.fast_native`
-  itself.
+* ``fast_native`` (compiled, optional): first wherever :func:`native_wins` (the transposed
+  convolution; the others for integers, depthwise and narrow layers), a rule read off
+  side-by-side measurements (``tconv bench`` on a quiet machine) and the memory bar, with the
+  predicates of :mod:`.fast_native` itself.
 
 Memory is a constraint, not a cost: :func:`choose` takes the first method of
 :func:`preference` whose peak (each method module's ``extra_bytes``) fits the memory limit.
@@ -131,10 +132,12 @@ def preference(operation: str, spec: ConvSpec, dtype=np.float32) -> Iterator[str
     yield from rest + readable + ["scatter"]
 
 
-#: The forward convolution's inner size ``C_in/g * prod(kernel)`` from which im2col's one large
-#: GEMM runs NumPy's BLAS near its peak and beats the compiled kernel (measured on the DCGAN
-#: 512->256 layer, inner size 4096; the DCGAN 256->128 layer, 2048, goes to fast_native).
-BLAS_INNER = 4096
+#: Channels per group (in or out, the larger) up to which the compiled kernels' register tile
+#: beats im2col's BLAS GEMM in the forward convolution and the weight gradient. Measured side
+#: by side on a quiet 2-core AVX-512 EPYC (docs/performance.md): the 3-d layer (32 channels)
+#: and depthwise layers run faster in fast_native; at 64 channels and more OpenBLAS's GEMM
+#: (400 GFLOP/s in float32 there) wins by 1.1-2.4x in float32, by less in float64.
+NARROW = 32
 
 
 def native_wins(spec: ConvSpec, dtype, op: str = "conv_transpose") -> bool:
@@ -142,18 +145,20 @@ def native_wins(spec: ConvSpec, dtype, op: str = "conv_transpose") -> bool:
     ``conv`` or ``weight_grad``) on ``spec``.
 
     Where the extension is built and takes the compute dtype (``fast_native.supports``): the
-    transposed convolution and the weight gradient always (it writes each result element once,
-    without the gathers, col2im adds and layout copies of the NumPy methods, and on narrow layers
-    its register tile runs where BLAS is at half its peak or less; depthwise layers
-    (``fast_native.channels_first_depthwise``) run without any copy); the forward convolution
-    unless im2col's single GEMM is wide enough for BLAS's peak (inner size >= :data:`BLAS_INNER`,
-    not depthwise).
+    transposed convolution always. It is not always the fastest (on a quiet machine the BLAS
+    methods beat it on wide float32 layers), but it allocates next to nothing where their
+    gathers and columns hold 1.5-11x the result, and the memory bar of ``auto`` is twice the
+    result. The forward convolution and the weight gradient for integers (NumPy has no
+    integer BLAS), depthwise layers (no GEMM to give BLAS, and no copy in the kernels) and
+    layers of at most :data:`NARROW` channels per group; wider float layers go to im2col, whose
+    blocked columns stay within the bar.
     """
-    if not fast_native.supports(spec, compute_dtype(dtype)):
+    compute = np.dtype(compute_dtype(dtype))
+    if not fast_native.supports(spec, compute):
         return False
-    if op == "conv" and not fast_native.is_depthwise(spec):
-        return spec.in_channels // spec.groups * math.prod(spec.kernel_size) < BLAS_INNER
-    return True
+    if op == "conv_transpose" or compute.kind in "iu" or fast_native.is_depthwise(spec):
+        return True
+    return max(spec.in_channels, spec.out_channels) // spec.groups <= NARROW
 
 
 def multiplies(spec: ConvSpec, method: str) -> int:
