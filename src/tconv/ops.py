@@ -49,7 +49,7 @@ def conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, method="auto") -> n
 
 def conv_transpose(y, w, *, stride=1, padding=0, output_padding=0, dilation=1, groups=1,
                    output_size=None, method="auto") -> np.ndarray:
-    """N-d transposed convolution: the input gradient of :func:`conv`, as ``F.conv_transpose{1,2,3}d``.
+    """N-d transposed convolution: the input gradient of :func:`conv`, as ``F.conv_transposeNd``.
 
     Parameters
     ----------

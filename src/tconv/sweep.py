@@ -96,7 +96,7 @@ class SweepJob(engine.Job):
 # -- shrinking ----------------------------------------------------------------------------------
 
 def _rebuild(spec: ConvSpec, **change) -> ConvSpec | None:
-    """``spec`` with some parameters replaced (by transposed-conv parameters), or None if invalid."""
+    """``spec`` with some parameters replaced (transposed-conv parameters), or None if invalid."""
     p = dict(batch=spec.batch, c_in=spec.in_channels // spec.groups,
              c_out=spec.out_channels // spec.groups, groups=spec.groups, out=spec.output_size,
              kernel=spec.kernel_size, stride=spec.stride, dilation=spec.dilation,

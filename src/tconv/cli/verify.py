@@ -40,7 +40,8 @@ def command(
     stride 2, padding 1, and the forward output o as the upstream gradient. Each row is one way
     of computing dL/dx; it passes when every cell is within the float rounding bound of the
     exact result (integers: equal). N/A: the way cannot express the spec (the reason is
-    printed); KNOWN: a documented framework bug; REFUSED: a converter refused the layer; CRASH: a converter's process died.
+    printed); KNOWN: a documented framework bug; REFUSED: a converter refused the layer;
+    CRASH: a converter's process died.
     Exit code 0 when all pass, 1 when any differs, 2 on bad input.
 
     Examples:

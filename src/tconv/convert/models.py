@@ -35,8 +35,8 @@ def _framework_of(model, source: str | None):
 
 def find(model, *, source: str | None = None, input_shape=None) -> tuple[str, list]:
     """``(framework, [(name, LayerRead or the reason it cannot be read), ...])``: the model's
-    transposed convolutions, in the order of the model. ``input_shape``: the model's input shape (torch needs it: the layers'
-    sizes come from a run on zeros of that shape)."""
+    transposed convolutions, in the order of the model. ``input_shape``: the model's input
+    shape (torch needs it: the layers' sizes come from a run on zeros of that shape)."""
     if isinstance(model, (str, Path)) and not Path(model).exists():
         raise ConvSpecError(f"model file {str(model)!r} does not exist", "model")
     framework = _framework_of(model, source)

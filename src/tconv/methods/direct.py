@@ -37,7 +37,8 @@ def correlate(x: np.ndarray, w: np.ndarray, out_size, stride, dilation,
     for tap in itertools.product(*map(range, kernel)):
         window = ConvSpec.tap_slices(tap, stride, dilation, out_size)
         patch = xg[(slice(None),) * 3 + window].reshape(n, groups, c_in // groups, positions)
-        out += wg[(slice(None),) * 3 + tap] @ patch                  # (g, Co/g, Ci/g) @ (N, g, Ci/g, P)
+        # (g, Co/g, Ci/g) @ (N, g, Ci/g, P)
+        out += wg[(slice(None),) * 3 + tap] @ patch
     return out.reshape((n, c_out) + tuple(out_size))
 
 

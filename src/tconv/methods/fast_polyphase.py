@@ -1,4 +1,4 @@
-"""``fast_polyphase``: the sub-pixel decomposition of ``polyphase``, one GEMM per phase, channels last.
+"""``fast_polyphase``: ``polyphase``'s sub-pixel decomposition, one GEMM per phase, channels last.
 
 For each of the (at most ``prod(stride)``) phases a tap reaches (see
 :func:`tconv.methods.polyphase.phases`), the cells of that phase are an ordinary stride-1

@@ -8,9 +8,10 @@ and the GEMM is turned around so that its result is already channels-first::
 
 No layout copy of the gradient or of the output; the GEMMs are wide in the spatial dim and
 narrow in the batch. Large outputs run two phases at a time in threads (phases write disjoint
-cells), so that the gathers and strided writes, single-threaded in NumPy, use both cores. That pays when the gradient has many cells per channel (upsampling
-decoders, long 1-d signals, depthwise layers); with few cells and many channels the single
-large GEMM of ``fast_gemm`` wins. Extra memory: one phase's gather, as ``fast_polyphase``.
+cells), so that the gathers and strided writes, single-threaded in NumPy, use both cores.
+That pays when the gradient has many cells per channel (upsampling decoders, long 1-d
+signals, depthwise layers); with few cells and many channels the single large GEMM of
+``fast_gemm`` wins. Extra memory: one phase's gather, as ``fast_polyphase``.
 """
 from __future__ import annotations
 

@@ -23,9 +23,10 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     co = spec.out_channels // g
     k = spec.kernel_size
     positions = int(np.prod(spec.output_size))
-    wt = w.reshape(g, co, -1).swapaxes(1, 2)                         # (g, C_in/g * prod(k), C_out/g)
-    cols = wt @ y.reshape(n, g, co, positions)                        # (N, g, C_in/g * prod(k), P)
-    cols = cols.reshape((n, spec.in_channels, int(np.prod(k))) + spec.output_size)  # (N, C_in, K, *out)
+    wt = w.reshape(g, co, -1).swapaxes(1, 2)          # (g, C_in/g * prod(k), C_out/g)
+    cols = wt @ y.reshape(n, g, co, positions)        # (N, g, C_in/g * prod(k), P)
+    # (N, C_in, K, *out)
+    cols = cols.reshape((n, spec.in_channels, int(np.prod(k))) + spec.output_size)
     full = np.zeros((n, spec.in_channels) + spec.canvas_size, dtype=cols.dtype)
     for flat, tap in enumerate(itertools.product(*map(range, k))):
         full[(slice(None),) * 2 + spec.tap_window(tap)] += cols[:, :, flat]

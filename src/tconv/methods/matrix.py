@@ -1,4 +1,4 @@
-"""``matrix``: the forward convolution as a sparse matrix ``C``; the transposed convolution is ``C.T``.
+"""``matrix``: the forward convolution as a sparse matrix ``C``; the transposed one is ``C.T``.
 
 For one sample, flatten ``x`` to a vector of ``C_in * prod(in)`` entries and ``y`` to one of
 ``C_out * prod(out)``. The forward convolution is linear, ``y = C x``, with one stored entry per

@@ -1,4 +1,4 @@
-"""``zero_insertion``: the transposed convolution as an ordinary convolution of the stretched gradient.
+"""``zero_insertion``: the transposed convolution as a plain convolution of the stretched gradient.
 
 The experiment's "backward conv 2". Per spatial dim, with ``K = dilation*(k-1) + 1``:
 
@@ -11,7 +11,8 @@ The experiment's "backward conv 2". Per spatial dim, with ``K = dilation*(k-1) +
 Why it works: the scatter puts ``y[i] * w[j]`` at ``x[i*stride + j*dilation - pad_low]``. Reading
 that sum from the output's side, ``x[q]`` collects ``w[j]`` times the stretched ``y`` at
 ``q + pad_low - j*dilation``, a correlation with the flipped kernel once the stretched ``y`` is
-shifted by ``K - 1 - pad_low``. It multiplies every inserted zero: ``stride**d`` times the useful work.
+shifted by ``K - 1 - pad_low``. It multiplies every inserted zero: ``stride**d`` times the
+useful work.
 """
 from __future__ import annotations
 

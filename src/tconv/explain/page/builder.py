@@ -2,9 +2,9 @@
 
 :func:`page_data` turns the story of a 1-d or 2-d spec (:func:`tconv.explain.explain`) into
 JSON-able data for the browser, and :func:`render` puts that data into the page template of
-:mod:`tconv.explain.page` with its script and styles inline: no file, font or script is fetched when the
-page is viewed. The browser only draws and looks up; every number and every incidence is
-computed here by the engine.
+:mod:`tconv.explain.page` with its script and styles inline: no file, font or script is
+fetched when the page is viewed. The browser only draws and looks up; every number and every
+incidence is computed here by the engine.
 
 **What each cell is.** The arrays of the story are of three sorts, and each cell gets one or two
 *keys* that name it in every panel:
