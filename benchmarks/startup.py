@@ -53,7 +53,7 @@ def main() -> None:
         for name, command in COMMANDS.items():
             times[name].append(wall(command))
     bare = statistics.median(times["python -c pass"])
-    print(f"| command | median s | over a bare start |\n|---|---|---|")
+    print("| command | median s | over a bare start |\n|---|---|---|")
     for name, values in times.items():
         median = statistics.median(values)
         print(f"| `{name}` | {median:.2f} | {median - bare:+.2f} |")
