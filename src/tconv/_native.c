@@ -25,7 +25,8 @@ typedef int64_t i64;
 #define MAXD 16
 #define ROWS_PER_BLOCK 32
 #define CELLS_PER_RUN 256    /* the weight gradient's cells per row and block */
-#define CHUNK 96            /* cells per chunk of the forward kernel (a multiple of 6 and 4) */
+#define CHUNK 96            /* cells per chunk of the forward kernel (a multiple of 6, 8, 12) */
+#define KC 128              /* weight rows (tap, channel) per K-block of the forward kernel */
 
 typedef struct {
     const void *in;     /* input (channels-last, padded as the offsets need) */

@@ -12,50 +12,52 @@
  * usual rounding bound of an n-term sum holds; FMA contraction only removes roundings.
  */
 
-/* ---- forward tile: MB cells (any positions: ib[], ob[]), NV*VL output channels -------------- */
+/* ---- forward tile: mb cells (any positions: ib[]) x NV*VL output channels, over one K-block
+ * of the rows (t, i) of the weight panel wp (taps t0 <= t < t1, channels i0 <= i < i1; row
+ * (t, i) at wp + (t * kin + i) * NV*VL). The running sums start at zero (first) or from sums[],
+ * where they are stored back: keeping them in memory between K-blocks stores and reloads the
+ * same values, so every sum still adds its products one by one in the order (t, i). */
 static inline __attribute__((always_inline)) ATTR void SUF(tile)(
-    const SCAL *in, const i64 *ib, const i64 *off, i64 taps, i64 kin, const SCAL *wp, i64 kpad,
-    SCAL *out, const i64 *ob, i64 ocs, i64 valid, const int mb)
+    const SCAL *in, const i64 *ib, const i64 *off, i64 t0, i64 t1, i64 i0, i64 i1, i64 kin,
+    const SCAL *wp, SCAL *sums, int first, const int mb)
 {
     VEC acc[MB][NV];
     const SCAL *ip[MB];
     for (int a = 0; a < mb; a++) {
         ip[a] = in + ib[a];
-        for (int v = 0; v < NV; v++) acc[a][v] = (VEC){0};
+        for (int v = 0; v < NV; v++)
+            acc[a][v] = first ? (VEC){0} : *(const VEC *)(sums + (a * NV + v) * VL);
     }
-    for (i64 t = 0; t < taps; t++) {
+    for (i64 t = t0; t < t1; t++) {
         const i64 o = off[t];
-        const SCAL *wt = wp + t * kin * kpad;
-        for (i64 i = 0; i < kin; i++) {
+        const SCAL *wt = wp + t * kin * (NV * VL);
+        for (i64 i = i0; i < i1; i++) {
             VEC wv[NV];
-            for (int v = 0; v < NV; v++) wv[v] = *(const UVEC *)(wt + i * kpad + v * VL);
+            for (int v = 0; v < NV; v++) wv[v] = *(const VEC *)(wt + (i * NV + v) * VL);
             for (int a = 0; a < mb; a++) {
                 SCAL x = ip[a][o + i];
                 for (int v = 0; v < NV; v++) acc[a][v] += x * wv[v];
             }
         }
     }
-    if (ocs == 1 && valid >= NV * VL) {
-        for (int a = 0; a < mb; a++)
-            for (int v = 0; v < NV; v++) *(UVEC *)(out + ob[a] + v * VL) = acc[a][v];
-    } else {            /* the last channels, or a channels-first output: one by one */
-        i64 n = valid < NV * VL ? valid : NV * VL;
-        for (int a = 0; a < mb; a++) {
-            SCAL tmp[NV * VL];
-            for (int v = 0; v < NV; v++) *(UVEC *)(tmp + v * VL) = acc[a][v];
-            for (i64 o = 0; o < n; o++) out[ob[a] + o * ocs] = tmp[o];
-        }
-    }
+    for (int a = 0; a < mb; a++)
+        for (int v = 0; v < NV; v++) *(VEC *)(sums + (a * NV + v) * VL) = acc[a][v];
 }
 
 /* out[cell, g, o] = sum_t sum_i in[cell_in + off[t], g, i] * w[g, t, i, o]
- * The cells are taken CHUNK at a time, across grid rows, so that one block of output channels'
- * weights (taps * kin * NV*VL elements) serves a whole chunk while it is in cache. */
+ * The weights come in panels of NV*VL output channels, (groups, kpad / (NV*VL), taps, kin,
+ * NV*VL), 64-byte aligned. The cells are taken CHUNK at a time, across grid rows; for each panel
+ * the rows (t, i) are taken a K-block of about KC rows at a time (whole taps, or a slice of one
+ * tap's channels), and every tile of the chunk passes over the block while it is in the L1
+ * cache; the chunk's running sums wait in sums[] between blocks. */
 static ATTR void SUF(dense)(const Job *j)
 {
     const SCAL *in = j->in, *w = j->w;
     SCAL *out = j->out;
     const i64 L = j->count[j->nd - 1], il = j->istep[j->nd - 1], ol = j->ostep[j->nd - 1];
+    const i64 W = NV * VL, panels = j->kpad / W, kin = j->kin, taps = j->taps;
+    const i64 tstep = kin >= KC ? 1 : KC / (kin ? kin : 1), istep = kin >= KC ? KC : kin;
+    SCAL sums[CHUNK * NV * VL] __attribute__((aligned(64)));
     i64 ib[CHUNK], ob[CHUNK];
     i64 r = j->row0, m = 0;
     while (r < j->row1) {
@@ -72,17 +74,38 @@ static ATTR void SUF(dense)(const Job *j)
             }
         }
         for (i64 g = 0; g < j->groups; g++) {
-            const SCAL *ing = in + g * j->kin;
+            const SCAL *ing = in + g * kin;
             SCAL *outg = out + g * j->kout * j->ocs;
-            const SCAL *wg = w + g * j->taps * j->kin * j->kpad;
-            for (i64 o0 = 0; o0 < j->kout; o0 += NV * VL) {
-                int a = 0;
-                for (; a + MB <= n; a += MB)
-                    SUF(tile)(ing, ib + a, j->off, j->taps, j->kin, wg + o0, j->kpad,
-                              outg + o0 * j->ocs, ob + a, j->ocs, j->kout - o0, MB);
-                for (; a < n; a++)
-                    SUF(tile)(ing, ib + a, j->off, j->taps, j->kin, wg + o0, j->kpad,
-                              outg + o0 * j->ocs, ob + a, j->ocs, j->kout - o0, 1);
+            for (i64 b = 0; b < panels; b++) {
+                const SCAL *wp = w + (g * panels + b) * taps * kin * W;
+                int first = 1;
+                for (i64 t0 = 0; t0 < taps && kin; t0 += tstep) {
+                    const i64 t1 = t0 + tstep < taps ? t0 + tstep : taps;
+                    for (i64 i0 = 0; i0 < kin; i0 += istep) {
+                        const i64 i1 = i0 + istep < kin ? i0 + istep : kin;
+                        int a = 0;
+                        for (; a + MB <= n; a += MB)
+                            SUF(tile)(ing, ib + a, j->off, t0, t1, i0, i1, kin, wp,
+                                      sums + a * W, first, MB);
+                        for (; a + 2 <= n; a += 2)
+                            SUF(tile)(ing, ib + a, j->off, t0, t1, i0, i1, kin, wp,
+                                      sums + a * W, first, 2);
+                        for (; a < n; a++)
+                            SUF(tile)(ing, ib + a, j->off, t0, t1, i0, i1, kin, wp,
+                                      sums + a * W, first, 1);
+                        first = 0;
+                    }
+                }
+                if (first) memset(sums, 0, sizeof(SCAL) * (size_t)(n * W));  /* no rows */
+                const i64 o0 = b * W, valid = j->kout - o0 < W ? j->kout - o0 : W;
+                SCAL *op = outg + o0 * j->ocs;
+                if (j->ocs == 1) {
+                    for (int a = 0; a < n; a++)
+                        memcpy(op + ob[a], sums + a * W, sizeof(SCAL) * (size_t)valid);
+                } else {      /* a channels-first output: one plane after the other */
+                    for (i64 o = 0; o < valid; o++)
+                        for (int a = 0; a < n; a++) op[o * j->ocs + ob[a]] = sums[a * W + o];
+                }
             }
         }
     }

@@ -103,16 +103,26 @@ PROFILE: dict | None = None
 
 
 class _timed:
+    """Adds the seconds of its block to ``PROFILE[part]``; a block inside another of the same
+    part (a layout copy inside the weight packing) is not counted twice."""
+
+    _open: set = set()
+
     def __init__(self, part: str):
         self.part = part
 
     def __enter__(self):
-        if PROFILE is not None:
+        self.outer = PROFILE is not None and self.part not in _timed._open
+        if self.outer:
+            _timed._open.add(self.part)
             self.start = time.perf_counter()
 
     def __exit__(self, *exc):
-        if PROFILE is not None:
-            PROFILE[self.part] = PROFILE.get(self.part, 0.0) + time.perf_counter() - self.start
+        if self.outer:
+            _timed._open.discard(self.part)
+            if PROFILE is not None:
+                PROFILE[self.part] = (PROFILE.get(self.part, 0.0) + time.perf_counter()
+                                      - self.start)
 
 _CODE = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 2}
 _DENSE, _DEPTHWISE, _DENSE_WGRAD, _DEPTHWISE_WGRAD = range(4)
@@ -270,6 +280,67 @@ def _pad_last(a: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
+def _aligned_zeros(shape, dtype) -> np.ndarray:
+    """Zeros of ``shape``, the first element on a 64-byte boundary (the kernels' vector loads)."""
+    dtype = np.dtype(dtype)
+    size = math.prod(shape)
+    raw = np.zeros(size + 64 // dtype.itemsize, dtype=dtype)
+    skip = (-raw.ctypes.data % 64) // dtype.itemsize
+    return raw[skip:skip + size].reshape(shape)
+
+
+def _weight_panels(w: np.ndarray, taps, groups: int, width: int, transposed: bool,
+                   dtype) -> np.ndarray:
+    """The dense kernel's weights: panels of ``width`` output channels, ``(g, ceil(kout /
+    width), T, kin, width)``, zero-padded, where row ``(t, i)`` of the panel of output channels
+    ``o`` holds ``W[g, t, i, o]`` (see the module docstring):
+
+    * forward (``w`` ``(C_out, C_in/g, *k)``, every tap): ``W[g, t, i, o] = w[g*kout + o, i, t]``;
+    * transposed (``w`` ``(C_y, C_x/g, *k)``, one phase's taps, flipped: sub-kernel tap 0 is the
+      phase's last kernel tap): ``W[g, t, i, o] = w[g*kin + i, o, taps reversed][t]``.
+
+    ``taps`` holds the kernel indices per dim, evenly spaced (a phase's). One strided copy by
+    the compiled layout copier: each element of ``w`` is read where it lies, so that a phase
+    does not first gather its sub-kernel."""
+    w = np.ascontiguousarray(w, dtype=dtype)
+    ws = _steps(w.shape)
+    if transposed:
+        kin, kout = w.shape[0] // groups, w.shape[1]
+        row, col, group = ws[0], ws[1], kin * ws[0]
+    else:
+        kout, kin = w.shape[0] // groups, w.shape[1]
+        row, col, group = ws[1], ws[0], kout * ws[0]
+    counts = [len(tp) for tp in taps]
+    full, rest = divmod(kout, width)
+    out = _aligned_zeros((groups, max(1, full + (rest > 0)), math.prod(counts), kin, width),
+                         w.dtype)
+    sign = -1 if transposed else 1
+    first = w[(slice(None),) * 2 + tuple(slice(tp[-1] if transposed else tp[0], None)
+                                        for tp in taps)]
+    tap_steps = [sign * (tp[1] - tp[0]) * st if len(tp) > 1 else 0
+                 for tp, st in zip(taps, ws[2:])]
+    g_step, b_step, *t_steps, i_step = _steps((groups, out.shape[1], *counts, kin, width))[:-1]
+    if transposed:    # the grid (g, panel, *taps, i)
+        src_steps = [group, width * col, *tap_steps, row]
+        dst_steps = [g_step, b_step, *t_steps, i_step]
+        grid = [groups, 1, *counts, kin]
+    else:             # (g, panel, i, *taps): every tap, contiguous in w: copied by vectors
+        src_steps = [group, width * col, row, *tap_steps]
+        dst_steps = [g_step, b_step, i_step, *t_steps]
+        grid = [groups, 1, kin, *counts]
+    if full:
+        _copy(first, src_steps, out, 0, dst_steps, grid[:1] + [full] + grid[2:], width, col, 1)
+    if rest:         # the last panel, from output channel full * width on
+        last = first[:, full * width:] if transposed else first[full * width:]
+        _copy(last, src_steps, out, full * b_step, dst_steps, grid, rest, col, 1)
+    return out
+
+
+def _kpad(weights: np.ndarray, depthwise: bool) -> int:
+    """The padded output channels of packed weights: ``(T, kpad)`` depthwise, else panels."""
+    return weights.shape[-1] if depthwise else weights.shape[1] * weights.shape[-1]
+
+
 _DW_CONV, _DW_TRANSPOSE, _DW_WGRAD = range(3)
 
 #: Per operation: the method that runs what the kernels do not take, the spec's attributes of
@@ -351,15 +422,14 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
             offsets = [sum((b + t * ph.dilation) * st for b, t, ph, st in
                            zip(starts, shift, combo, ysteps[1:-1]))
                        for shift in itertools.product(*[range(len(t)) for t in taps])]
-            sub = sub_kernel_matrix(w, taps, g)                           # (g, T*co, ci)
-            weights = (_pad_last(sub.reshape(g, -1).T, width) if depthwise         # (T, g)
-                       else _pad_last(sub.reshape(g, len(offsets), co, ci), width))
+            weights = (_pad_last(sub_kernel_matrix(w, taps, g).reshape(g, -1).T, width)
+                       if depthwise else _weight_panels(w, taps, g, width, True, dtype))
         out_offset = sum(ph.start * st for ph, st in zip(combo, xsteps[2:]))
         ostep = [xsteps[0]] + _strided(spec.stride, xsteps[2:], counts)
         _run_parts(_kernel_parts(_DEPTHWISE if depthwise else _DENSE, yp, x, out_offset, weights,
                                  offsets, (n,) + counts, [ysteps[0]] + ysteps[1:-1], ostep, g,
-                                 co, ci, weights.shape[-1], xsteps[1], threaded))
-        del weights, sub                  # one phase's packed weights at a time
+                                 co, ci, _kpad(weights, depthwise), xsteps[1], threaded))
+        del weights                       # one phase's packed weights at a time
     return x
 
 
@@ -396,11 +466,13 @@ def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
         if is_depthwise(spec):
             weights = _pad_last(w.reshape(g, k).T, width)                             # (K, g)
         else:
-            weights = _pad_last(w.reshape(g, co, ci, k).transpose(0, 3, 2, 1), width)  # (g,K,ci,co)
+            weights = _weight_panels(w, [range(n) for n in spec.kernel_size], g, width, False,
+                                     dtype)
     ysteps = _steps(spec.output_shape)
     _run_parts(_kernel_parts(_DEPTHWISE if is_depthwise(spec) else _DENSE, xp, y, 0, weights,
                              offsets, grid, istep, [ysteps[0]] + ysteps[2:], g, ci, co,
-                             weights.shape[-1], ysteps[1], y.size >= _THREADED_SIZE))
+                             _kpad(weights, is_depthwise(spec)), ysteps[1],
+                             y.size >= _THREADED_SIZE))
     return y
 
 
@@ -475,9 +547,11 @@ def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
         m + lo + hi for m, (lo, hi) in zip(spec.input_size, spec.padding)) + width
     if operation == "conv_transpose":
         taps = largest(spec)[0]
-        sub = g * taps * co * ci                                  # the phase's sub-kernel
-        packed = taps * (g + width) if is_depthwise(spec) else g * taps * co * (ci + width)
-        return (itemsize * (n * spec.out_channels * padded_size(spec) + width + sub + packed)
+        if is_depthwise(spec):        # the phase's sub-kernel, then packed
+            packed = g * taps + taps * (g + width)
+        else:                         # the panels, copied straight from w; 64-byte alignment
+            packed = g * taps * co * (ci + width) + 64 // itemsize
+        return (itemsize * (n * spec.out_channels * padded_size(spec) + width + packed)
                 + OFFSET_BYTES * taps)
     k = math.prod(spec.kernel_size)
     if operation == "conv":
