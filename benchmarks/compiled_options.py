@@ -69,6 +69,7 @@ def numba_kernels():
         count, istep, ostep = p[9:9 + nd], p[9 + nd:9 + 2 * nd], p[9 + 2 * nd:9 + 3 * nd]
         off = p[9 + 3 * nd:9 + 3 * nd + taps]
         L, il, ol = count[nd - 1], istep[nd - 1], ostep[nd - 1]
+        width = 16 if out.dtype == np.float32 else 8      # NumbaKernels.tile_width
         acc = np.zeros((MB, kpad), dtype=out.dtype)
         if kind == 0 or kind == 1:                   # forward: a tile of MB cells
             ch = groups if kind == 1 else kout
@@ -86,11 +87,13 @@ def numba_kernels():
                                         acc[a, o] += inp[base + o] * w[t * kpad + o]
                             else:
                                 for i in range(kin):
-                                    wrow = ((g * taps + t) * kin + i) * kpad
                                     for a in range(mb):
                                         x = inp[ib + (m0 + a) * il + off[t] + g * kin + i]
-                                        for o in range(kout):
-                                            acc[a, o] += x * w[wrow + o]
+                                        for o in range(kout):   # panels (g, b, t, i, width)
+                                            b, c = o // width, o % width
+                                            acc[a, o] += x * w[((((g * (kpad // width) + b)
+                                                                  * taps + t) * kin + i)
+                                                                 * width + c)]
                         for a in range(mb):
                             o0 = out0 + ob + (m0 + a) * ol + (0 if kind == 1 else g * kout) * ocs
                             for o in range(ch):

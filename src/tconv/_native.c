@@ -18,13 +18,17 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef int64_t i64;
 
 #define MAXD 16
-#define ROWS_PER_BLOCK 32
-#define CELLS_PER_RUN 256    /* the weight gradient's cells per row and block */
+#define ROWS_PER_BLOCK 32   /* the depthwise weight gradient's rows per block */
+#define WCELLS 192          /* cells per block of the dense weight gradient */
+/* the dense weight gradient's packed input rows: kin elements, XS apart (64 bytes over a
+ * multiple of 64, so that the rows of a block spread over the L1 sets) */
+#define WGRAD_ROW(kin) (((kin) + 15) / 16 * 16 + 16)
 #define CHUNK 96            /* cells per chunk of the forward kernel (a multiple of 6, 8, 12) */
 #define KC 128              /* weight rows (tap, channel) per K-block of the forward kernel */
 
@@ -36,6 +40,7 @@ typedef struct {
     i64 taps, nd, row0, row1, groups, kin, kout, kpad;
     i64 ocs;            /* element step between output channels: 1 channels-last, else the
                            spatial size of a channels-first output (forward kernels only) */
+    void *scratch;      /* the dense weight gradient's packed block (64-byte aligned) */
     i64 count[MAXD], istep[MAXD], ostep[MAXD];
 } Job;
 
@@ -396,9 +401,16 @@ static PyObject *run(PyObject *self, PyObject *args)
     }
     j.off = p + 9 + 3 * j.nd;
     kernel_fn fn = kernel_table[isa_used][dtype][kind];
+    if (kind == 2) {    /* the gradient's panels and one tap's input rows of a block */
+        size_t item = dtype == 0 ? 4 : 8;
+        size_t bytes = item * (size_t)((32 + WGRAD_ROW(j.kin)) * WCELLS);   /* 32 >= W */
+        j.scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        if (!j.scratch) return PyErr_NoMemory();
+    }
     Py_BEGIN_ALLOW_THREADS
     if (j.row1 > j.row0 && j.count[j.nd - 1] > 0) fn(&j);
     Py_END_ALLOW_THREADS
+    free(j.scratch);
     Py_RETURN_NONE;
 }
 

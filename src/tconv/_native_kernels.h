@@ -163,25 +163,25 @@ static ATTR void SUF(depthwise)(const Job *j)
 }
 
 /* ---- weight gradient: dw[g, t, i, o] += sum_cells in[cell_in + off[t], g, i] * grad[cell, g, o]
- * The rows are taken a block at a time (ROWS_PER_BLOCK) so that the block's input and gradient
- * stay in cache while every (tap, channel) tile passes over them. */
+ * A GEMM over the cells per tap, so that the tap's slice of dw (kin x kpad) stays in L2 while
+ * every cell passes. The cells are taken WCELLS at a time (across grid rows): the block's input
+ * rows are copied into the scratch buffer (rows XS elements apart: not a power of two, so that
+ * they spread over the L1 sets), and for each panel of NV*VL gradient channels the block's
+ * gradient (cell after cell, contiguous); a tile of MB input channels x NV*VL output channels
+ * then adds the products of every cell of the block to its running sums, kept in dw between
+ * blocks: each sum adds its products one by one in the order of the cells. */
 static inline __attribute__((always_inline)) ATTR void SUF(wtile)(
-    const SCAL *in, const SCAL *grad, const i64 *ibs, const i64 *obs, i64 nrows, i64 L,
-    i64 il, i64 ol, SCAL *dw, i64 kpad, const int mb)
+    const SCAL *xp, i64 xs, const SCAL *gp, i64 n, SCAL *dw, i64 kpad, const int mb)
 {
     VEC acc[MB][NV];
     for (int a = 0; a < mb; a++)
         for (int v = 0; v < NV; v++) acc[a][v] = *(const UVEC *)(dw + a * kpad + v * VL);
-    for (i64 rr = 0; rr < nrows; rr++) {
-        const SCAL *xp = in + ibs[rr];
-        const SCAL *gp = grad + obs[rr];
-        for (i64 m = 0; m < L; m++) {
-            VEC gv[NV];
-            for (int v = 0; v < NV; v++) gv[v] = *(const UVEC *)(gp + m * ol + v * VL);
-            for (int a = 0; a < mb; a++) {
-                SCAL x = xp[m * il + a];
-                for (int v = 0; v < NV; v++) acc[a][v] += x * gv[v];
-            }
+    for (i64 m = 0; m < n; m++) {
+        VEC gv[NV];
+        for (int v = 0; v < NV; v++) gv[v] = *(const VEC *)(gp + (m * NV + v) * VL);
+        for (int a = 0; a < mb; a++) {
+            SCAL x = xp[m * xs + a];
+            for (int v = 0; v < NV; v++) acc[a][v] += x * gv[v];
         }
     }
     for (int a = 0; a < mb; a++)
@@ -193,31 +193,53 @@ static ATTR void SUF(dense_wgrad)(const Job *j)
     const SCAL *in = j->in, *grad = j->w;
     SCAL *dw = j->out;          /* (groups, taps, kin, kpad), accumulated into */
     const i64 L = j->count[j->nd - 1], il = j->istep[j->nd - 1], ol = j->ostep[j->nd - 1];
-    i64 ibs[ROWS_PER_BLOCK], obs[ROWS_PER_BLOCK];
-    for (i64 r0 = j->row0; r0 < j->row1; r0 += ROWS_PER_BLOCK) {
-        i64 nrows = j->row1 - r0 < ROWS_PER_BLOCK ? j->row1 - r0 : ROWS_PER_BLOCK;
-        for (i64 rr = 0; rr < nrows; rr++) row_base(j, r0 + rr, &ibs[rr], &obs[rr]);
-        /* long rows (1-d signals) are cut into runs of CELLS_PER_RUN cells, so that a block
-         * (rows x run) stays in cache while every tile passes over it */
-        for (i64 m0 = 0; m0 < L; m0 += CELLS_PER_RUN) {
-            const i64 n = L - m0 < CELLS_PER_RUN ? L - m0 : CELLS_PER_RUN;
-            for (i64 g = 0; g < j->groups; g++)
-                for (i64 t = 0; t < j->taps; t++) {
-                    const SCAL *xin = in + j->off[t] + g * j->kin + m0 * il;
-                    SCAL *dwt = dw + (g * j->taps + t) * j->kin * j->kpad;
-                    for (i64 o0 = 0; o0 < j->kout; o0 += NV * VL) {
-                        const SCAL *gg = grad + g * j->kout + o0 + m0 * ol;
-                        i64 i = 0;
-                        for (; i + MB <= j->kin; i += MB)
-                            SUF(wtile)(xin + i, gg, ibs, obs, nrows, n, il, ol,
-                                       dwt + i * j->kpad + o0, j->kpad, MB);
-                        for (; i < j->kin; i++)
-                            SUF(wtile)(xin + i, gg, ibs, obs, nrows, n, il, ol,
-                                       dwt + i * j->kpad + o0, j->kpad, 1);
+    const i64 W = NV * VL, panels = j->kpad / W, kin = j->kin, kout = j->kout;
+    const i64 xs = WGRAD_ROW(kin);
+    SCAL *gpack = j->scratch, *xpack = gpack + WCELLS * W;   /* both 64-byte aligned */
+    i64 ib[WCELLS], ob[WCELLS];
+    for (i64 g = 0; g < j->groups; g++)
+        for (i64 t = 0; t < j->taps; t++) {
+            SCAL *dwt = dw + (g * j->taps + t) * kin * j->kpad;
+            i64 r = j->row0, m = 0;
+            while (r < j->row1) {
+                i64 n = 0;             /* the next block's cells */
+                i64 rb, robase;
+                row_base(j, r, &rb, &robase);
+                while (n < WCELLS && r < j->row1) {
+                    ib[n] = rb + m * il;
+                    ob[n] = robase + m * ol;
+                    n++;
+                    if (++m == L) {
+                        m = 0;
+                        if (++r < j->row1) row_base(j, r, &rb, &robase);
                     }
                 }
+                /* (reads past a row's last channel stay inside the buffers' tails) */
+                for (i64 c = 0; c < n; c++) {
+                    const SCAL *src = in + ib[c] + j->off[t] + g * kin;
+                    for (i64 e = 0; e < kin; e += VL)
+                        *(VEC *)(xpack + c * xs + e) = *(const UVEC *)(src + e);
+                }
+                for (i64 b = 0; b < panels; b++) {
+                    const i64 valid = kout - b * W < W ? kout - b * W : W;
+                    for (i64 c = 0; c < n; c++) {
+                        SCAL *d = gpack + c * W;
+                        const SCAL *src = grad + ob[c] + g * kout + b * W;
+                        for (int v = 0; v < NV; v++)
+                            *(VEC *)(d + v * VL) = *(const UVEC *)(src + v * VL);
+                        for (i64 o = valid; o < W; o++) d[o] = 0;
+                    }
+                    SCAL *d = dwt + b * W;
+                    i64 i = 0;
+                    for (; i + MB <= kin; i += MB)
+                        SUF(wtile)(xpack + i, xs, gpack, n, d + i * j->kpad, j->kpad, MB);
+                    for (; i + 2 <= kin; i += 2)
+                        SUF(wtile)(xpack + i, xs, gpack, n, d + i * j->kpad, j->kpad, 2);
+                    for (; i < kin; i++)
+                        SUF(wtile)(xpack + i, xs, gpack, n, d + i * j->kpad, j->kpad, 1);
+                }
+            }
         }
-    }
 }
 
 /* depthwise weight gradient: dw[t, c] += sum_cells in[cell_in + off[t], c] * grad[cell, c];

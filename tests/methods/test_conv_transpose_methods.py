@@ -170,6 +170,55 @@ def test_threaded_paths_equal_scatter(method, monkeypatch):
             fast_native._native.isa(best)
 
 
+#: Layers that cross every block boundary of the compiled dense kernels: more cells than a
+#: chunk (96) and a weight-gradient block (192), across grid rows; input channels above a
+#: K-block (128: sliced) and below it (several taps per block); output channels beyond one
+#: panel with a partial last one; input channels leaving each remainder of a 6-row tile.
+BLOCK_LAYERS = [
+    dict(y=(2, 130, 7, 9), w=(130, 37, 3, 3), stride=2, padding=1, groups=1),
+    dict(y=(3, 45, 18, 18), w=(45, 50, 3, 3), stride=1, padding=0, groups=1),
+    dict(y=(2, 140, 9, 11), w=(140, 33, 2, 3), stride=(2, 3), padding=0, groups=2),
+    dict(y=(2, 11, 15, 16), w=(11, 17, 3, 2), stride=2, padding=(1, 0), groups=1),
+    dict(y=(1, 16, 5, 4, 6), w=(16, 9, 3, 3, 2), stride=(1, 2, 2), padding=1, groups=1),
+]
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["one-thread", "two-threads"])
+@pytest.mark.parametrize("isa", ISAS)
+def test_the_compiled_kernels_blocks_add_every_product_once(isa, threads, monkeypatch):
+    """The compiled kernels cut the cells, the weight rows and the output channels into blocks
+    and keep running sums between them: on layers that cross every boundary, with small
+    integers (exact in every dtype), each instruction set's kernels give the naive loops'
+    numbers bit for bit, for all three operations, in float32, float64 and int64."""
+    from tconv.methods import reference
+    from tconv.ops import convolve, weight_grad
+
+    if threads:
+        monkeypatch.setattr(fast_native, "_THREADED_SIZE", 0)
+    best = fast_native._native.isa()[0]
+    fast_native._native.isa(isa)
+    try:
+        for i, layer in enumerate(BLOCK_LAYERS):
+            spec = ConvSpec.transpose(layer["y"], layer["w"], stride=layer["stride"],
+                                      padding=layer["padding"], groups=layer["groups"])
+            rng = np.random.default_rng(i)
+            x, w, y = (rng.integers(-3, 4, shape) for shape in
+                       (spec.input_shape, spec.weight_shape, spec.output_shape))
+            want = (scatter.conv_transpose(y, w, spec), reference.conv(x, w, spec),
+                    reference.weight_grad(x, y, spec))
+            for dtype in (np.int64, np.float32, np.float64):
+                xd, wd, yd = (a.astype(dtype) for a in (x, w, y))
+                got = (transpose(yd, wd, spec, "fast_native"),
+                       convolve(xd, wd, spec, "fast_native"),
+                       weight_grad(xd, yd, spec, "fast_native"))
+                for op, g, e in zip(("conv_transpose", "conv", "weight_grad"), got, want):
+                    assert g.dtype == dtype
+                    np.testing.assert_array_equal(g, e, err_msg=f"{op} {dtype.__name__} "
+                                                  f"{spec.describe()}")
+    finally:
+        fast_native._native.isa(best)
+
+
 def test_the_compiled_method_is_built_where_a_compiler_is():
     """The extension is optional so that installs without a C compiler work; where one is
     found, a failed build is a failure here, not a method silently missing from the tests."""

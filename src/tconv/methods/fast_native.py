@@ -521,7 +521,12 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
         acc = accs[0] if len(accs) == 1 else accs[0] + accs[1]
     if depthwise:
         return np.ascontiguousarray(acc[:, :g].T).reshape(spec.weight_shape)
-    return np.ascontiguousarray(acc[..., :co].transpose(0, 3, 2, 1)).reshape(spec.weight_shape)
+    # dw[g*co + o, i, t] = acc[g, t, i, o]: per (g, i), a transpose of (t, o) blocks
+    dw = np.empty(spec.weight_shape, dtype=dtype)
+    a_g, a_t, a_i = _steps(acc_shape)[:3]
+    with _timed("layout"):
+        _copy(acc, [a_g, a_i, a_t], dw, 0, [co * ci * k, k, 1], [g, ci, k], co, 1, ci * k)
+    return dw
 
 
 #: Bytes of a Python int in a kernel's list of tap offsets, and of its parameter array.
