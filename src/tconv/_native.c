@@ -28,6 +28,7 @@ typedef int64_t i64;
 #define WCELLS 192          /* cells per block of the dense weight gradient */
 /* the dense weight gradient's packed input rows: kin elements, XS apart (64 bytes over a
  * multiple of 64, so that the rows of a block spread over the L1 sets) */
+#define WGRAD_DW_BYTES (384 << 10)   /* the dense weight gradient's dw slices per pass */
 #define WGRAD_ROW(kin) (((kin) + 15) / 16 * 16 + 16)
 #define CHUNK 96            /* cells per chunk of the forward kernel (a multiple of 6, 8, 12) */
 #define KC 128              /* weight rows (tap, channel) per K-block of the forward kernel */
@@ -403,7 +404,7 @@ static PyObject *run(PyObject *self, PyObject *args)
     kernel_fn fn = kernel_table[isa_used][dtype][kind];
     if (kind == 2) {    /* the gradient's panels and one tap's input rows of a block */
         size_t item = dtype == 0 ? 4 : 8;
-        size_t bytes = item * (size_t)((32 + WGRAD_ROW(j.kin)) * WCELLS);   /* 32 >= W */
+        size_t bytes = item * (size_t)((j.kpad + WGRAD_ROW(j.kin)) * WCELLS);
         j.scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
         if (!j.scratch) return PyErr_NoMemory();
     }

@@ -163,13 +163,16 @@ static ATTR void SUF(depthwise)(const Job *j)
 }
 
 /* ---- weight gradient: dw[g, t, i, o] += sum_cells in[cell_in + off[t], g, i] * grad[cell, g, o]
- * A GEMM over the cells per tap, so that the tap's slice of dw (kin x kpad) stays in L2 while
- * every cell passes. The cells are taken WCELLS at a time (across grid rows): the block's input
- * rows are copied into the scratch buffer (rows XS elements apart: not a power of two, so that
- * they spread over the L1 sets), and for each panel of NV*VL gradient channels the block's
- * gradient (cell after cell, contiguous); a tile of MB input channels x NV*VL output channels
- * then adds the products of every cell of the block to its running sums, kept in dw between
- * blocks: each sum adds its products one by one in the order of the cells. */
+ * A GEMM over the cells, a group of taps at a time: as many as keep their slices of dw
+ * (kin x kpad each) within WGRAD_DW_BYTES, in L2 while every cell passes (every tap of a
+ * narrow layer, whose cells are then read once; one tap of a wide one, or a group of its
+ * panels of output channels when even one tap's slice is larger). The cells are taken
+ * WCELLS at a time (across grid rows): the block's gradient is copied into the scratch buffer,
+ * panel by panel of NV*VL channels, cell after cell; per tap, the block's input rows (XS
+ * elements apart: not a power of two, so that they spread over the L1 sets). A tile of MB
+ * input channels x NV*VL output channels then adds the products of every cell of the block to
+ * its running sums, kept in dw between blocks: each sum adds its products one by one in the
+ * order of the cells. */
 static inline __attribute__((always_inline)) ATTR void SUF(wtile)(
     const SCAL *xp, i64 xs, const SCAL *gp, i64 n, SCAL *dw, i64 kpad, const int mb)
 {
@@ -194,12 +197,20 @@ static ATTR void SUF(dense_wgrad)(const Job *j)
     SCAL *dw = j->out;          /* (groups, taps, kin, kpad), accumulated into */
     const i64 L = j->count[j->nd - 1], il = j->istep[j->nd - 1], ol = j->ostep[j->nd - 1];
     const i64 W = NV * VL, panels = j->kpad / W, kin = j->kin, kout = j->kout;
-    const i64 xs = WGRAD_ROW(kin);
-    SCAL *gpack = j->scratch, *xpack = gpack + WCELLS * W;   /* both 64-byte aligned */
+    const i64 xs = WGRAD_ROW(kin), per_tap = kin * j->kpad * (i64)sizeof(SCAL);
+    const i64 tg = per_tap >= WGRAD_DW_BYTES ? 1 : WGRAD_DW_BYTES / per_tap;
+    /* one tap's slice larger than that: its panels in groups of about equal size */
+    const i64 per_panel = kin * W * (i64)sizeof(SCAL);
+    const i64 most = per_panel >= WGRAD_DW_BYTES ? 1 : WGRAD_DW_BYTES / per_panel;
+    const i64 ngroups = tg > 1 ? 1 : (panels + most - 1) / most;
+    const i64 pg = (panels + ngroups - 1) / ngroups;
+    SCAL *gpack = j->scratch, *xpack = gpack + WCELLS * j->kpad;   /* both 64-byte aligned */
     i64 ib[WCELLS], ob[WCELLS];
     for (i64 g = 0; g < j->groups; g++)
-        for (i64 t = 0; t < j->taps; t++) {
-            SCAL *dwt = dw + (g * j->taps + t) * kin * j->kpad;
+        for (i64 t0 = 0; t0 < j->taps; t0 += tg)
+        for (i64 b0 = 0; b0 < panels; b0 += pg) {
+            const i64 t1 = t0 + tg < j->taps ? t0 + tg : j->taps;
+            const i64 b1 = b0 + pg < panels ? b0 + pg : panels;
             i64 r = j->row0, m = 0;
             while (r < j->row1) {
                 i64 n = 0;             /* the next block's cells */
@@ -214,29 +225,36 @@ static ATTR void SUF(dense_wgrad)(const Job *j)
                         if (++r < j->row1) row_base(j, r, &rb, &robase);
                     }
                 }
-                /* (reads past a row's last channel stay inside the buffers' tails) */
-                for (i64 c = 0; c < n; c++) {
-                    const SCAL *src = in + ib[c] + j->off[t] + g * kin;
-                    for (i64 e = 0; e < kin; e += VL)
-                        *(VEC *)(xpack + c * xs + e) = *(const UVEC *)(src + e);
-                }
-                for (i64 b = 0; b < panels; b++) {
+                /* the block's gradient, panel by panel (reads past a row's last channel stay
+                 * inside the buffers' tails; those lanes are zeroed) */
+                for (i64 b = b0; b < b1; b++) {
                     const i64 valid = kout - b * W < W ? kout - b * W : W;
                     for (i64 c = 0; c < n; c++) {
-                        SCAL *d = gpack + c * W;
+                        SCAL *d = gpack + ((b - b0) * WCELLS + c) * W;
                         const SCAL *src = grad + ob[c] + g * kout + b * W;
                         for (int v = 0; v < NV; v++)
                             *(VEC *)(d + v * VL) = *(const UVEC *)(src + v * VL);
                         for (i64 o = valid; o < W; o++) d[o] = 0;
                     }
-                    SCAL *d = dwt + b * W;
-                    i64 i = 0;
-                    for (; i + MB <= kin; i += MB)
-                        SUF(wtile)(xpack + i, xs, gpack, n, d + i * j->kpad, j->kpad, MB);
-                    for (; i + 2 <= kin; i += 2)
-                        SUF(wtile)(xpack + i, xs, gpack, n, d + i * j->kpad, j->kpad, 2);
-                    for (; i < kin; i++)
-                        SUF(wtile)(xpack + i, xs, gpack, n, d + i * j->kpad, j->kpad, 1);
+                }
+                for (i64 t = t0; t < t1; t++) {
+                    for (i64 c = 0; c < n; c++) {
+                        const SCAL *src = in + ib[c] + j->off[t] + g * kin;
+                        for (i64 e = 0; e < kin; e += VL)
+                            *(VEC *)(xpack + c * xs + e) = *(const UVEC *)(src + e);
+                    }
+                    SCAL *dwt = dw + (g * j->taps + t) * kin * j->kpad;
+                    for (i64 b = b0; b < b1; b++) {
+                        const SCAL *gp = gpack + (b - b0) * WCELLS * W;
+                        SCAL *d = dwt + b * W;
+                        i64 i = 0;
+                        for (; i + MB <= kin; i += MB)
+                            SUF(wtile)(xpack + i, xs, gp, n, d + i * j->kpad, j->kpad, MB);
+                        for (; i + 2 <= kin; i += 2)
+                            SUF(wtile)(xpack + i, xs, gp, n, d + i * j->kpad, j->kpad, 2);
+                        for (; i < kin; i++)
+                            SUF(wtile)(xpack + i, xs, gp, n, d + i * j->kpad, j->kpad, 1);
+                    }
                 }
             }
         }
