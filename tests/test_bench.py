@@ -118,28 +118,22 @@ def test_polyphase_multiplies_one_over_prod_stride_of_zero_insertion(y, w, strid
 
 
 def test_auto_picks_a_fast_method():
-    """The cost model's rule, on the bench's layers: fast_native where it is built for the
-    transposed convolution, and for the forward convolution and the weight gradient of
-    integers, depthwise layers and layers of at most NARROW channels per group; wider float
-    layers go to im2col there. The NumPy methods' rule without the extension."""
-    from tconv.methods import auto, fast_native
+    """The cost model's rule, on the bench's layers: fast_native wherever it is built, for
+    every operation and every dtype its kernels take (float16 computes in float32). The NumPy
+    methods' rule without the extension."""
+    from tconv.methods import fast_native
 
     unet = ConvSpec.transpose((4, 256, 64, 64), (256, 128, 2, 2), stride=2)
     dcgan = ConvSpec.transpose((16, 512, 8, 8), (512, 256, 4, 4), stride=2, padding=1)
     depthwise = ConvSpec.transpose((8, 128, 32, 32), (128, 1, 4, 4), stride=2, padding=1,
                                    groups=128)
     narrow = ConvSpec.transpose((2, 32, 16, 16, 16), (32, 32, 4, 4, 4), stride=2, padding=1)
-    assert max(narrow.in_channels, narrow.out_channels) <= auto.NARROW < unet.out_channels
     if fast_native.AVAILABLE:
-        for spec in (unet, dcgan, depthwise, narrow):
-            for dtype in (np.float32, np.float64, np.int64):
-                assert choose("conv_transpose", spec, dtype) == "fast_native"
-        for op in ("conv", "weight_grad"):
-            for dtype in (np.float32, np.float64, np.float16):
-                assert choose(op, depthwise, dtype) == "fast_native"
-                assert choose(op, narrow, dtype) == "fast_native"
-                assert choose(op, unet, dtype) == choose(op, dcgan, dtype) == "im2col"
-            assert choose(op, unet, np.int64) == "fast_native"
+        for op in ("conv_transpose", "conv", "weight_grad"):
+            for spec in (unet, dcgan, depthwise, narrow):
+                for dtype in (np.float32, np.float64, np.float16, np.int64, np.int8):
+                    assert choose(op, spec, dtype) == "fast_native", (op, spec, dtype)
+            assert choose(op, unet, np.longdouble) != "fast_native"
         # longdouble is not a dtype of the kernels
         assert choose("conv_transpose", unet, np.longdouble) == "fast_polyphase_cf"
     else:

@@ -14,10 +14,9 @@ shape of the GEMM:
 * ``fast_polyphase_cf``: the same phases channels-first, one GEMM per sample and group, without
   the two layout copies; :func:`preference` takes it by a rule read off measurements, not by
   :func:`estimate`;
-* ``fast_native`` (compiled, optional): first wherever :func:`native_wins` (the transposed
-  convolution; the others for integers, depthwise and narrow layers), a rule read off
-  side-by-side measurements (``tconv bench`` on a quiet machine) and the memory bar, with the
-  predicates of :mod:`.fast_native` itself.
+* ``fast_native`` (compiled, optional): first wherever it is built and takes the dtype
+  (:func:`native_wins`, with the predicates of :mod:`.fast_native` itself), a rule read off
+  side-by-side measurements (``tconv bench`` on a quiet machine) and the memory bar.
 
 Memory is a constraint, not a cost: :func:`choose` takes the first method of
 :func:`preference` whose peak (each method module's ``extra_bytes``) fits the memory limit.
@@ -132,33 +131,18 @@ def preference(operation: str, spec: ConvSpec, dtype=np.float32) -> Iterator[str
     yield from rest + readable + ["scatter"]
 
 
-#: Channels per group (in or out, the larger) up to which the compiled kernels' register tile
-#: beats im2col's BLAS GEMM in the forward convolution and the weight gradient. Measured side
-#: by side on a quiet 2-core AVX-512 EPYC (docs/performance.md): the 3-d layer (32 channels)
-#: and depthwise layers run faster in fast_native; at 64 channels and more OpenBLAS's GEMM
-#: (400 GFLOP/s in float32 there) wins by 1.1-2.4x in float32, by less in float64.
-NARROW = 32
-
-
 def native_wins(spec: ConvSpec, dtype, op: str = "conv_transpose") -> bool:
     """Whether ``auto`` runs the compiled ``fast_native`` for ``op`` (``conv_transpose``,
-    ``conv`` or ``weight_grad``) on ``spec``.
+    ``conv`` or ``weight_grad``) on ``spec``: wherever the extension is built and takes the
+    compute dtype (``fast_native.supports``).
 
-    Where the extension is built and takes the compute dtype (``fast_native.supports``): the
-    transposed convolution always. It is not always the fastest (on a quiet machine the BLAS
-    methods beat it on wide float32 layers), but it allocates next to nothing where their
-    gathers and columns hold 1.5-11x the result, and the memory bar of ``auto`` is twice the
-    result. The forward convolution and the weight gradient for integers (NumPy has no
-    integer BLAS), depthwise layers (no GEMM to give BLAS, and no copy in the kernels) and
-    layers of at most :data:`NARROW` channels per group; wider float layers go to im2col, whose
-    blocked columns stay within the bar.
+    Measured side by side (docs/performance.md): its blocked kernels run the wide layers at
+    the BLAS GEMM's rate and the narrow ones (32 channels, depthwise) far above it, where the
+    NumPy methods add gathers, col2im passes and columns around a GEMM; and it allocates at
+    most the padded channels-last operands, where the BLAS methods' columns and gathers hold
+    1.5-11x the result (``auto``'s memory bar is twice the result).
     """
-    compute = np.dtype(compute_dtype(dtype))
-    if not fast_native.supports(spec, compute):
-        return False
-    if op == "conv_transpose" or compute.kind in "iu" or fast_native.is_depthwise(spec):
-        return True
-    return max(spec.in_channels, spec.out_channels) // spec.groups <= NARROW
+    return fast_native.supports(spec, np.dtype(compute_dtype(dtype)))
 
 
 def multiplies(spec: ConvSpec, method: str) -> int:
