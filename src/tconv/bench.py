@@ -8,7 +8,9 @@ anything.
 
 Candidates of one library run back to back; before the next library's, a pause of
 :data:`SWITCH_PAUSE` and one untimed call of its last candidate (so that its first is timed
-after a call of its own library on other data, as the others are). A BLAS or OpenMP pool keeps
+after a call of its own library on other data, as the others are). tconv counts as two
+libraries here: its compiled kernels (``fast_native``, and ``auto`` where it runs them) and
+its NumPy methods, whose GEMMs run in NumPy's BLAS pool. A BLAS or OpenMP pool keeps
 its threads spinning for a while after a call, and a call of another library made meanwhile
 shares the cores with them (measured: PyTorch's conv right after a NumPy GEMM took twice as long as
 alone, after a 0.2 s pause as long as alone; the first NumPy call after JAX's still ran 1.4x
@@ -163,22 +165,37 @@ class Timing:
 SWITCH_PAUSE = 0.2
 
 
-def _library(candidate: str) -> str:
-    return candidate.split()[0]
+def _library(candidate: str, runs: str | None = None) -> str:
+    """The thread pool a candidate leaves behind: the framework's (its name's first word), or
+    for tconv's ``runs`` method the compiled kernels' (no spinning threads) or NumPy's BLAS
+    (OpenBLAS threads spin for a while after a GEMM)."""
+    library = candidate.split()[0]
+    if library == "tconv" and runs is not None:
+        return "tconv compiled" if runs == "fast_native" else "tconv numpy"
+    return library
 
 
-def _settle_between_libraries(candidates: dict[str, Callable]) -> Callable[[str], None]:
+def _by_library(candidates: dict[str, Callable], library: dict[str, str]) -> dict[str, Callable]:
+    """``candidates`` with each library's consecutive, in the order of their first."""
+    first = {}
+    for name in candidates:
+        first.setdefault(library[name], len(first))
+    return dict(sorted(candidates.items(), key=lambda item: first[library[item[0]]]))
+
+
+def _settle_between_libraries(candidates: dict[str, Callable],
+                              library: dict[str, str]) -> Callable[[str], None]:
     """A function to call before each candidate (each library's are consecutive): when the
     library changes, it pauses and runs that library's last candidate once untimed, so that
     the first one is timed after a call of its library on other data, as every other is."""
-    last_of = {_library(name): fn for name, fn in candidates.items()}
+    last_of = {library[name]: fn for name, fn in candidates.items()}
     current = [None]
 
     def before(name: str) -> None:
-        if current[0] is not None and _library(name) != current[0]:
+        if current[0] is not None and library[name] != current[0]:
             time.sleep(SWITCH_PAUSE)
-            last_of[_library(name)]()
-        current[0] = _library(name)
+            last_of[library[name]]()
+        current[0] = library[name]
 
     return before
 
@@ -251,7 +268,11 @@ def run(layers_: list[BenchLayer], *, dtypes=("float32", "float64"), methods=DEF
                 for name in candidates}
         if "tconv auto" in rows:
             rows["tconv auto"].runs = auto_runs(op, spec, np.dtype(dt))
-        before = _settle_between_libraries(candidates)
+        library = {name: _library(name, rows[name].runs if name == "tconv auto"
+                                  else name.split()[1] if name.startswith("tconv ") else None)
+                   for name in candidates}
+        candidates = _by_library(candidates, library)
+        before = _settle_between_libraries(candidates, library)
         for name, fn in candidates.items():
             before(name)
             if name.startswith("tconv"):
@@ -267,6 +288,7 @@ def run(layers_: list[BenchLayer], *, dtypes=("float32", "float64"), methods=DEF
             if progress:
                 progress()
         if "tconv auto" in rows:
+            before("tconv auto")          # after the last library's pool has settled
             rows["tconv auto"].parts = profile(candidates["tconv auto"], rows["tconv auto"].runs,
                                                gemm[dt], layer.macs)
         timings.extend(rows.values())
