@@ -149,3 +149,40 @@ def test_torch_onednn_spreads_nan_further_in_batched_strided_transposes():
     _same(torch_reference.run("conv_transpose", y, w, spec, np.float32, onednn=False), want)
     onednn = torch_reference.run("conv_transpose", y, w, spec, np.float32)
     _same(onednn, np.array([[[nan, 1.0, nan]], [[nan, 2.0, nan]]]))
+
+
+def test_a_finite_result_of_every_product_proves_the_operands_did_not_matter(monkeypatch):
+    """fast_native multiplies every product of the definition, so ``run`` scans its result
+    rather than its operands: a NaN or infinity that takes part in no product (a cell no
+    window reads, a gradient cell whose products are all cropped) leaves the result as the
+    definition's, and nothing is placed. Where it skips products (the channels-first
+    depthwise kernels skip a padded forward layer's padding, a factor of the definition)
+    the operands are scanned and the definition's NaN placed."""
+    from tconv import nonfinite
+    from tconv.methods import fast_native
+
+    if not fast_native.AVAILABLE:
+        pytest.skip("the compiled extension is not built here")
+    placed = []
+    place = nonfinite.place
+    monkeypatch.setattr(nonfinite, "place", lambda *args: placed.append(args[0]) or place(*args))
+    x = np.arange(1.0, 6.0).reshape(1, 1, 5)
+    x[0, 0, 1] = nan                                  # stride 2, kernel 1: never read
+    spec = ConvSpec.forward(x.shape, (1, 1, 1), stride=2)
+    got = run("conv", x, np.full((1, 1, 1), 2.0), spec, "fast_native")
+    _same(got[0, 0], [2.0, 6.0, 10.0])
+    _same(got, _raw(reference.conv, x, np.full((1, 1, 1), 2.0), spec))
+    y = np.array([[[inf, 3.0, -inf]]])               # padding 1 crops x[-1] and x[1]
+    spec = ConvSpec.transpose(y.shape, (1, 1, 1), padding=1)
+    got = run("conv_transpose", y, np.full((1, 1, 1), 2.0), spec, "fast_native")
+    _same(got[0, 0], [6.0])
+    _same(got, _raw(scatter.conv_transpose, y, np.full((1, 1, 1), 2.0), spec))
+    assert placed == []
+    x, w = np.ones((1, 2, 1, 1)), np.ones((2, 1, 3, 3))
+    w[1, 0, 0, 0] = inf                               # multiplies only the padding
+    spec = ConvSpec.forward(x.shape, w.shape, padding=1, groups=2)
+    assert fast_native.channels_first_depthwise(spec)
+    got = run("conv", x, w, spec, "fast_native")
+    _same(got, _raw(reference.conv, x, w, spec))
+    _same(got.ravel(), [1.0, nan])
+    assert placed == ["conv"]

@@ -41,6 +41,13 @@ class Method:
     def run(self) -> Callable:
         return getattr(self.module, self.operation)
 
+    def sums_every_product(self, spec, dtype) -> bool:
+        """Whether the method multiplies every product of the definition on ``spec`` in
+        compute dtype ``dtype`` (its module's ``sums_every_product``; False where it has none),
+        so that a finite result proves that no product was NaN or infinite."""
+        check = getattr(self.module, "sums_every_product", None)
+        return check is not None and check(self.operation, spec, dtype)
+
 
 #: operation -> method name -> module, in the order of the tables and of ``tconv.METHODS``.
 _MODULES: dict[str, dict[str, ModuleType]] = {

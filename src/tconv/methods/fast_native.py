@@ -20,23 +20,33 @@ over an N-d grid ``m`` (batch first), with ``cell(m)`` and ``cell_in(m)`` affine
 * weight gradient: the same addressing summed the other way,
   ``dW[g, t, i, o] = sum_m in[cell_in(m) + off[t], g, i] * grad[cell(m), g, o]``.
 
-The kernel keeps a tile of 6 cells x 16-32 output channels in vector registers and adds the
-products of every tap and input channel into it (a plain running sum per element, in the
-order tap, channel: the rounding bound of an n-term sum holds), then writes the tile once,
-straight into the channels-first result (one element at a time there: one store per
-``taps * C_in/g`` multiply-adds). Depthwise layers (one channel in and out per group) run in the
-caller's channels-first layout without any copy, vectorised along the last spatial dim (stride
-2: an even/odd shuffle of the loads, an interleave of the stores). Built with generic flags,
-the module holds AVX-512, AVX2 and baseline kernels and takes the best the CPU has at import.
+The forward kernel is blocked as a BLAS GEMM is. The weights are packed in *panels* of one
+tile's width of output channels (16-32), 64-byte aligned, rows ``(t, i)`` one after the other.
+The cells are taken 96 at a time; for each panel, the rows are taken a K-block of about 128
+at a time (whole taps, or a slice of one tap's channels), and a tile of 6 cells x one panel
+in vector registers adds the block's products while the block sits in the L1 cache. Between
+blocks the tile's sums wait in a small buffer, so every result element is still a plain
+running sum of exactly its products in the order tap, channel (the rounding bound of an
+n-term sum holds). The sums are written once, straight into the channels-first result.
+The weight gradient is the same GEMM over the cells: per block of 192 cells, the gradient's
+panels and each tap's input rows are copied into a scratch buffer (rows at a stride that is
+not a power of two, so that they do not share a few L1 sets), and a tile of 6 input x 16-32
+output channels adds every cell's products into its running sums in ``dW``, a group of taps
+(as many as keep their slices of ``dW`` in L2) at a time. Depthwise layers (one channel in
+and out per group) run in the caller's channels-first layout without any copy, vectorised
+along the last spatial dim (stride 2: an even/odd shuffle of the loads, an interleave of the
+stores). Built with generic flags, the module holds AVX-512, AVX2 and baseline kernels and
+takes the best the CPU has at import.
 
 Threads: every pass (the channels-last copy in, done as in-register transposes of 16x16 tiles,
 and the kernel) runs over grid rows, two halves in :func:`tconv._threads.pool`'s two threads
 on large arrays; the weight gradient gives each thread half of the taps (with groups: half of
 the rows and an accumulator each, added).
 
-Extra memory: the padded channels-last operand and one phase's packed weights (transposed
-convolution), the padded channels-last input (forward), the padded input, the channels-last
-gradient and the accumulator (weight gradient); nothing for depthwise layers.
+Extra memory: the padded channels-last operand and one phase's weight panels (transposed
+convolution), the padded channels-last input and the panels (forward), the padded input, the
+channels-last gradient and the accumulator (weight gradient; and a scratch buffer of 192 cells
+per thread); nothing for depthwise layers.
 
 The extension is optional: when it did not build (no C compiler), :data:`AVAILABLE` is False,
 the method is not registered and ``auto`` runs the NumPy methods. Dtypes the kernels do not
@@ -150,6 +160,23 @@ def channels_first_depthwise(spec: ConvSpec) -> bool:
     """Depthwise layers run in the caller's channels-first layout, without copies (the last
     dim's stride and kernel size at most 64, the kernels' bound)."""
     return is_depthwise(spec) and spec.stride[-1] <= 64 and spec.kernel_size[-1] <= 64
+
+
+def sums_every_product(operation: str, spec: ConvSpec, dtype) -> bool:
+    """Whether the kernels multiply every product of ``operation``'s definition on ``spec``
+    (they may multiply padding zeros besides), so that a finite result proves every product
+    finite and :func:`tconv.ops.run` need not scan the operands for NaN and infinities first.
+
+    True for the transposed convolution (the phases' border taps only add products of the
+    gradient's padding zeros) and for the forward convolution and the weight gradient on the
+    padded channels-last input (the definition multiplies the padding zeros too). Not where
+    the channels-first depthwise kernels skip the padding of a padded forward layer, and not
+    where another method runs for a dtype the kernels do not take."""
+    if not supports(spec, dtype):
+        return False
+    if operation == "conv_transpose" or not channels_first_depthwise(spec):
+        return True
+    return not any(lo or hi for lo, hi in spec.padding)
 
 
 def instruction_set() -> str | None:
@@ -529,6 +556,9 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return dw
 
 
+#: Cells per block of the compiled weight gradient (``WCELLS`` in ``_native.c``).
+SCRATCH_CELLS = 192
+
 #: Bytes of a Python int in a kernel's list of tap offsets, and of its parameter array.
 OFFSET_BYTES = 64
 
@@ -564,4 +594,6 @@ def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
     depthwise = is_depthwise(spec)
     acc = k * (g + width) if depthwise else g * k * ci * (co + width)
     grad = n * spec.out_channels * math.prod(spec.output_size) + width
-    return itemsize * (padded_x + grad + 3 * acc) + OFFSET_BYTES * k
+    # the compiled kernel's scratch per thread: a block of cells' gradient panels and input rows
+    scratch = 0 if depthwise else 2 * SCRATCH_CELLS * (co + width + ci + 32 + 16)
+    return itemsize * (padded_x + grad + 3 * acc + scratch) + OFFSET_BYTES * k
