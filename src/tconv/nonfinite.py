@@ -46,9 +46,16 @@ from .spec import ConvSpec
 
 
 def finite(a: np.ndarray) -> bool:
-    """Whether every value of ``a`` is finite (no allocation: NaN propagates through min)."""
+    """Whether every value of ``a`` is finite, without allocating: the compiled scan of the
+    bits where it applies (:func:`tconv.methods.fast_native.all_finite`), else ``min`` and
+    ``max`` (NaN propagates through both)."""
     if a.dtype.kind not in "fc" or a.size == 0:
         return True
+    from .methods import fast_native
+
+    scanned = fast_native.all_finite(a)
+    if scanned is not None:
+        return scanned
     return bool(np.isfinite(a.min()) and np.isfinite(a.max()))
 
 

@@ -7,6 +7,8 @@ framework-style parameters; :func:`run` (and its three named forms :func:`transp
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import memory, methods, nonfinite
@@ -166,9 +168,10 @@ def run(operation: str, a: np.ndarray, b: np.ndarray, spec: ConvSpec,
       a ConvSpecError naming the sizes and the limit;
     * NaN and infinities: on finite operands the method runs as is; otherwise the answer is the
       definition's, the same for every method (:mod:`tconv.nonfinite`). A method that
-      multiplies every product of the definition runs first, and only a non-finite result
-      sends its operands to that scan: a finite one proves every product finite (a pass over
-      the result instead of two over each operand, which can be several times larger).
+      multiplies every product of the definition runs first when its result is smaller than
+      its operands, and only a non-finite result sends the operands to that scan: a finite one
+      proves every product finite (a pass over the result instead of over operands that can
+      be several times larger).
     """
     methods.check(operation, method)
     dtype = result_dtype(a, b)
@@ -176,7 +179,8 @@ def run(operation: str, a: np.ndarray, b: np.ndarray, spec: ConvSpec,
     need = memory.plan(operation, spec, method, a, b, dtype)
     chosen = methods.get(operation, need.method)
     ca, cb = (np.asarray(v).astype(compute, order="C", copy=False) for v in (a, b))
-    if chosen.sums_every_product(spec, compute):
+    if (chosen.sums_every_product(spec, compute)
+            and math.prod(memory.result_shape(operation, spec)) < a.size + b.size):
         result = chosen.run(ca, cb, spec)
         if nonfinite.finite(result) or (nonfinite.finite(a) and nonfinite.finite(b)):
             return result.astype(dtype, copy=False)         # (or finite operands overflowed)

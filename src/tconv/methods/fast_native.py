@@ -179,6 +179,23 @@ def sums_every_product(operation: str, spec: ConvSpec, dtype) -> bool:
     return not any(lo or hi for lo, hi in spec.padding)
 
 
+def all_finite(a: np.ndarray) -> bool | None:
+    """Whether the float32 or float64 array ``a`` holds no NaN or infinity, by the compiled
+    scan of its bits (one pass, two halves in threads when large); None where the scan does
+    not apply (no extension, another dtype, not C-contiguous)."""
+    if not AVAILABLE or a.dtype not in _FLOATS or not a.flags.c_contiguous:
+        return None
+    n, item, base = a.size, a.itemsize, a.ctypes.data
+    if n < 4 * _THREADED_SIZE:
+        return _native.finite(item, base, n)
+    half = n // 2
+    return all(pool().map(lambda part: _native.finite(item, base + part[0] * item, part[1]),
+                          [(0, half), (half, n - half)]))
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def instruction_set() -> str | None:
     """The instruction set the kernels run here (``avx512``, ``avx2``, ``base``), or None."""
     return _native.isa()[0] if AVAILABLE else None
