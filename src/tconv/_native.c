@@ -55,6 +55,10 @@ typedef struct {
     i64 nd, batch, channels, taps, row0, row1, in_plane, out_plane;
     i64 in[MAXD], out[MAXD], k[MAXD], s[MAXD], dil[MAXD], lo[MAXD], in_step[MAXD],
         out_step[MAXD];
+    /* the rows' outer taps per position of a row in its plane, computed once per call (NULL
+     * when the table would be too large: then per row); outer = taps of the outer dims */
+    i64 positions, outer;
+    const i64 *tab_n, *tab_off, *tab_src, *tab_wof;
 } DwJob;
 
 /* the valid taps of the outer dims (all but the last) for one row; returns their count.
@@ -127,6 +131,32 @@ static inline __attribute__((always_inline)) void row_base(const Job *j, i64 r, 
     *ib = a;
     *ob = b;
 }
+
+/* Row r of a depthwise kernel (plane * positions + its position in the plane; the positions
+ * run over the outer dims of size[]): its plane, the row's element offset in a plane of steps
+ * step[], and the valid outer taps (returned: their count; *src, *wof: their offsets), from the
+ * table, or computed into the scratch arrays src_s, wof_s. */
+static inline __attribute__((always_inline)) i64 dw_taps(
+    const DwJob *j, i64 r, const i64 *size, int transposed, const i64 *step, i64 *src_s,
+    i64 *wof_s, i64 *plane, i64 *roff, const i64 **src, const i64 **wof)
+{
+    if (j->tab_n) {
+        const i64 pi = r % j->positions;
+        *plane = r / j->positions;
+        *roff = j->tab_off[pi];
+        *src = j->tab_src + pi * j->outer;
+        *wof = j->tab_wof + pi * j->outer;
+        return j->tab_n[pi];
+    }
+    i64 pos[MAXD];
+    *plane = dw_row(j, r, size, pos);
+    *roff = dw_row_offset(j->nd, pos, step);
+    *src = src_s;
+    *wof = wof_s;
+    return outer_taps(j, pos, transposed, src_s, wof_s);
+}
+
+#define DW_TABLE_MAX (1 << 20)   /* entries of a depthwise call's tap table at most */
 
 #define GLUE_(a, b) a##_##b
 #define GLUE(a, b) GLUE_(a, b)
@@ -480,10 +510,32 @@ static PyObject *depthwise(PyObject *self, PyObject *args)
     }
     i64 *scratch = PyMem_RawMalloc(2 * (size_t)outer * sizeof(i64));
     if (!scratch) return PyErr_NoMemory();
+    /* the tap table: one entry per position of a row in its plane (the outer dims of the
+     * output; of the input for the transposed kernel) */
+    const int transposed = kind == 1;
+    const i64 *size = transposed ? j.in : j.out, *step = transposed ? j.in_step : j.out_step;
+    i64 positions = 1;
+    for (i64 d = 0; d < j.nd - 1; d++) positions *= size[d];
+    i64 *table = NULL;
+    if (positions * (2 * outer + 2) <= DW_TABLE_MAX)
+        table = PyMem_RawMalloc((size_t)(positions * (2 * outer + 2)) * sizeof(i64));
+    if (table) {
+        i64 *n = table, *off = n + positions, *src = off + positions, *wof = src + positions * outer;
+        for (i64 pi = 0; pi < positions; pi++) {
+            i64 plane;
+            const i64 *a, *b;
+            n[pi] = dw_taps(&j, pi, size, transposed, step, src + pi * outer,
+                            wof + pi * outer, &plane, &off[pi], &a, &b);
+        }
+        j.positions = positions;
+        j.outer = outer;
+        j.tab_n = n, j.tab_off = off, j.tab_src = src, j.tab_wof = wof;
+    }
     dw_fn fn = dw_table[isa_used][dtype][kind];
     Py_BEGIN_ALLOW_THREADS
     if (j.row1 > j.row0) fn(&j, scratch, scratch + outer);
     Py_END_ALLOW_THREADS
+    PyMem_RawFree(table);
     PyMem_RawFree(scratch);
     Py_RETURN_NONE;
 }

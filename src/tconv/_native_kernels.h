@@ -324,7 +324,7 @@ static inline __attribute__((always_inline)) ATTR VEC SUF(load_every)(const SCAL
     return v;
 }
 
-static ATTR void SUF(dw_conv)(const DwJob *j, i64 *src, i64 *wof)
+static ATTR void SUF(dw_conv)(const DwJob *j, i64 *src_s, i64 *wof_s)
 {
     const SCAL *x = j->x, *w = j->w;
     SCAL *y = j->y;
@@ -336,11 +336,13 @@ static ATTR void SUF(dw_conv)(const DwJob *j, i64 *src, i64 *wof)
     p_hi = last < 0 ? 0 : last / S + 1;
     if (p_hi > OUT - VL + 1) p_hi = OUT - VL + 1;
     const i64 vend = p_hi > p_lo ? p_hi - 1 + VL : p_lo;   /* cells [p_lo, vend) by vectors */
-    i64 pos[MAXD];
     for (i64 r = j->row0; r < j->row1; r++) {
-        const i64 plane = dw_row(j, r, j->out, pos), nt = outer_taps(j, pos, 0, src, wof);
+        i64 plane, roff;
+        const i64 *src, *wof;
+        const i64 nt = dw_taps(j, r, j->out, 0, j->out_step, src_s, wof_s, &plane, &roff, &src,
+                               &wof);
         const SCAL *xp = x + plane * j->in_plane, *wc = w + plane % j->channels * j->taps;
-        SCAL *yp = y + plane * j->out_plane + dw_row_offset(nd, pos, j->out_step);
+        SCAL *yp = y + plane * j->out_plane + roff;
         for (i64 p = 0; p < OUT; p++) {
             if (p >= p_lo && p < vend) {        /* a vector block; the last one starts at
                                                    p_hi - 1 and may recompute a few cells */
@@ -365,7 +367,7 @@ static ATTR void SUF(dw_conv)(const DwJob *j, i64 *src, i64 *wof)
     }
 }
 
-static ATTR void SUF(dw_transpose)(const DwJob *j, i64 *src, i64 *wof)
+static ATTR void SUF(dw_transpose)(const DwJob *j, i64 *src_s, i64 *wof_s)
 {
     const SCAL *yv = j->y, *w = j->w;
     SCAL *x = j->x_out;
@@ -392,11 +394,13 @@ static ATTR void SUF(dw_transpose)(const DwJob *j, i64 *src, i64 *wof)
     i64 m_hi = OUT - VL - (c_max > -(1LL << 59) ? c_max : 0) + 1;   /* exclusive start bound */
     if (m_hi > IN / S - VL + 1) m_hi = IN / S - VL + 1;
     const i64 mend = m_hi > m_lo ? m_hi - 1 + VL : m_lo;   /* blocks cover m in [m_lo, mend) */
-    i64 pos[MAXD];
     for (i64 r = j->row0; r < j->row1; r++) {
-        const i64 plane = dw_row(j, r, j->in, pos), nt = outer_taps(j, pos, 1, src, wof);
+        i64 plane, roff;
+        const i64 *src, *wof;
+        const i64 nt = dw_taps(j, r, j->in, 1, j->in_step, src_s, wof_s, &plane, &roff, &src,
+                               &wof);
         const SCAL *yp = yv + plane * j->out_plane, *wc = w + plane % j->channels * j->taps;
-        SCAL *xp = x + plane * j->in_plane + dw_row_offset(nd, pos, j->in_step);
+        SCAL *xp = x + plane * j->in_plane + roff;
         i64 q = 0;
         while (q < IN) {
             i64 m = q / S;
@@ -440,7 +444,7 @@ static ATTR void SUF(dw_transpose)(const DwJob *j, i64 *src, i64 *wof)
 
 /* dw[c, j] = sum over samples and cells of x[n, c, p*s + j*d - lo] * g[n, c, p], channels
  * row0 <= c < row1; one vector of partial sums per tap, added across lanes at the end */
-static ATTR void SUF(dw_wgrad)(const DwJob *j, i64 *src, i64 *wof)
+static ATTR void SUF(dw_wgrad)(const DwJob *j, i64 *src_s, i64 *wof_s)
 {
     const SCAL *x = j->x, *g = j->y;
     SCAL *dw = j->x_out;
@@ -452,7 +456,6 @@ static ATTR void SUF(dw_wgrad)(const DwJob *j, i64 *src, i64 *wof)
     if (p_hi > OUT - VL + 1) p_hi = OUT - VL + 1;
     i64 rows = 1;
     for (i64 d = 0; d < nd - 1; d++) rows *= j->out[d];
-    i64 pos[MAXD];
     for (i64 c = j->row0; c < j->row1; c++) {
         for (i64 t0 = 0; t0 < j->taps; t0 += KL) {   /* one outer tap at a time: KL sums */
             VEC acc[DW_MAX];
@@ -465,12 +468,14 @@ static ATTR void SUF(dw_wgrad)(const DwJob *j, i64 *src, i64 *wof)
                 i64 plane = n * j->channels + c;
                 const SCAL *xp = x + plane * j->in_plane;
                 for (i64 rr = 0; rr < rows; rr++) {
-                    dw_row(j, rr, j->out, pos);
-                    i64 nt = outer_taps(j, pos, 0, src, wof);
+                    i64 unused, roff;
+                    const i64 *src, *wof;
+                    const i64 nt = dw_taps(j, rr, j->out, 0, j->out_step, src_s, wof_s, &unused,
+                                           &roff, &src, &wof);
                     i64 t = 0;
                     while (t < nt && wof[t] != t0) t++;
                     if (t == nt) continue;           /* this outer tap reads only padding */
-                    const SCAL *gp = g + plane * j->out_plane + dw_row_offset(nd, pos, j->out_step);
+                    const SCAL *gp = g + plane * j->out_plane + roff;
                     const SCAL *xr = xp + src[t];
                     for (i64 p = 0; p < OUT; p++) {
                         if (p >= p_lo && p < p_hi) {

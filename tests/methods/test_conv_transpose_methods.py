@@ -219,6 +219,27 @@ def test_the_compiled_kernels_blocks_add_every_product_once(isa, threads, monkey
         fast_native._native.isa(best)
 
 
+def test_the_depthwise_kernels_without_their_tap_table():
+    """The channels-first depthwise kernels look each row's outer taps up in a table built
+    once per call, and compute them row by row where the table would pass 2**20 entries
+    (here 230 x 230 positions x 20): both ways give the other methods' numbers exactly."""
+    from tconv.methods import fast_gemm, im2col
+
+    if not fast_native.AVAILABLE:
+        pytest.skip("the compiled extension is not built here")
+    rng = np.random.default_rng(0)
+    for size in ((1, 2, 12, 10, 5), (1, 2, 232, 232, 4)):
+        spec = ConvSpec.forward(size, (2, 1, 3, 3, 3), groups=2, padding=(1, 0, 1))
+        assert fast_native.channels_first_depthwise(spec)
+        x, w, y = (rng.integers(-3, 4, shape) for shape in
+                   (spec.input_shape, spec.weight_shape, spec.output_shape))
+        np.testing.assert_array_equal(fast_native.conv(x, w, spec), im2col.conv(x, w, spec))
+        np.testing.assert_array_equal(fast_native.weight_grad(x, y, spec),
+                                      im2col.weight_grad(x, y, spec))
+        np.testing.assert_array_equal(fast_native.conv_transpose(y, w, spec),
+                                      fast_gemm.conv_transpose(y, w, spec))
+
+
 def test_the_compiled_method_is_built_where_a_compiler_is():
     """The extension is optional so that installs without a C compiler work; where one is
     found, a failed build is a failure here, not a method silently missing from the tests."""
