@@ -178,6 +178,44 @@ typedef uint64_t uvu64 __attribute__((vector_size(64), aligned(8), may_alias));
 #endif
 #define ATTR_base
 
+/* In-register transpose of N vectors of N lanes (lane e of r[k] <-> lane k of r[e]): log2 N
+ * butterfly stages. Stage h pairs r[i] with r[i + h] (i & h == 0) and, in every block of 2h
+ * lanes, swaps the high h lanes of r[i] with the low h lanes of r[i + h]. Each mask lane is an
+ * integer constant expression (BF_LO, BF_HI: in a mask, the second operand's lanes count from
+ * n), so that every __builtin_shuffle has a constant mask and compiles to fixed permutes. */
+#define BF_LO(e, h, n) ((e) / (2 * (h)) * (2 * (h)) + (e) % (h) + ((e) % (2 * (h)) < (h) ? 0 : (n)))
+#define BF_HI(e, h, n) (BF_LO(e, h, n) + (h))
+#define LANES4(F, e, h, n) F(e, h, n), F(e + 1, h, n), F(e + 2, h, n), F(e + 3, h, n)
+#define LANES8(F, e, h, n) LANES4(F, e, h, n), LANES4(F, e + 4, h, n)
+#define LANES16(F, e, h, n) LANES8(F, e, h, n), LANES8(F, e + 8, h, n)
+#define STAGE(h, V, M, N, r)                                                                    \
+    for (int i = 0; i < N; i++) {                                                               \
+        if (i & h) continue;                                                                    \
+        V a = r[i], c = r[i + h];                                                               \
+        r[i] = __builtin_shuffle(a, c, (M){LANES##N(BF_LO, 0, h, N)});                          \
+        r[i + h] = __builtin_shuffle(a, c, (M){LANES##N(BF_HI, 0, h, N)});                      \
+    }
+#define STAGES4(...) STAGE(2, __VA_ARGS__) STAGE(1, __VA_ARGS__)
+#define STAGES8(...) STAGE(4, __VA_ARGS__) STAGES4(__VA_ARGS__)
+#define STAGES16(...) STAGE(8, __VA_ARGS__) STAGES8(__VA_ARGS__)
+
+/* transpose_<B>x<N>: the transpose of N vectors of N B-bit lanes, with the vector types it takes
+ * (vt<B>x<N>), loads and stores at the element's alignment (uvt<B>x<N>) and its masks (mt...) */
+#define TRANSPOSE_FN(B, N)                                                                      \
+    typedef uint##B##_t vt##B##x##N __attribute__((vector_size(B / 8 * N)));                    \
+    typedef uint##B##_t uvt##B##x##N                                                            \
+        __attribute__((vector_size(B / 8 * N), aligned(B / 8), may_alias));                    \
+    typedef int##B##_t mt##B##x##N __attribute__((vector_size(B / 8 * N)));                     \
+    static inline __attribute__((always_inline)) void transpose_##B##x##N(vt##B##x##N *r)       \
+    {                                                                                           \
+        STAGES##N(vt##B##x##N, mt##B##x##N, N, r)                                               \
+    }
+
+TRANSPOSE_FN(32, 16)    /* AVX-512 */
+TRANSPOSE_FN(64, 8)
+TRANSPOSE_FN(32, 8)     /* AVX2 */
+TRANSPOSE_FN(64, 4)
+
 /* _native_kernels.h is included once per INSTANCE = type, ISA, MB, NV (its tile: MB cells x NV
  * vectors of output channels) and reads it through the macros below, its parameters; it #undefs
  * INSTANCE at its end. TYPE_<type> = SCAL, VEC, UVEC, VL. */
@@ -267,43 +305,6 @@ typedef struct {
     i64 count[MAXD], s_step[MAXD], d_step[MAXD];
 } CopyJob;
 
-/* In-register transpose of N vectors of N lanes (lane e of r[k] <-> lane k of r[e]): log2 N
- * butterfly stages. Stage h pairs r[i] with r[i + h] (i & h == 0) and, in every block of 2h
- * lanes, swaps the high h lanes of r[i] with the low h lanes of r[i + h]. Each mask lane is an
- * integer constant expression (BF_LO, BF_HI: in a mask, the second operand's lanes count from
- * n), so that every __builtin_shuffle has a constant mask and compiles to fixed permutes. */
-#define BF_LO(e, h, n) ((e) / (2 * (h)) * (2 * (h)) + (e) % (h) + ((e) % (2 * (h)) < (h) ? 0 : (n)))
-#define BF_HI(e, h, n) (BF_LO(e, h, n) + (h))
-#define LANES4(F, e, h, n) F(e, h, n), F(e + 1, h, n), F(e + 2, h, n), F(e + 3, h, n)
-#define LANES8(F, e, h, n) LANES4(F, e, h, n), LANES4(F, e + 4, h, n)
-#define LANES16(F, e, h, n) LANES8(F, e, h, n), LANES8(F, e + 8, h, n)
-#define STAGE(h, V, M, N, r)                                                                    \
-    for (int i = 0; i < N; i++) {                                                               \
-        if (i & h) continue;                                                                    \
-        V a = r[i], c = r[i + h];                                                               \
-        r[i] = __builtin_shuffle(a, c, (M){LANES##N(BF_LO, 0, h, N)});                          \
-        r[i + h] = __builtin_shuffle(a, c, (M){LANES##N(BF_HI, 0, h, N)});                      \
-    }
-#define STAGES4(...) STAGE(2, __VA_ARGS__) STAGE(1, __VA_ARGS__)
-#define STAGES8(...) STAGE(4, __VA_ARGS__) STAGES4(__VA_ARGS__)
-#define STAGES16(...) STAGE(8, __VA_ARGS__) STAGES8(__VA_ARGS__)
-
-/* transpose_<B>x<N>: the transpose of N vectors of N B-bit lanes, with the vector types it takes
- * (vt<B>x<N>), loads and stores at the element's alignment (uvt<B>x<N>) and its masks (mt...) */
-#define TRANSPOSE_FN(B, N)                                                                      \
-    typedef uint##B##_t vt##B##x##N __attribute__((vector_size(B / 8 * N)));                    \
-    typedef uint##B##_t uvt##B##x##N                                                            \
-        __attribute__((vector_size(B / 8 * N), aligned(B / 8), may_alias));                    \
-    typedef int##B##_t mt##B##x##N __attribute__((vector_size(B / 8 * N)));                     \
-    static inline __attribute__((always_inline)) void transpose_##B##x##N(vt##B##x##N *r)       \
-    {                                                                                           \
-        STAGES##N(vt##B##x##N, mt##B##x##N, N, r)                                               \
-    }
-
-TRANSPOSE_FN(32, 16)    /* AVX-512 */
-TRANSPOSE_FN(64, 8)
-TRANSPOSE_FN(32, 8)     /* AVX2 */
-TRANSPOSE_FN(64, 4)
 
 /* ---- layout copies: dst[cell, c] = src[cell, c] over an N-d grid with any element steps ---
  * Tiles of N channels x N cells. Where one side is channels-first (unit step along the cells)

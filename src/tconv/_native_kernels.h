@@ -44,6 +44,52 @@ static inline __attribute__((always_inline)) ATTR void SUF(tile)(
         for (int v = 0; v < NV; v++) *(VEC *)(sums + (a * NV + v) * VL) = acc[a][v];
 }
 
+#if VL == 16
+#define TV vt32x16
+#define TUV uvt32x16
+#define TRANSPOSE transpose_32x16
+#else
+#define TV vt64x8
+#define TUV uvt64x8
+#define TRANSPOSE transpose_64x8
+#endif
+
+/* A chunk's sums (n cells x NV*VL channels, sums[a * W + o]) into a channels-first output:
+ * channel o of cell a at op[o * ocs + ob[a]]. VL cells that lie ol apart in one grid row and
+ * VL channels go as VL vector loads, an in-register transpose and VL vector stores (ol == 1)
+ * or VL stores of VL elements each; the other cells one element at a time. */
+static inline __attribute__((always_inline)) ATTR void SUF(write_planes)(
+    const SCAL *sums, int n, const i64 *ob, i64 ol, SCAL *op, i64 ocs, i64 valid)
+{
+    const i64 W = NV * VL;
+    int a = 0;
+    while (a < n) {
+        int run = 1;
+        while (run < VL && a + run < n && ob[a + run] == ob[a] + run * ol) run++;
+        if (run < VL || valid < W) {
+            for (i64 o = 0; o < valid; o++) op[o * ocs + ob[a]] = sums[a * W + o];
+            a++;
+            continue;
+        }
+        for (i64 o0 = 0; o0 < W; o0 += VL) {
+            TV t[VL];
+            for (int k = 0; k < VL; k++) t[k] = *(const TV *)(sums + (a + k) * W + o0);
+            TRANSPOSE(t);          /* t[c]: the VL cells' values of channel o0 + c */
+            for (int c = 0; c < VL; c++) {
+                SCAL *dst = op + (o0 + c) * ocs + ob[a];
+                if (ol == 1) {
+                    *(TUV *)dst = t[c];
+                } else {
+                    SCAL v[VL];
+                    *(TUV *)v = t[c];
+                    for (int e = 0; e < VL; e++) dst[e * ol] = v[e];
+                }
+            }
+        }
+        a += VL;
+    }
+}
+
 /* out[cell, g, o] = sum_t sum_i in[cell_in + off[t], g, i] * w[g, t, i, o]
  * The weights come in panels of NV*VL output channels, (groups, kpad / (NV*VL), taps, kin,
  * NV*VL), 64-byte aligned. The cells are taken CHUNK at a time, across grid rows; for each panel
@@ -102,9 +148,8 @@ static ATTR void SUF(dense)(const Job *j)
                 if (j->ocs == 1) {
                     for (int a = 0; a < n; a++)
                         memcpy(op + ob[a], sums + a * W, sizeof(SCAL) * (size_t)valid);
-                } else {      /* a channels-first output: one plane after the other */
-                    for (i64 o = 0; o < valid; o++)
-                        for (int a = 0; a < n; a++) op[o * j->ocs + ob[a]] = sums[a * W + o];
+                } else {
+                    SUF(write_planes)(sums, n, ob, ol, op, j->ocs, valid);
                 }
             }
         }
@@ -506,6 +551,9 @@ static void (*const SUF(kernels)[4])(const Job *) = {
 static void (*const SUF(dw_kernels)[3])(const DwJob *, i64 *, i64 *) = {
     SUF(dw_conv), SUF(dw_transpose), SUF(dw_wgrad)};
 
+#undef TV
+#undef TUV
+#undef TRANSPOSE
 #undef EVEN
 #undef ZIP_LO
 #undef ZIP_HI
