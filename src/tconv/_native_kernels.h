@@ -207,6 +207,9 @@ static ATTR void SUF(depthwise)(const Job *j)
     (void)w;
 }
 
+/* the weight gradient's tile rows: 8 where two vectors of channels leave the registers */
+#define WMB (NV == 2 ? 8 : MB)
+
 /* ---- weight gradient: dw[g, t, i, o] += sum_cells in[cell_in + off[t], g, i] * grad[cell, g, o]
  * A GEMM over the cells, a group of taps at a time: as many as keep their slices of dw
  * (kin x kpad each) within WGRAD_DW_BYTES, in L2 while every cell passes (every tap of a
@@ -221,7 +224,7 @@ static ATTR void SUF(depthwise)(const Job *j)
 static inline __attribute__((always_inline)) ATTR void SUF(wtile)(
     const SCAL *xp, i64 xs, const SCAL *gp, i64 n, SCAL *dw, i64 kpad, const int mb)
 {
-    VEC acc[MB][NV];
+    VEC acc[WMB][NV];
     for (int a = 0; a < mb; a++)
         for (int v = 0; v < NV; v++) acc[a][v] = *(const UVEC *)(dw + a * kpad + v * VL);
     for (i64 m = 0; m < n; m++) {
@@ -293,8 +296,8 @@ static ATTR void SUF(dense_wgrad)(const Job *j)
                         const SCAL *gp = gpack + (b - b0) * WCELLS * W;
                         SCAL *d = dwt + b * W;
                         i64 i = 0;
-                        for (; i + MB <= kin; i += MB)
-                            SUF(wtile)(xpack + i, xs, gp, n, d + i * j->kpad, j->kpad, MB);
+                        for (; i + WMB <= kin; i += WMB)
+                            SUF(wtile)(xpack + i, xs, gp, n, d + i * j->kpad, j->kpad, WMB);
                         for (; i + 2 <= kin; i += 2)
                             SUF(wtile)(xpack + i, xs, gp, n, d + i * j->kpad, j->kpad, 2);
                         for (; i < kin; i++)
@@ -551,6 +554,7 @@ static void (*const SUF(kernels)[4])(const Job *) = {
 static void (*const SUF(dw_kernels)[3])(const DwJob *, i64 *, i64 *) = {
     SUF(dw_conv), SUF(dw_transpose), SUF(dw_wgrad)};
 
+#undef WMB
 #undef TV
 #undef TUV
 #undef TRANSPOSE
