@@ -20,6 +20,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 typedef int64_t i64;
 
@@ -311,7 +314,7 @@ typedef struct {
  * and the other channels-last (unit step along the channels), a full tile is N vector loads,
  * an in-register transpose (log2 N shuffle stages) and N vector stores; other tiles go through
  * a small buffer element by element, each line of either side read or written whole. */
-#define COPY_FN(NAME, T, V, UV, N, VP, TRANSPOSE, ATTRIBUTE)                                      \
+#define COPY_FN(NAME, T, V, UV, N, VP, TRANSPOSE, GATHER, ATTRIBUTE)                                      \
     static ATTRIBUTE void NAME(const CopyJob *c)                                              \
     {                                                                                         \
         const T *restrict src = (const T *)c->src;                                            \
@@ -353,6 +356,11 @@ typedef struct {
                             *(UV *)(dst + db + m0 + (c0 + k) * dc) = t[k];                    \
                         continue;                                                             \
                     }                                                                         \
+                    if (VP && full && dc == 1 && sc > 0 && sc * N < ((i64)1 << 31)) {       \
+                        for (i64 m = m0; m < m1; m++)  /* N channels sc apart: one gather */  \
+                            *(UV *)(dst + db + m * dl + c0) = GATHER(src + sb + m * sl + c0 * sc, sc); \
+                        continue;                                                             \
+                    }                                                                         \
                     T tile[16][16];                                                           \
                     for (i64 ca = c0; ca < c1; ca += 16) {                                    \
                         i64 cb = ca + 16 < c1 ? ca + 16 : c1;                                 \
@@ -383,14 +391,49 @@ typedef struct {
 
 static inline __attribute__((always_inline)) void no_transpose(void *r) { (void)r; }
 
+/* N elements p[0], p[step], ..., p[(N-1) * step] as one vector (hardware gathers) */
 #if X86
-COPY_FN(copy4_avx512, uint32_t, vt32x16, uvt32x16, 16, 1, transpose_32x16, ATTR_avx512)
-COPY_FN(copy4_avx2, uint32_t, vt32x8, uvt32x8, 8, 1, transpose_32x8, ATTR_avx2)
-COPY_FN(copy8_avx512, uint64_t, vt64x8, uvt64x8, 8, 1, transpose_64x8, ATTR_avx512)
-COPY_FN(copy8_avx2, uint64_t, vt64x4, uvt64x4, 4, 1, transpose_64x4, ATTR_avx2)
+static inline __attribute__((always_inline)) ATTR_avx512 vt32x16 gather4_avx512(
+    const uint32_t *p, i64 step)
+{
+    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    return (vt32x16)_mm512_i32gather_epi32(_mm512_mullo_epi32(lanes, _mm512_set1_epi32((int)step)),
+                                           (const void *)p, 4);
+}
+static inline __attribute__((always_inline)) ATTR_avx512 vt64x8 gather8_avx512(
+    const uint64_t *p, i64 step)
+{
+    const __m256i lanes = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+    return (vt64x8)_mm512_i32gather_epi64(_mm256_mullo_epi32(lanes, _mm256_set1_epi32((int)step)),
+                                          (const void *)p, 8);
+}
+static inline __attribute__((always_inline)) ATTR_avx2 vt32x8 gather4_avx2(const uint32_t *p,
+                                                                           i64 step)
+{
+    const __m256i lanes = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+    return (vt32x8)_mm256_i32gather_epi32((const int *)p,
+                                          _mm256_mullo_epi32(lanes, _mm256_set1_epi32((int)step)), 4);
+}
+static inline __attribute__((always_inline)) ATTR_avx2 vt64x4 gather8_avx2(const uint64_t *p,
+                                                                           i64 step)
+{
+    const __m128i lanes = _mm_set_epi32(3, 2, 1, 0);
+    return (vt64x4)_mm256_i32gather_epi64((const long long *)p,
+                                          _mm_mullo_epi32(lanes, _mm_set1_epi32((int)step)), 8);
+}
 #endif
-COPY_FN(copy4_base, uint32_t, uint32_t, uint32_t, 16, 0, no_transpose, )
-COPY_FN(copy8_base, uint64_t, uint64_t, uint64_t, 16, 0, no_transpose, )
+#define no_gather(p, step) (*(p))   /* (never taken: the base copies have no vector paths) */
+
+#if X86
+COPY_FN(copy4_avx512, uint32_t, vt32x16, uvt32x16, 16, 1, transpose_32x16, gather4_avx512,
+        ATTR_avx512)
+COPY_FN(copy4_avx2, uint32_t, vt32x8, uvt32x8, 8, 1, transpose_32x8, gather4_avx2, ATTR_avx2)
+COPY_FN(copy8_avx512, uint64_t, vt64x8, uvt64x8, 8, 1, transpose_64x8, gather8_avx512,
+        ATTR_avx512)
+COPY_FN(copy8_avx2, uint64_t, vt64x4, uvt64x4, 4, 1, transpose_64x4, gather8_avx2, ATTR_avx2)
+#endif
+COPY_FN(copy4_base, uint32_t, uint32_t, uint32_t, 16, 0, no_transpose, no_gather, )
+COPY_FN(copy8_base, uint64_t, uint64_t, uint64_t, 16, 0, no_transpose, no_gather, )
 
 /* ---- Python glue ------------------------------------------------------------------------- */
 /* an address Python passed as an integer */
