@@ -216,17 +216,10 @@ def _run_parts(parts: list, part: str = "kernel") -> None:
 
 
 def _run_halves(parts: list) -> None:
-    """The second half in the pool, the first in the calling thread (one hand-off, not two:
-    the compiled passes release the GIL); the second is waited for even when the first
-    raises, since it writes into the same arrays."""
     if len(parts) == 1:
         parts[0]()
-        return
-    second = pool().submit(parts[1])
-    try:
-        parts[0]()
-    finally:
-        second.result()
+    else:
+        list(pool().map(lambda f: f(), parts))
 
 
 # -- layout copies ------------------------------------------------------------------------------
