@@ -183,11 +183,13 @@ BLOCK_LAYERS = [
 ]
 
 
+@pytest.mark.parametrize("runs", [False, True], ids=["whole-batch", "sample-runs"])
 @pytest.mark.parametrize("threads", [False, True], ids=["one-thread", "two-threads"])
 @pytest.mark.parametrize("isa", ISAS)
-def test_the_compiled_kernels_blocks_add_every_product_once(isa, threads, monkeypatch):
+def test_the_compiled_kernels_blocks_add_every_product_once(isa, threads, runs, monkeypatch):
     """The compiled kernels cut the cells, the weight rows and the output channels into blocks
-    and keep running sums between them: on layers that cross every boundary, with small
+    and keep running sums between them, and the drivers take the batch in runs of samples
+    (here, with ``runs``, one sample per run): on layers that cross every boundary, with small
     integers (exact in every dtype), each instruction set's kernels give the naive loops'
     numbers bit for bit, for all three operations, in float32, float64 and int64."""
     from tconv.methods import reference
@@ -195,6 +197,8 @@ def test_the_compiled_kernels_blocks_add_every_product_once(isa, threads, monkey
 
     if threads:
         monkeypatch.setattr(fast_native, "_THREADED_SIZE", 0)
+    if runs:
+        monkeypatch.setattr(fast_native, "CHUNK_BYTES", 1)
     best = fast_native._native.isa()[0]
     fast_native._native.isa(isa)
     try:

@@ -296,6 +296,31 @@ def channels_last(a: np.ndarray, pads, tail: int) -> tuple[np.ndarray, tuple[int
     return buf, shape
 
 
+#: Bytes of channels-last operand copies a driver holds at once: the batch is taken in runs of
+#: samples under it (one sample at least). Copies that small come back warm from the
+#: allocator's free lists, where a fresh copy of a large batch is mapped and faulted in page by
+#: page (on the bench machine, with NumPy's huge-page hint for arrays of 4 MiB and more, about
+#: 1 ms per MiB), and the kernel reads each copy while it is still in cache.
+CHUNK_BYTES = 8 << 20
+
+
+def _chunk_samples(n: int, sample_bytes: int, rows: int = 2) -> int:
+    """Samples per run of the batch (see :data:`CHUNK_BYTES`): at least enough for two grid
+    rows (``rows`` per sample), the two threads' halves (a 1-d signal is one row)."""
+    return min(n, max(1, CHUNK_BYTES // max(1, sample_bytes), -(-2 // max(1, rows))))
+
+
+def _chunks(n: int, sample_bytes: int, rows: int = 2) -> list[tuple[int, int]]:
+    """The batch ``[0, n)`` in as few runs as :func:`_chunk_samples` allows, of equal size."""
+    count = -(-n // _chunk_samples(n, sample_bytes, rows))
+    bounds = [n * i // count for i in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _padded_cells(size, pads) -> int:
+    return math.prod(m + lo + hi for m, (lo, hi) in zip(size, pads))
+
+
 # -- the kernel ---------------------------------------------------------------------------------
 
 def _kernel_parts(kind: int, src: np.ndarray, dst: np.ndarray, dst_offset: int,
@@ -439,8 +464,9 @@ def _depthwise(kind: int, spec: ConvSpec, a: np.ndarray, b: np.ndarray, out: np.
 
 
 def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """The transposed convolution: per sub-pixel phase, the kernel over the phase's cells,
-    written straight into the channels-first result."""
+    """The transposed convolution: per run of samples (:data:`CHUNK_BYTES`) and sub-pixel
+    phase, the kernel over the phase's cells, written straight into the channels-first
+    result."""
     dtype, x = _untiled("conv_transpose", y, w, spec)
     if x is not None:
         return x
@@ -453,27 +479,32 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     covered = all(sum(ph.count for ph in dim) == n_x for dim, n_x in zip(per_dim, spec.input_size))
     x = (np.empty if covered else np.zeros)(spec.input_shape, dtype=dtype)
     most = padded_once(per_dim)
-    yp, yshape = channels_last(y, most, tail=width)
-    ysteps, xsteps = _steps(yshape), _steps(spec.input_shape)
-    threaded = x.size >= _THREADED_SIZE
-    for combo in itertools.product(*per_dim):
-        if empty(combo):
-            continue
-        counts = tuple(ph.count for ph in combo)
-        taps = [ph.taps for ph in combo]
-        starts = [lo - ph.pad[0] for (lo, _), ph in zip(most, combo)]
-        with _timed("layout"):
-            offsets = [sum((b + t * ph.dilation) * st for b, t, ph, st in
-                           zip(starts, shift, combo, ysteps[1:-1]))
-                       for shift in itertools.product(*[range(len(t)) for t in taps])]
-            weights = (_pad_last(sub_kernel_matrix(w, taps, g).reshape(g, -1).T, width)
-                       if depthwise else _weight_panels(w, taps, g, width, True, dtype))
-        out_offset = sum(ph.start * st for ph, st in zip(combo, xsteps[2:]))
-        ostep = [xsteps[0]] + _strided(spec.stride, xsteps[2:], counts)
-        _run_parts(_kernel_parts(_DEPTHWISE if depthwise else _DENSE, yp, x, out_offset, weights,
-                                 offsets, (n,) + counts, [ysteps[0]] + ysteps[1:-1], ostep, g,
-                                 co, ci, _kpad(weights, depthwise), xsteps[1], threaded))
-        del weights                       # one phase's packed weights at a time
+    xsteps = _steps(spec.input_shape)
+    rows = math.prod(min([ph.count for ph in dim if ph.count] or [1]) for dim in per_dim[:-1])
+    for s0, s1 in _chunks(n, spec.out_channels * padded_size(spec) * x.itemsize, rows):
+        yp, yshape = channels_last(y[s0:s1], most, tail=width)
+        ysteps = _steps(yshape)
+        threaded = (s1 - s0) * xsteps[0] >= _THREADED_SIZE
+        for combo in itertools.product(*per_dim):
+            if empty(combo):
+                continue
+            counts = tuple(ph.count for ph in combo)
+            taps = [ph.taps for ph in combo]
+            starts = [lo - ph.pad[0] for (lo, _), ph in zip(most, combo)]
+            with _timed("layout"):
+                offsets = [sum((b + t * ph.dilation) * st for b, t, ph, st in
+                               zip(starts, shift, combo, ysteps[1:-1]))
+                           for shift in itertools.product(*[range(len(t)) for t in taps])]
+                weights = (_pad_last(sub_kernel_matrix(w, taps, g).reshape(g, -1).T, width)
+                           if depthwise else _weight_panels(w, taps, g, width, True, dtype))
+            out_offset = s0 * xsteps[0] + sum(ph.start * st for ph, st in zip(combo, xsteps[2:]))
+            ostep = [xsteps[0]] + _strided(spec.stride, xsteps[2:], counts)
+            _run_parts(_kernel_parts(_DEPTHWISE if depthwise else _DENSE, yp, x, out_offset,
+                                     weights, offsets, (s1 - s0,) + counts,
+                                     [ysteps[0]] + ysteps[1:-1], ostep, g, co, ci,
+                                     _kpad(weights, depthwise), xsteps[1], threaded))
+            del weights                   # one phase's packed weights at a time
+        del yp
     return x
 
 
@@ -486,7 +517,7 @@ def _strided(stride, steps, counts) -> list[int]:
 def _forward_layout(spec: ConvSpec, xshape):
     """Grid, input steps and tap offsets of the forward convolution on the padded input."""
     xsteps = _steps(xshape)
-    grid = (spec.batch,) + spec.output_size
+    grid = (xshape[0],) + spec.output_size
     istep = [xsteps[0]] + _strided(spec.stride, xsteps[1:-1], spec.output_size)
     offsets = [sum(j * d * st for j, d, st in zip(tap, spec.dilation, xsteps[1:-1]))
                for tap in itertools.product(*map(range, spec.kernel_size))]
@@ -494,8 +525,9 @@ def _forward_layout(spec: ConvSpec, xshape):
 
 
 def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """The forward convolution: the kernel over the output cells of the padded channels-last
-    input, written straight into the channels-first result."""
+    """The forward convolution: per run of samples (:data:`CHUNK_BYTES`), the kernel over the
+    output cells of their padded channels-last input, written straight into the channels-first
+    result."""
     dtype, y = _untiled("conv", x, w, spec)
     if y is not None:
         return y
@@ -503,66 +535,78 @@ def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     co, ci = spec.out_channels // g, spec.in_channels // g
     y = np.empty(spec.output_shape, dtype=dtype)
     width = KERNELS.tile_width(_CODE[dtype])
-    xp, xshape = channels_last(x, spec.padding, tail=width)
-    grid, istep, offsets = _forward_layout(spec, xshape)
-    k = len(offsets)
+    k = math.prod(spec.kernel_size)
+    depthwise = is_depthwise(spec)
     with _timed("layout"):
-        if is_depthwise(spec):
+        if depthwise:
             weights = _pad_last(w.reshape(g, k).T, width)                             # (K, g)
         else:
             weights = _weight_panels(w, [range(n) for n in spec.kernel_size], g, width, False,
                                      dtype)
     ysteps = _steps(spec.output_shape)
-    _run_parts(_kernel_parts(_DEPTHWISE if is_depthwise(spec) else _DENSE, xp, y, 0, weights,
-                             offsets, grid, istep, [ysteps[0]] + ysteps[2:], g, ci, co,
-                             _kpad(weights, is_depthwise(spec)), ysteps[1],
-                             y.size >= _THREADED_SIZE))
+    sample = spec.in_channels * _padded_cells(spec.input_size, spec.padding) * y.itemsize
+    for s0, s1 in _chunks(spec.batch, sample, math.prod(spec.output_size[:-1])):
+        xp, xshape = channels_last(x[s0:s1], spec.padding, tail=width)
+        grid, istep, offsets = _forward_layout(spec, xshape)
+        _run_parts(_kernel_parts(_DEPTHWISE if depthwise else _DENSE, xp, y, s0 * ysteps[0],
+                                 weights, offsets, grid, istep, [ysteps[0]] + ysteps[2:], g, ci,
+                                 co, _kpad(weights, depthwise), ysteps[1],
+                                 (s1 - s0) * ysteps[0] >= _THREADED_SIZE))
+        del xp
     return y
 
 
 def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
-    """The weight gradient: the kernel's addressing, each tap's products summed over the cells.
-    Two threads take half of the taps each (one accumulator); with groups, half of the rows
-    each (an accumulator each, added)."""
+    """The weight gradient: the kernel's addressing, each tap's products summed over the cells,
+    a run of samples (:data:`CHUNK_BYTES`) at a time into the same sums. Two threads take half
+    of the taps each (one accumulator); with groups, half of the rows each (an accumulator
+    each, added)."""
     dtype, dw = _untiled("weight_grad", x, grad, spec)
     if dw is not None:
         return dw
     g = spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
     width = KERNELS.tile_width(_CODE[dtype])
-    xp, xshape = channels_last(x, spec.padding, tail=width)
-    gl, gshape = channels_last(grad, [(0, 0)] * spec.ndim, tail=width)
-    grid, istep, offsets = _forward_layout(spec, xshape)
-    k = len(offsets)
+    k = math.prod(spec.kernel_size)
     depthwise = is_depthwise(spec)
     kind = _DEPTHWISE_WGRAD if depthwise else _DENSE_WGRAD
     kpad = -(-(g if depthwise else co) // width) * width
     acc_shape = (k, kpad) if depthwise else (g, k, ci, kpad)
-    threaded = xp.size >= _THREADED_SIZE
-    ostep = _steps(gshape)[:-1]
-    rows = math.prod(grid[:-1])
-    if (g == 1 or depthwise) and k >= 2:
-        # split the taps: both threads read every row, each into its own taps' accumulators
-        acc = np.zeros(acc_shape, dtype=dtype)
-        per_tap = math.prod(acc_shape[-2:]) if not depthwise else kpad
-        halves = [(0, k // 2), (k // 2, k)] if threaded else [(0, k)]
+    per_tap = math.prod(acc_shape[-2:]) if not depthwise else kpad
+    sample = (spec.in_channels * _padded_cells(spec.input_size, spec.padding)
+              + spec.out_channels * math.prod(spec.output_size)) * np.dtype(dtype).itemsize
+    split_taps = (g == 1 or depthwise) and k >= 2
+    accs: list[np.ndarray] = []
+    for s0, s1 in _chunks(spec.batch, sample, math.prod(spec.output_size[:-1])):
+        xp, xshape = channels_last(x[s0:s1], spec.padding, tail=width)
+        gl, gshape = channels_last(grad[s0:s1], [(0, 0)] * spec.ndim, tail=width)
+        grid, istep, offsets = _forward_layout(spec, xshape)
+        threaded = xp.size >= _THREADED_SIZE
+        ostep = _steps(gshape)[:-1]
+        rows = math.prod(grid[:-1])
         parts = []
-        for t0, t1 in halves:
-            params = np.array([t1 - t0, len(grid), 0, rows, g, ci, co, kpad, 1, *grid, *istep,
-                               *ostep, *offsets[t0:t1]], dtype=np.int64)
-            parts.append(lambda params=params, t0=t0: KERNELS.run(
-                kind, xp, acc, t0 * per_tap, gl, params))
+        if split_taps:
+            # split the taps: both threads read every row, each into its own taps' sums
+            if not accs:
+                accs.append(np.zeros(acc_shape, dtype=dtype))
+            for t0, t1 in [(0, k // 2), (k // 2, k)] if threaded else [(0, k)]:
+                params = np.array([t1 - t0, len(grid), 0, rows, g, ci, co, kpad, 1, *grid,
+                                   *istep, *ostep, *offsets[t0:t1]], dtype=np.int64)
+                parts.append(lambda params=params, t0=t0, xp=xp, gl=gl: KERNELS.run(
+                    kind, xp, accs[0], t0 * per_tap, gl, params))
+        else:
+            # split the rows: an accumulator per half (both are kept across the runs)
+            halves = _halves(rows, threaded)
+            while len(accs) < len(halves):
+                accs.append(np.zeros(acc_shape, dtype=dtype))
+            for (r0, r1), a in zip(halves, accs):
+                params = np.array([k, len(grid), r0, r1, g, ci, co, kpad, 1, *grid, *istep,
+                                   *ostep, *offsets], dtype=np.int64)
+                parts.append(lambda params=params, a=a, xp=xp, gl=gl: KERNELS.run(
+                    kind, xp, a, 0, gl, params))
         _run_parts(parts)
-    else:
-        halves = _halves(rows, threaded)
-        accs = [np.zeros(acc_shape, dtype=dtype) for _ in halves]
-        parts = []
-        for (r0, r1), a in zip(halves, accs):
-            params = np.array([k, len(grid), r0, r1, g, ci, co, kpad, 1, *grid, *istep, *ostep,
-                               *offsets], dtype=np.int64)
-            parts.append(lambda params=params, a=a: KERNELS.run(kind, xp, a, 0, gl, params))
-        _run_parts(parts)
-        acc = accs[0] if len(accs) == 1 else accs[0] + accs[1]
+        del xp, gl, parts
+    acc = accs[0] if len(accs) == 1 else accs[0] + accs[1]
     if depthwise:
         return np.ascontiguousarray(acc[:, :g].T).reshape(spec.weight_shape)
     # dw[g*co + o, i, t] = acc[g, t, i, o]: per (g, i), a transpose of (t, o) blocks
@@ -582,35 +626,42 @@ OFFSET_BYTES = 64
 
 def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
     """Bytes held at the peak beyond the operands and the result (the module docstring's
-    list): the padded channels-last operand(s) with their vector tail, the packed weights (the
-    transposed convolution: one phase's, next to its sub-kernel), the weight gradient's
-    accumulators (three when two threads split the rows: one each, and their sum), the tap
-    offsets. Channels-first depthwise layers copy nothing; what the kernels do not take runs
-    ``fast_gemm`` or ``im2col``, and is counted as theirs."""
+    list): one run of samples' padded channels-last operand(s) with their vector tail
+    (:data:`CHUNK_BYTES`), the packed weights (the
+    transposed convolution: one phase's), the weight gradient's accumulators (two when two
+    threads split the rows, and at the end their sum, when the copies are gone) and scratch
+    blocks, the tap offsets. Channels-first depthwise layers copy nothing; what the kernels do
+    not take runs ``fast_gemm`` or ``im2col``, and is counted as theirs."""
     if itemsize not in (4, 8) or spec.ndim + 1 > MAX_GRID_DIMS:
         fallback = fast_gemm if operation == "conv_transpose" else im2col
         return fallback.extra_bytes(operation, spec, itemsize)
     if spec.batch == 0 or channels_first_depthwise(spec):
         return 0
-    n, g = spec.batch, spec.groups
+    g = spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
     width = KERNELS.tile_width(_CODE[np.dtype(np.float32 if itemsize == 4 else np.float64)])
-    padded_x = n * spec.in_channels * math.prod(
-        m + lo + hi for m, (lo, hi) in zip(spec.input_size, spec.padding)) + width
-    if operation == "conv_transpose":
+    if operation == "conv_transpose":          # one run of samples' padded gradient
+        sample = spec.out_channels * padded_size(spec)
         taps = largest(spec)[0]
         if is_depthwise(spec):        # the phase's sub-kernel, then packed
             packed = g * taps + taps * (g + width)
         else:                         # the panels, copied straight from w; 64-byte alignment
             packed = g * taps * co * (ci + width) + 64 // itemsize
-        return (itemsize * (n * spec.out_channels * padded_size(spec) + width + packed)
-                + OFFSET_BYTES * taps)
+        return (itemsize * (_chunk_samples(spec.batch, sample * itemsize, 1) * sample + width
+                            + packed) + OFFSET_BYTES * taps)
     k = math.prod(spec.kernel_size)
-    if operation == "conv":
-        return itemsize * (padded_x + g * k * ci * (co + width)) + OFFSET_BYTES * k
+    x_sample = spec.in_channels * _padded_cells(spec.input_size, spec.padding)
+    if operation == "conv":                    # one run of samples' padded input, the panels
+        run = _chunk_samples(spec.batch, x_sample * itemsize, math.prod(spec.output_size[:-1]))
+        return itemsize * (run * x_sample + width + g * k * ci * (co + width)) + OFFSET_BYTES * k
+    g_sample = spec.out_channels * math.prod(spec.output_size)
+    run = _chunk_samples(spec.batch, (x_sample + g_sample) * itemsize,
+                         math.prod(spec.output_size[:-1]))
     depthwise = is_depthwise(spec)
     acc = k * (g + width) if depthwise else g * k * ci * (co + width)
-    grad = n * spec.out_channels * math.prod(spec.output_size) + width
     # the compiled kernel's scratch per thread: a block of cells' gradient panels and input rows
     scratch = 0 if depthwise else 2 * SCRATCH_CELLS * (co + width + ci + 32 + 16)
-    return itemsize * (padded_x + grad + 3 * acc + scratch) + OFFSET_BYTES * k
+    split_taps = (g == 1 or depthwise) and k >= 2          # one accumulator, else one per half
+    during = run * (x_sample + g_sample) + 2 * width + (1 if split_taps else 2) * acc + scratch
+    after = acc if split_taps else 3 * acc                 # the two halves and their sum
+    return itemsize * max(during, after) + OFFSET_BYTES * k
