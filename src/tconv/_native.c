@@ -135,6 +135,27 @@ static inline __attribute__((always_inline)) void row_base(const Job *j, i64 r, 
     *ob = b;
 }
 
+/* The next cells (at most max) of the grid rows [*r, row1), from cell *m of row *r on: their
+ * element offsets in the input (ib) and the output (ob). Advances *r and *m; returns the count.
+ * The cells run across rows, so that a block stays full on short rows. */
+static inline __attribute__((always_inline)) i64 next_cells(const Job *j, i64 *r, i64 *m,
+                                                            i64 max, i64 *ib, i64 *ob)
+{
+    const i64 L = j->count[j->nd - 1], il = j->istep[j->nd - 1], ol = j->ostep[j->nd - 1];
+    i64 n = 0, rb, robase;
+    row_base(j, *r, &rb, &robase);
+    while (n < max && *r < j->row1) {
+        ib[n] = rb + *m * il;
+        ob[n] = robase + *m * ol;
+        n++;
+        if (++*m == L) {
+            *m = 0;
+            if (++*r < j->row1) row_base(j, *r, &rb, &robase);
+        }
+    }
+    return n;
+}
+
 /* Row r of a depthwise kernel (plane * positions + its position in the plane; the positions
  * run over the outer dims of size[]): its plane, the row's element offset in a plane of steps
  * step[], and the valid outer taps (returned: their count; *src, *wof: their offsets), from the

@@ -100,25 +100,14 @@ static ATTR void SUF(dense)(const Job *j)
 {
     const SCAL *in = j->in, *w = j->w;
     SCAL *out = j->out;
-    const i64 L = j->count[j->nd - 1], il = j->istep[j->nd - 1], ol = j->ostep[j->nd - 1];
+    const i64 ol = j->ostep[j->nd - 1];
     const i64 W = NV * VL, panels = j->kpad / W, kin = j->kin, taps = j->taps;
     const i64 tstep = kin >= KC ? 1 : KC / (kin ? kin : 1), istep = kin >= KC ? KC : kin;
     SCAL sums[CHUNK * NV * VL] __attribute__((aligned(64)));
     i64 ib[CHUNK], ob[CHUNK];
     i64 r = j->row0, m = 0;
     while (r < j->row1) {
-        int n = 0;             /* gather the next chunk's cell offsets */
-        i64 rb, robase;
-        row_base(j, r, &rb, &robase);
-        while (n < CHUNK && r < j->row1) {
-            ib[n] = rb + m * il;
-            ob[n] = robase + m * ol;
-            n++;
-            if (++m == L) {
-                m = 0;
-                if (++r < j->row1) row_base(j, r, &rb, &robase);
-            }
-        }
+        const int n = (int)next_cells(j, &r, &m, CHUNK, ib, ob);
         for (i64 g = 0; g < j->groups; g++) {
             const SCAL *ing = in + g * kin;
             SCAL *outg = out + g * j->kout * j->ocs;
@@ -243,7 +232,6 @@ static ATTR void SUF(dense_wgrad)(const Job *j)
 {
     const SCAL *in = j->in, *grad = j->w;
     SCAL *dw = j->out;          /* (groups, taps, kin, kpad), accumulated into */
-    const i64 L = j->count[j->nd - 1], il = j->istep[j->nd - 1], ol = j->ostep[j->nd - 1];
     const i64 W = NV * VL, panels = j->kpad / W, kin = j->kin, kout = j->kout;
     const i64 xs = WGRAD_ROW(kin), per_tap = kin * j->kpad * (i64)sizeof(SCAL);
     const i64 tg = per_tap >= WGRAD_DW_BYTES ? 1 : WGRAD_DW_BYTES / per_tap;
@@ -261,18 +249,7 @@ static ATTR void SUF(dense_wgrad)(const Job *j)
             const i64 b1 = b0 + pg < panels ? b0 + pg : panels;
             i64 r = j->row0, m = 0;
             while (r < j->row1) {
-                i64 n = 0;             /* the next block's cells */
-                i64 rb, robase;
-                row_base(j, r, &rb, &robase);
-                while (n < WCELLS && r < j->row1) {
-                    ib[n] = rb + m * il;
-                    ob[n] = robase + m * ol;
-                    n++;
-                    if (++m == L) {
-                        m = 0;
-                        if (++r < j->row1) row_base(j, r, &rb, &robase);
-                    }
-                }
+                const i64 n = next_cells(j, &r, &m, WCELLS, ib, ob);
                 /* the block's gradient, panel by panel (reads past a row's last channel stay
                  * inside the buffers' tails; those lanes are zeroed) */
                 for (i64 b = b0; b < b1; b++) {
