@@ -335,7 +335,7 @@ typedef struct {
  * and the other channels-last (unit step along the channels), a full tile is N vector loads,
  * an in-register transpose (log2 N shuffle stages) and N vector stores; other tiles go through
  * a small buffer element by element, each line of either side read or written whole. */
-#define COPY_FN(NAME, T, V, UV, N, VP, TRANSPOSE, GATHER, ATTRIBUTE)                                      \
+#define COPY_FN(NAME, T, V, UV, N, VP, TRANSPOSE, GATHER, ATTRIBUTE)                           \
     static ATTRIBUTE void NAME(const CopyJob *c)                                              \
     {                                                                                         \
         const T *restrict src = (const T *)c->src;                                            \
@@ -379,7 +379,8 @@ typedef struct {
                     }                                                                         \
                     if (VP && full && dc == 1 && sc > 0 && sc * N < ((i64)1 << 31)) {       \
                         for (i64 m = m0; m < m1; m++)  /* N channels sc apart: one gather */  \
-                            *(UV *)(dst + db + m * dl + c0) = GATHER(src + sb + m * sl + c0 * sc, sc); \
+                            *(UV *)(dst + db + m * dl + c0) =                                 \
+                                GATHER(src + sb + m * sl + c0 * sc, sc);                      \
                         continue;                                                             \
                     }                                                                         \
                     T tile[16][16];                                                           \
@@ -432,8 +433,8 @@ static inline __attribute__((always_inline)) ATTR_avx2 vt32x8 gather4_avx2(const
                                                                            i64 step)
 {
     const __m256i lanes = _mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0);
-    return (vt32x8)_mm256_i32gather_epi32((const int *)p,
-                                          _mm256_mullo_epi32(lanes, _mm256_set1_epi32((int)step)), 4);
+    const __m256i index = _mm256_mullo_epi32(lanes, _mm256_set1_epi32((int)step));
+    return (vt32x8)_mm256_i32gather_epi32((const int *)p, index, 4);
 }
 static inline __attribute__((always_inline)) ATTR_avx2 vt64x4 gather8_avx2(const uint64_t *p,
                                                                            i64 step)
@@ -585,7 +586,8 @@ static PyObject *depthwise(PyObject *self, PyObject *args)
     if (positions * (2 * outer + 2) <= DW_TABLE_MAX)
         table = PyMem_RawMalloc((size_t)(positions * (2 * outer + 2)) * sizeof(i64));
     if (table) {
-        i64 *n = table, *off = n + positions, *src = off + positions, *wof = src + positions * outer;
+        i64 *n = table, *off = n + positions, *src = off + positions;
+        i64 *wof = src + positions * outer;
         for (i64 pi = 0; pi < positions; pi++) {
             i64 plane;
             const i64 *a, *b;
