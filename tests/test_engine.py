@@ -206,11 +206,14 @@ def test_cli_ctrl_c_leaves_a_resumable_file(tmp_path):
     args = ["--count", str(count), "--seed", "1", "--backends", "torch", "--dtype", "float64"]
     env = {**os.environ, "COLUMNS": "400"}
     # a shell's background job ignores SIGINT, and so would the sweep started from it: the
-    # child gets the default back, so that it meets Ctrl-C as from a terminal
-    proc = subprocess.Popen([sys.executable, "-m", "tconv.cli", "sweep", *args, "--workers",
-                             "2", "--out", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # command gets the default back before it starts (SIG_DFL survives exec, and Python then
+    # installs its KeyboardInterrupt), so that it meets Ctrl-C as from a terminal
+    command = [sys.executable, "-m", "tconv.cli", "sweep", *args, "--workers", "2", "--out",
+               str(out)]
+    reset = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+             "os.execv(sys.argv[1], sys.argv[1:])")
+    proc = subprocess.Popen([sys.executable, "-c", reset, *command], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and (not out.exists() or
                                            len(out.read_text().splitlines()) < 4):
