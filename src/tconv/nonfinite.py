@@ -64,9 +64,7 @@ def indicator_spec(operation: str, spec: ConvSpec) -> ConvSpec:
     for conv and weight_grad the same convolution of the already padded input (padding 0)."""
     if operation == "conv_transpose":
         return spec
-    padded = spec.input_shape[:2] + tuple(n + lo + hi for n, (lo, hi) in
-                                          zip(spec.input_size, spec.padding))
-    return ConvSpec.forward(padded, spec.weight_shape, stride=spec.stride,
+    return ConvSpec.forward(spec.input_shape[:2] + spec.padded_input_size, spec.weight_shape, stride=spec.stride,
                             dilation=spec.dilation, groups=spec.groups,
                             output_padding=spec.output_padding)
 

@@ -501,12 +501,18 @@ class ConvSpec:
         return self.weight_shape[2:]
 
     @property
+    def padded_input_size(self) -> tuple[int, ...]:
+        """The input's spatial size inside its zero border (``padding``): what the forward
+        convolution slides over."""
+        return tuple(n + lo + hi for n, (lo, hi) in zip(self.input_size, self.padding))
+
+    @property
     def output_size(self) -> tuple[int, ...]:
         """Forward output spatial size; exact because output_padding is the division's rest."""
         return tuple(
-            (n + lo + hi - _extent(k, d) - op) // s + 1
-            for n, (lo, hi), k, d, op, s in zip(self.input_size, self.padding, self.kernel_size,
-                                                 self.dilation, self.output_padding, self.stride))
+            (n - _extent(k, d) - op) // s + 1
+            for n, k, d, op, s in zip(self.padded_input_size, self.kernel_size, self.dilation,
+                                      self.output_padding, self.stride))
 
     @property
     def output_shape(self) -> tuple[int, ...]:

@@ -511,8 +511,7 @@ def _check_drawable(spec: ConvSpec) -> None:
     lead_x, lead_y = spec.batch * spec.in_channels, spec.batch * spec.out_channels
     arrays = {
         "x": (lead_x, spec.input_size),
-        "the padded input": (lead_x, tuple(n + lo + hi for n, (lo, hi) in
-                                           zip(spec.input_size, spec.padding))),
+        "the padded input": (lead_x, spec.padded_input_size),
         "the uncropped result": (lead_x, spec.canvas_size),
         "the stretched, padded gradient": (lead_y, tuple(
             (o - 1) * s + 1 + max(lo, 0) + max(hi, 0) for o, s, (lo, hi) in

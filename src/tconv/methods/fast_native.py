@@ -317,10 +317,6 @@ def _chunks(n: int, sample_bytes: int, rows: int = 2) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _padded_cells(size, pads) -> int:
-    return math.prod(m + lo + hi for m, (lo, hi) in zip(size, pads))
-
-
 # -- the kernel ---------------------------------------------------------------------------------
 
 def _kernel_parts(kind: int, src: np.ndarray, dst: np.ndarray, dst_offset: int,
@@ -544,7 +540,7 @@ def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
             weights = _weight_panels(w, [range(n) for n in spec.kernel_size], g, width, False,
                                      dtype)
     ysteps = _steps(spec.output_shape)
-    sample = spec.in_channels * _padded_cells(spec.input_size, spec.padding) * y.itemsize
+    sample = spec.in_channels * math.prod(spec.padded_input_size) * y.itemsize
     for s0, s1 in _chunks(spec.batch, sample, math.prod(spec.output_size[:-1])):
         xp, xshape = channels_last(x[s0:s1], spec.padding, tail=width)
         grid, istep, offsets = _forward_layout(spec, xshape)
@@ -573,7 +569,7 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
     kpad = -(-(g if depthwise else co) // width) * width
     acc_shape = (k, kpad) if depthwise else (g, k, ci, kpad)
     per_tap = math.prod(acc_shape[-2:]) if not depthwise else kpad
-    sample = (spec.in_channels * _padded_cells(spec.input_size, spec.padding)
+    sample = (spec.in_channels * math.prod(spec.padded_input_size)
               + spec.out_channels * math.prod(spec.output_size)) * np.dtype(dtype).itemsize
     split_taps = (g == 1 or depthwise) and k >= 2
     accs: list[np.ndarray] = []
@@ -650,7 +646,7 @@ def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
         return (itemsize * (_chunk_samples(spec.batch, sample * itemsize, 1) * sample + width
                             + packed) + OFFSET_BYTES * taps)
     k = math.prod(spec.kernel_size)
-    x_sample = spec.in_channels * _padded_cells(spec.input_size, spec.padding)
+    x_sample = spec.in_channels * math.prod(spec.padded_input_size)
     if operation == "conv":                    # one run of samples' padded input, the panels
         run = _chunk_samples(spec.batch, x_sample * itemsize, math.prod(spec.output_size[:-1]))
         return itemsize * (run * x_sample + width + g * k * ci * (co + width)) + OFFSET_BYTES * k

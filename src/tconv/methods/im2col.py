@@ -131,8 +131,7 @@ def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
     if spec.batch == 0:
         return 0
     nb, nr = block_size(spec, itemsize)
-    padded = nb * spec.in_channels * math.prod(n + lo + hi for n, (lo, hi) in
-                                               zip(spec.input_size, spec.padding))
+    padded = nb * spec.in_channels * math.prod(spec.padded_input_size)
     cells = nb * nr * math.prod(spec.output_size[1:])
     cols = spec.in_channels * math.prod(spec.kernel_size) * cells
     if operation == "weight_grad":

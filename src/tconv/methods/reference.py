@@ -24,8 +24,7 @@ def zeros(shape, *arrays) -> np.ndarray:
 
 def _padded(x: np.ndarray, spec: ConvSpec, other: np.ndarray) -> np.ndarray:
     """``x`` inside a zero border of ``spec.padding`` (dtype promoted with ``other``)."""
-    xp = zeros((spec.batch, spec.in_channels) + tuple(
-        n + lo + hi for n, (lo, hi) in zip(spec.input_size, spec.padding)), x, other)
+    xp = zeros(spec.input_shape[:2] + spec.padded_input_size, x, other)
     xp[(slice(None),) * 2 + spec.input_window] = x
     return xp
 
