@@ -475,6 +475,28 @@ static int read_grid(const i64 *p, i64 nd, i64 *count, i64 *a, i64 *b)
     return 0;
 }
 
+/* The dense weight gradient's scratch block per call (a multiple of 64 bytes): a block of
+ * cells' gradient panels (kpad channels) and one tap's input rows (WGRAD_ROW(kin) apart). */
+static size_t scratch_bytes(size_t itemsize, i64 kin, i64 kpad)
+{
+    size_t bytes = itemsize * (size_t)((kpad + WGRAD_ROW(kin)) * WCELLS);
+    return (bytes + 63) / 64 * 64;
+}
+
+/* wgrad_scratch(itemsize, kin, kpad): the bytes run() allocates per call for the dense weight
+ * gradient (tconv's memory estimate counts them) */
+static PyObject *wgrad_scratch(PyObject *self, PyObject *args)
+{
+    int itemsize;
+    long long kin, kpad;
+    if (!PyArg_ParseTuple(args, "iLL", &itemsize, &kin, &kpad)) return NULL;
+    if (itemsize <= 0 || kin < 0 || kpad < 0) {
+        PyErr_SetString(PyExc_ValueError, "tconv._native.wgrad_scratch: bad sizes");
+        return NULL;
+    }
+    return PyLong_FromSize_t(scratch_bytes((size_t)itemsize, kin, kpad));
+}
+
 /* run(kind, dtype, in, out, w, params):
  *   params (int64): taps, nd, row0, row1, groups, kin, kout, kpad, ocs, count[nd], istep[nd],
  *                   ostep[nd], off[taps]
@@ -498,10 +520,8 @@ static PyObject *run(PyObject *self, PyObject *args)
     }
     j.off = p + 9 + 3 * j.nd;
     kernel_fn fn = kernel_table[isa_used][dtype][kind];
-    if (kind == 2) {    /* the gradient's panels and one tap's input rows of a block */
-        size_t item = dtype == 0 ? 4 : 8;
-        size_t bytes = item * (size_t)((j.kpad + WGRAD_ROW(j.kin)) * WCELLS);
-        j.scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (kind == 2) {
+        j.scratch = aligned_alloc(64, scratch_bytes(dtype == 0 ? 4 : 8, j.kin, j.kpad));
         if (!j.scratch) return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
@@ -703,6 +723,8 @@ static PyMethodDef methods[] = {
      "isa([name]) -> (used, best): the instruction set the kernels run; name selects a lower one."},
     {"finite", all_finite, METH_VARARGS,
      "finite(itemsize, address, count): no NaN or infinity among count floats (GIL released)."},
+    {"wgrad_scratch", wgrad_scratch, METH_VARARGS,
+     "wgrad_scratch(itemsize, kin, kpad): the scratch bytes of one dense weight-gradient call."},
     {"tile_width", tile_width, METH_VARARGS,
      "Output channels per tile for a dtype code (packed weights pad to a multiple of it)."},
     {NULL, NULL, 0, NULL}};

@@ -134,6 +134,7 @@ class _timed:
                 PROFILE[self.part] = (PROFILE.get(self.part, 0.0) + time.perf_counter()
                                       - self.start)
 
+
 _CODE = {np.dtype(np.float32): 0, np.dtype(np.float64): 1, np.dtype(np.int64): 2}
 _DENSE, _DEPTHWISE, _DENSE_WGRAD, _DEPTHWISE_WGRAD = range(4)
 
@@ -310,6 +311,31 @@ def _chunk_samples(n: int, sample_bytes: int, rows: int = 2) -> int:
     return min(n, max(1, CHUNK_BYTES // max(1, sample_bytes), -(-2 // max(1, rows))))
 
 
+def _sample_copy(operation: str, spec: ConvSpec) -> tuple[int, int]:
+    """``(elements, grid rows)`` of one sample in the channels-last copies a driver makes: the
+    padded gradient (the transposed convolution; its rows: the fewest a phase has), the padded
+    input (forward), the padded input and the gradient (weight gradient)."""
+    if operation == "conv_transpose":
+        rows = math.prod(min([ph.count for ph in phases(spec, dim) if ph.count] or [1])
+                         for dim in range(spec.ndim - 1))
+        return spec.out_channels * padded_size(spec), rows
+    x = spec.in_channels * math.prod(spec.padded_input_size)
+    g = spec.out_channels * math.prod(spec.output_size) if operation == "weight_grad" else 0
+    return x + g, math.prod(spec.output_size[:-1])
+
+
+def _runs(operation: str, spec: ConvSpec, itemsize: int) -> list[tuple[int, int]]:
+    """The runs of samples of ``operation``'s driver (:func:`_chunks` of its copies)."""
+    elements, rows = _sample_copy(operation, spec)
+    return _chunks(spec.batch, elements * itemsize, rows)
+
+
+def _splits_taps(spec: ConvSpec) -> bool:
+    """Whether the weight gradient's two threads take half of the taps each (into one
+    accumulator); else half of the rows each, an accumulator per half (with groups)."""
+    return (spec.groups == 1 or is_depthwise(spec)) and math.prod(spec.kernel_size) >= 2
+
+
 def _chunks(n: int, sample_bytes: int, rows: int = 2) -> list[tuple[int, int]]:
     """The batch ``[0, n)`` in as few runs as :func:`_chunk_samples` allows, of equal size."""
     count = -(-n // _chunk_samples(n, sample_bytes, rows))
@@ -466,7 +492,7 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     dtype, x = _untiled("conv_transpose", y, w, spec)
     if x is not None:
         return x
-    n, g = spec.batch, spec.groups
+    g = spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
     width = KERNELS.tile_width(_CODE[dtype])
     depthwise = is_depthwise(spec)
@@ -476,8 +502,7 @@ def conv_transpose(y: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
     x = (np.empty if covered else np.zeros)(spec.input_shape, dtype=dtype)
     most = padded_once(per_dim)
     xsteps = _steps(spec.input_shape)
-    rows = math.prod(min([ph.count for ph in dim if ph.count] or [1]) for dim in per_dim[:-1])
-    for s0, s1 in _chunks(n, spec.out_channels * padded_size(spec) * x.itemsize, rows):
+    for s0, s1 in _runs("conv_transpose", spec, x.itemsize):
         yp, yshape = channels_last(y[s0:s1], most, tail=width)
         ysteps = _steps(yshape)
         threaded = (s1 - s0) * xsteps[0] >= _THREADED_SIZE
@@ -540,8 +565,7 @@ def conv(x: np.ndarray, w: np.ndarray, spec: ConvSpec) -> np.ndarray:
             weights = _weight_panels(w, [range(n) for n in spec.kernel_size], g, width, False,
                                      dtype)
     ysteps = _steps(spec.output_shape)
-    sample = spec.in_channels * math.prod(spec.padded_input_size) * y.itemsize
-    for s0, s1 in _chunks(spec.batch, sample, math.prod(spec.output_size[:-1])):
+    for s0, s1 in _runs("conv", spec, y.itemsize):
         xp, xshape = channels_last(x[s0:s1], spec.padding, tail=width)
         grid, istep, offsets = _forward_layout(spec, xshape)
         _run_parts(_kernel_parts(_DEPTHWISE if depthwise else _DENSE, xp, y, s0 * ysteps[0],
@@ -569,11 +593,9 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
     kpad = -(-(g if depthwise else co) // width) * width
     acc_shape = (k, kpad) if depthwise else (g, k, ci, kpad)
     per_tap = math.prod(acc_shape[-2:]) if not depthwise else kpad
-    sample = (spec.in_channels * math.prod(spec.padded_input_size)
-              + spec.out_channels * math.prod(spec.output_size)) * np.dtype(dtype).itemsize
-    split_taps = (g == 1 or depthwise) and k >= 2
+    split_taps = _splits_taps(spec)
     accs: list[np.ndarray] = []
-    for s0, s1 in _chunks(spec.batch, sample, math.prod(spec.output_size[:-1])):
+    for s0, s1 in _runs("weight_grad", spec, np.dtype(dtype).itemsize):
         xp, xshape = channels_last(x[s0:s1], spec.padding, tail=width)
         gl, gshape = channels_last(grad[s0:s1], [(0, 0)] * spec.ndim, tail=width)
         grid, istep, offsets = _forward_layout(spec, xshape)
@@ -613,9 +635,6 @@ def weight_grad(x: np.ndarray, grad: np.ndarray, spec: ConvSpec) -> np.ndarray:
     return dw
 
 
-#: Cells per block of the compiled weight gradient (``WCELLS`` in ``_native.c``).
-SCRATCH_CELLS = 192
-
 #: Bytes of a Python int in a kernel's list of tap offsets, and of its parameter array.
 OFFSET_BYTES = 64
 
@@ -636,28 +655,23 @@ def extra_bytes(operation: str, spec: ConvSpec, itemsize: int) -> int:
     g = spec.groups
     co, ci = spec.out_channels // g, spec.in_channels // g
     width = KERNELS.tile_width(_CODE[np.dtype(np.float32 if itemsize == 4 else np.float64)])
-    if operation == "conv_transpose":          # one run of samples' padded gradient
-        sample = spec.out_channels * padded_size(spec)
+    elements, rows = _sample_copy(operation, spec)
+    copies = _chunk_samples(spec.batch, elements * itemsize, rows) * elements + 2 * width
+    if operation == "conv_transpose":          # one run's padded gradient, one phase's panels
         taps = largest(spec)[0]
         if is_depthwise(spec):        # the phase's sub-kernel, then packed
             packed = g * taps + taps * (g + width)
         else:                         # the panels, copied straight from w; 64-byte alignment
             packed = g * taps * co * (ci + width) + 64 // itemsize
-        return (itemsize * (_chunk_samples(spec.batch, sample * itemsize, 1) * sample + width
-                            + packed) + OFFSET_BYTES * taps)
+        return itemsize * (copies + packed) + OFFSET_BYTES * taps
     k = math.prod(spec.kernel_size)
-    x_sample = spec.in_channels * math.prod(spec.padded_input_size)
-    if operation == "conv":                    # one run of samples' padded input, the panels
-        run = _chunk_samples(spec.batch, x_sample * itemsize, math.prod(spec.output_size[:-1]))
-        return itemsize * (run * x_sample + width + g * k * ci * (co + width)) + OFFSET_BYTES * k
-    g_sample = spec.out_channels * math.prod(spec.output_size)
-    run = _chunk_samples(spec.batch, (x_sample + g_sample) * itemsize,
-                         math.prod(spec.output_size[:-1]))
+    if operation == "conv":                    # one run's padded input, the panels
+        return itemsize * (copies + g * k * ci * (co + width)) + OFFSET_BYTES * k
     depthwise = is_depthwise(spec)
     acc = k * (g + width) if depthwise else g * k * ci * (co + width)
-    # the compiled kernel's scratch per thread: a block of cells' gradient panels and input rows
-    scratch = 0 if depthwise else 2 * SCRATCH_CELLS * (co + width + ci + 32 + 16)
-    split_taps = (g == 1 or depthwise) and k >= 2          # one accumulator, else one per half
-    during = run * (x_sample + g_sample) + 2 * width + (1 if split_taps else 2) * acc + scratch
-    after = acc if split_taps else 3 * acc                 # the two halves and their sum
-    return itemsize * max(during, after) + OFFSET_BYTES * k
+    # the compiled kernel's scratch block per thread (allocated in C, counted by C)
+    scratch = 0 if depthwise else 2 * _native.wgrad_scratch(itemsize, ci, -(-co // width) * width)
+    split_taps = _splits_taps(spec)                       # one accumulator, else one per half
+    during = itemsize * (copies + (1 if split_taps else 2) * acc) + scratch
+    after = itemsize * (acc if split_taps else 3 * acc)   # the two halves and their sum
+    return max(during, after) + OFFSET_BYTES * k
