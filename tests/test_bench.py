@@ -172,3 +172,34 @@ def test_every_timed_candidate_computes_the_operation(op, spec):
         got = np.asarray(fn())
         assert got.shape == want.shape, name
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4, err_msg=name)
+
+
+def test_candidates_settle_by_the_thread_pool_they_leave(monkeypatch):
+    """tconv's candidates belong to the pool they leave behind: the compiled kernels'
+    (fast_native, and auto where it runs them) or NumPy's BLAS; each pool's candidates run
+    together, and a change of pool pauses and calls that pool's last candidate untimed."""
+    from tconv import bench
+
+    names = ["tconv auto", "tconv fast_gemm", "tconv fast_native", "torch conv", "tconv im2col",
+             "jax vjp"]
+    runs = {"tconv auto": "fast_native"}
+    library = {name: bench._library(name, runs.get(name)) for name in names}
+    assert library == {"tconv auto": "tconv compiled", "tconv fast_gemm": "tconv numpy",
+                       "tconv fast_native": "tconv compiled", "torch conv": "torch",
+                       "tconv im2col": "tconv numpy", "jax vjp": "jax"}
+    assert bench._library("tconv auto", "im2col") == "tconv numpy"
+    calls = []
+    candidates = bench._by_library({name: (lambda name=name: calls.append(name))
+                                    for name in names}, library)
+    assert list(candidates) == ["tconv auto", "tconv fast_native", "tconv fast_gemm",
+                                "tconv im2col", "torch conv", "jax vjp"]
+    pauses = []
+    monkeypatch.setattr(bench.time, "sleep", pauses.append)
+    before = bench._settle_between_libraries(candidates, library)
+    for name in candidates:
+        before(name)
+        calls.append(f"timed {name}")
+    assert pauses == [bench.SWITCH_PAUSE] * 3
+    assert calls == ["timed tconv auto", "timed tconv fast_native",
+                     "tconv im2col", "timed tconv fast_gemm", "timed tconv im2col",
+                     "torch conv", "timed torch conv", "jax vjp", "timed jax vjp"]

@@ -169,12 +169,13 @@ SWITCH_PAUSE = 0.2
 
 def _library(candidate: str, runs: str | None = None) -> str:
     """The thread pool a candidate leaves behind: the framework's (its name's first word), or
-    for tconv's ``runs`` method the compiled kernels' (no spinning threads) or NumPy's BLAS
-    (OpenBLAS threads spin for a while after a GEMM)."""
-    library = candidate.split()[0]
-    if library == "tconv" and runs is not None:
-        return "tconv compiled" if runs == "fast_native" else "tconv numpy"
-    return library
+    for a tconv candidate (``"tconv METHOD"``; ``runs``: the method ``auto`` ran) the compiled
+    kernels' (no spinning threads) or NumPy's BLAS (OpenBLAS threads spin for a while after a
+    GEMM)."""
+    library, _, method = candidate.partition(" ")
+    if library != "tconv":
+        return library
+    return "tconv compiled" if (runs or method) == "fast_native" else "tconv numpy"
 
 
 def _by_library(candidates: dict[str, Callable], library: dict[str, str]) -> dict[str, Callable]:
@@ -270,9 +271,7 @@ def run(layers_: list[BenchLayer], *, dtypes=("float32", "float64"), methods=DEF
                 for name in candidates}
         if "tconv auto" in rows:
             rows["tconv auto"].runs = auto_runs(op, spec, np.dtype(dt))
-        library = {name: _library(name, rows[name].runs if name == "tconv auto"
-                                  else name.split()[1] if name.startswith("tconv ") else None)
-                   for name in candidates}
+        library = {name: _library(name, rows[name].runs) for name in candidates}
         candidates = _by_library(candidates, library)
         before = _settle_between_libraries(candidates, library)
         for name, fn in candidates.items():

@@ -107,7 +107,7 @@ def preference(operation: str, spec: ConvSpec, dtype=np.float32) -> Iterator[str
     """
     from . import REGISTRY
 
-    if native_wins(spec, dtype, operation):
+    if native_wins(spec, dtype):
         yield "fast_native"
     if operation != "conv_transpose":
         yield from ("im2col", "direct")
@@ -131,10 +131,9 @@ def preference(operation: str, spec: ConvSpec, dtype=np.float32) -> Iterator[str
     yield from rest + readable + ["scatter"]
 
 
-def native_wins(spec: ConvSpec, dtype, op: str = "conv_transpose") -> bool:
-    """Whether ``auto`` runs the compiled ``fast_native`` for ``op`` (``conv_transpose``,
-    ``conv`` or ``weight_grad``) on ``spec``: wherever the extension is built and takes the
-    compute dtype (``fast_native.supports``).
+def native_wins(spec: ConvSpec, dtype) -> bool:
+    """Whether ``auto`` runs the compiled ``fast_native`` on ``spec``, for every operation:
+    wherever the extension is built and takes the compute dtype (``fast_native.supports``).
 
     Measured side by side (docs/performance.md): its blocked kernels run the wide layers at
     the BLAS GEMM's rate and the narrow ones (32 channels, depthwise) far above it, where the
