@@ -180,7 +180,7 @@ def run(operation: str, a: np.ndarray, b: np.ndarray, spec: ConvSpec,
     chosen = methods.get(operation, need.method)
     ca, cb = (np.asarray(v).astype(compute, order="C", copy=False) for v in (a, b))
     if (chosen.sums_every_product(spec, compute)
-            and math.prod(memory.result_shape(operation, spec)) < a.size + b.size):
+            and math.prod(need.result_shape) < a.size + b.size):
         result = chosen.run(ca, cb, spec)
         if nonfinite.finite(result) or (nonfinite.finite(a) and nonfinite.finite(b)):
             return result.astype(dtype, copy=False)         # (or finite operands overflowed)
