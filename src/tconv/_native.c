@@ -629,8 +629,7 @@ static PyObject *depthwise(PyObject *self, PyObject *args)
 
 /* ---- finite(itemsize, data, count): whether count floats hold no NaN or infinity --------
  * One pass over the bits (an exponent of all ones is NaN or an infinity), four vectors of 64
- * bytes per step, then the tail one by one; the GIL is released, so that Python can scan two
- * halves in two threads. */
+ * bytes per step, then the tail one by one; the GIL is released. */
 typedef uint32_t vu32 __attribute__((vector_size(64)));
 typedef uint32_t uvu32 __attribute__((vector_size(64), aligned(4), may_alias));
 #define FINITE_FN(NAME, T, V, UV, EXP, ATTRIBUTE)                                              \
