@@ -64,8 +64,8 @@ def indicator_spec(operation: str, spec: ConvSpec) -> ConvSpec:
     for conv and weight_grad the same convolution of the already padded input (padding 0)."""
     if operation == "conv_transpose":
         return spec
-    return ConvSpec.forward(spec.input_shape[:2] + spec.padded_input_size, spec.weight_shape, stride=spec.stride,
-                            dilation=spec.dilation, groups=spec.groups,
+    return ConvSpec.forward(spec.input_shape[:2] + spec.padded_input_size, spec.weight_shape,
+                            stride=spec.stride, dilation=spec.dilation, groups=spec.groups,
                             output_padding=spec.output_padding)
 
 
